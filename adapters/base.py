@@ -1,0 +1,44 @@
+"""The Adapter contract every platform implements.
+
+Data flows one way: platform event -> adapter (normalize) -> core (decide, answer, log) ->
+adapter (send). Adapters never touch the database and the core never imports a platform SDK.
+Errors from a platform are raised as :class:`bot.errors.TransientPlatformError` (worth a retry)
+or :class:`bot.errors.PermanentPlatformError` (a person must act).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+from bot.events import InboundEvent, OutgoingMessage, SentMessage
+
+#: The core's entry point for normalized events. It never raises: errors are handled inside.
+EventSink = Callable[[InboundEvent], Awaitable[None]]
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """One platform connection."""
+
+    #: ``"console"``, ``"slack"``, ``"discord"``, ``"x"`` ... (also the ``--to`` name).
+    platform: str
+
+    async def start(self, sink: EventSink) -> None:
+        """Connect and begin delivering events to ``sink``; return once connected."""
+
+    async def stop(self) -> None:
+        """Stop receiving events and close connections. Idempotent."""
+
+    def is_connected(self) -> bool:
+        """Whether the platform connection is up (used by ``/readyz``)."""
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        """Post ``message`` and return the platform's id and URL for it."""
+
+    async def delete(self, sent: SentMessage) -> None:
+        """Delete a message the bot posted (announcement retraction).
+
+        Raises:
+            PermanentPlatformError: if the platform does not allow it.
+        """

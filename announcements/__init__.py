@@ -1,0 +1,1 @@
+"""Announcements: scheduling, per-platform rendering and delivery (see the announcements issue)."""

@@ -1,0 +1,109 @@
+"""Cross-cutting concerns as one chain, applied to every inbound event before the dispatcher.
+
+Each link is ``async (event, call_next) -> None``; a link drops an event by not calling
+``call_next``. Order matters: own messages first, then retried deliveries, then rate limits.
+Staff authorization lives with the commands (:mod:`bot.commands`) because it must be audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from bot.events import InboundEvent, IncomingMessage
+
+log = logging.getLogger(__name__)
+
+Next = Callable[[InboundEvent], Awaitable[None]]
+
+
+class Link(Protocol):
+    """One link of the chain."""
+
+    async def __call__(self, event: InboundEvent, call_next: Next) -> None: ...
+
+
+def build_chain(links: Sequence[Link], endpoint: Next) -> Next:
+    """Compose ``links`` around ``endpoint`` (the first link runs first)."""
+    handler = endpoint
+    for link in reversed(links):
+        handler = _bind(link, handler)
+    return handler
+
+
+def _bind(link: Link, call_next: Next) -> Next:
+    async def run(event: InboundEvent) -> None:
+        await link(event, call_next)
+
+    return run
+
+
+class IgnoreOwnMessages:
+    """Drop the bot's own messages and other bots' so two bots never talk in a loop."""
+
+    async def __call__(self, event: InboundEvent, call_next: Next) -> None:
+        if isinstance(event, IncomingMessage) and (event.is_own or event.author.is_bot):
+            return
+        await call_next(event)
+
+
+class DropDuplicates:
+    """Drop an event whose platform delivery id was seen recently (Slack and X retry)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._capacity = capacity
+
+    async def __call__(self, event: InboundEvent, call_next: Next) -> None:
+        if event.event_id:
+            key = (event.where.platform, event.event_id)
+            if key in self._seen:
+                log.info("duplicate event dropped platform=%s id=%s", *key)
+                return
+            self._seen[key] = None
+            if len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+        await call_next(event)
+
+
+class RateLimitQuestions:
+    """At most ``per_minute`` messages per user and platform; the rest are dropped quietly.
+
+    The first message over the limit gets one ``notify`` so the user knows why the bot went
+    quiet; the following ones are dropped without a reply to avoid amplifying a flood.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        notify: Callable[[IncomingMessage], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limit = per_minute
+        self._notify = notify
+        self._clock = clock
+        self._hits: dict[tuple[str, str], deque[float]] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    async def __call__(self, event: InboundEvent, call_next: Next) -> None:
+        if not isinstance(event, IncomingMessage) or event.where.platform in ("console", "cli"):
+            await call_next(event)
+            return
+        key = (event.where.platform, event.author.id)
+        now = self._clock()
+        hits = self._hits.setdefault(key, deque())
+        while hits and now - hits[0] >= 60:
+            hits.popleft()
+        if len(hits) >= self._limit:
+            if key not in self._warned:
+                self._warned.add(key)
+                await self._notify(event)
+            return
+        self._warned.discard(key)
+        hits.append(now)
+        if len(self._hits) > 50_000:
+            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < 60}
+        await call_next(event)

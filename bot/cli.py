@@ -1,0 +1,423 @@
+"""The ``foundation-bot`` command line.
+
+Handlers are configured here, once; library modules only create loggers. Every expected failure
+(bad config, unreachable database, invalid FAQ file) prints one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot import __version__
+from bot.answering import Knowledge
+from bot.config import Config, load_config
+from bot.dispatch import record_exchange
+from bot.errors import ConfigError, FaqImportError, FoundationBotError
+from bot.events import Author, Conversation, IncomingMessage
+from bot.faqfile import FaqRecord, Format, dump, guess_format, read_file, slugify, validate_records
+from bot.runtime import Runtime, prepare_database
+from bot.store.db import Database
+from bot.store.engagement import EngagementLog, LogFilter
+from bot.store.faq import FaqStore, to_record
+from bot.store.models import EngagementEvent
+
+log = logging.getLogger("bot.cli")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(FoundationBotError):
+    """A command-line argument is invalid."""
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """``24h``, ``7d``, ``30m``, ``2w``, an ISO date or an ISO date-time (UTC if no zone)."""
+    now = now or datetime.now(UTC)
+    relative = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", value)
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        minutes = {"m": 1, "h": 60, "d": 1440, "w": 10080}[unit] * amount
+        return now - timedelta(minutes=minutes)
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since: cannot read {value!r}; use e.g. 24h, 7d, 2026-01-31 or 2026-01-31T09:00"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _configure_logging(config: Config | None, quiet: bool, verbose: bool) -> None:
+    level = config.settings.bot.log_level if config else "INFO"
+    if quiet:
+        level = "WARNING"
+    if verbose:
+        level = "DEBUG"
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        force=True,
+    )
+    # SQLAlchemy's echo and aiohttp's access log are noisy at INFO; keep ours readable.
+    logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def _database(config: Config) -> Database:
+    return Database(config.settings.database.url, echo=config.settings.database.echo)
+
+
+async def _with_db(
+    config: Config, work: Callable[[Database], Awaitable[int]], *, prepare: bool = True
+) -> int:
+    db = _database(config)
+    try:
+        if prepare:
+            await prepare_database(db, config.settings)
+        return await work(db)
+    finally:
+        await db.close()
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+async def _run(config: Config, args: argparse.Namespace) -> int:
+    from adapters.console import ConsoleAdapter
+
+    adapters: list[Any] = []
+    settings = config.settings
+    console: ConsoleAdapter | None = None
+    if args.console:
+        console = ConsoleAdapter(
+            user=settings.console.user,
+            banner=(
+                f"{settings.bot.name} {__version__} — ask a question about the PyTorch "
+                "Foundation, or type /help. Ctrl-D quits."
+            ),
+        )
+        adapters.append(console)
+    adapters += _platform_adapters(config)
+    if not adapters:
+        raise UsageError(
+            "no adapter enabled: use --console, or enable slack, discord or x in the config"
+        )
+    runtime = Runtime(config, adapters)
+    if console is not None:
+        console._on_close = runtime.request_stop
+    await runtime.run()
+    return 0
+
+
+def _platform_adapters(config: Config) -> list[Any]:
+    """Adapters for the platforms enabled in config (added by the platform issues)."""
+    settings = config.settings
+    enabled = [name for name in ("slack", "discord", "x") if getattr(settings, name).enabled]
+    if enabled:
+        raise ConfigError(
+            f"config error: {', '.join(enabled)}: this version has no adapter for it yet; "
+            "set enabled = false"
+        )
+    return []
+
+
+# --- ask -------------------------------------------------------------------------------------
+
+
+async def _ask(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    async def work(db: Database) -> int:
+        settings = config.settings
+        knowledge = Knowledge(
+            FaqStore(db),
+            threshold=settings.answering.threshold,
+            more_info_url=settings.answering.more_info_url,
+            max_question_chars=settings.answering.max_question_chars,
+        )
+        await knowledge.reload()
+        engagement = EngagementLog(db)
+        questions: Any = (
+            [" ".join(args.question)] if args.question else (line.rstrip("\r\n") for line in stdin)
+        )
+        where = Conversation("cli", "cli", is_direct=True)
+        author = Author(id=args.user)
+        for number, question in enumerate(questions, start=1):
+            answer = knowledge.answer(question)
+            message = IncomingMessage(where, author, question, message_id=str(number))
+            await record_exchange(engagement, message, answer, uuid.uuid4().hex, None)
+            if args.json:
+                record = {
+                    "question": question,
+                    "answered": answer.answered,
+                    "answer": answer.text if answer.answered else None,
+                    "entry_id": answer.entry_id if answer.answered else None,
+                    "score": round(answer.score, 4),
+                }
+                stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                stdout.write(answer.text + "\n")
+                if not args.question:
+                    stdout.write("\n")
+            stdout.flush()
+        return 0
+
+    return await _with_db(config, work)
+
+
+# --- db --------------------------------------------------------------------------------------
+
+
+async def _db(config: Config, args: argparse.Namespace, stdout: TextIO) -> int:
+    async def work(db: Database) -> int:
+        await db.check()
+        if args.action == "upgrade":
+            await db.upgrade(args.revision)
+        elif args.action == "downgrade":
+            await db.downgrade(args.revision)
+        current = await db.current_revision()
+        stdout.write(
+            f"database at revision {current or 'base (empty)'} (head {Database.head_revision()})\n"
+        )
+        return 0
+
+    return await _with_db(config, work, prepare=False)
+
+
+# --- faq -------------------------------------------------------------------------------------
+
+
+async def _faq(config: Config, args: argparse.Namespace, stdout: TextIO) -> int:
+    async def work(db: Database) -> int:
+        store = FaqStore(db)
+        if args.action == "import":
+            path = Path(args.file)
+            records = read_file(path, args.format)
+            created, updated, deleted = await store.upsert(records, replace=args.replace)
+            stdout.write(
+                f"imported {len(records)} entries from {path}: {created} new, {updated} updated"
+                + (f", {deleted} deleted" if args.replace else "")
+                + "\n"
+            )
+        elif args.action == "export":
+            records = [to_record(e) for e in await store.all()]
+            fmt: Format = args.format or (
+                guess_format(Path(args.output)) if args.output else "toml"
+            )
+            text = dump(records, fmt)
+            if args.output:
+                await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+                stdout.write(f"exported {len(records)} entries to {args.output}\n")
+            else:
+                stdout.write(text)
+        elif args.action == "list":
+            for entry in await store.all():
+                stdout.write(f"{entry.id:>4}  {entry.slug:<40}  {entry.question}\n")
+        else:
+            raw: dict[str, Any] = {
+                "slug": args.slug or slugify(args.question),
+                "question": args.question,
+                "answer": args.answer,
+                "phrasings": args.phrasing,
+                "tags": args.tag,
+            }
+            if args.source_url:
+                raw["source_url"] = args.source_url
+            if args.as_of:
+                raw["as_of"] = args.as_of
+            record: FaqRecord = validate_records([raw])[0]
+            if any(e.slug == record.slug for e in await store.all()):
+                raise UsageError(f"an entry with slug '{record.slug}' exists; pass another --slug")
+            await store.upsert([record])
+            stdout.write(f"added entry '{record.slug}'\n")
+        return 0
+
+    return await _with_db(config, work)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+LOG_COLUMNS = (
+    "id",
+    "created_at",
+    "platform",
+    "channel",
+    "user",
+    "kind",
+    "text",
+    "faq_entry_id",
+    "announcement_id",
+    "score",
+    "url",
+)
+
+
+def _row(event: EngagementEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "created_at": event.created_at.isoformat(timespec="seconds"),
+        "platform": event.platform,
+        "channel": event.channel,
+        "user": event.user,
+        "kind": event.kind,
+        "text": event.text,
+        "faq_entry_id": event.faq_entry_id,
+        "announcement_id": event.announcement_id,
+        "score": None if event.score is None else round(event.score, 4),
+        "url": event.url,
+    }
+
+
+def _table(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
+    columns = ("id", "created_at", "platform", "channel", "user", "kind", "text")
+    widths = {"id": 6, "created_at": 25, "platform": 8, "channel": 12, "user": 14, "kind": 10}
+    out.write("  ".join(c.upper().ljust(widths.get(c, 0)) for c in columns).rstrip() + "\n")
+    for row in rows:
+        cells = []
+        for c in columns:
+            value = "" if row[c] is None else str(row[c])
+            value = " ".join(value.split())  # one line per event, whatever the text held
+            width = widths.get(c)
+            cells.append(value[:width].ljust(width) if width else value[:100])
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int:
+    flt = LogFilter(
+        since=parse_since(args.since) if args.since else None,
+        platform=args.platform,
+        kind=args.kind,
+        user=args.user,
+        limit=args.limit,
+    )
+
+    async def work(db: Database) -> int:
+        rows = [_row(e) for e in await EngagementLog(db).list(flt)]
+        if args.format == "json":
+            for row in rows:
+                stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif args.format == "csv":
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            stdout.write(buffer.getvalue())
+        else:
+            _table(rows, stdout)
+        return 0
+
+    return await _with_db(config, work)
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the CLI in the README)."""
+    parser = argparse.ArgumentParser(
+        prog="foundation-bot",
+        description="Announce a foundation's news and answer the community's questions.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", help="TOML config file (default: $FOUNDATION_BOT_CONFIG)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bot")
+    run.add_argument("--console", action="store_true", help="chat with the bot in this terminal")
+
+    ask = sub.add_parser("ask", help="answer questions from the FAQ (stdin: one per line)")
+    ask.add_argument("question", nargs="*", help="the question; omit to read stdin")
+    ask.add_argument("--json", action="store_true", help="one JSON object per question")
+    ask.add_argument("--user", default="cli", help="user id to log the questions under")
+
+    db = sub.add_parser("db", help="database migrations")
+    db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = db_sub.add_parser("downgrade", help="revert migrations (e.g. -1, base)")
+    down.add_argument("revision")
+    db_sub.add_parser("current", help="show the applied revision")
+
+    faq = sub.add_parser("faq", help="the knowledge store")
+    faq_sub = faq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = faq_sub.add_parser("import", help="create/update entries from a TOML or JSON file")
+    imp.add_argument("file")
+    imp.add_argument("--format", choices=("toml", "json"), help="default: from the extension")
+    imp.add_argument("--replace", action="store_true", help="also delete entries not in the file")
+    exp = faq_sub.add_parser("export", help="write every entry as TOML or JSON")
+    exp.add_argument("--format", choices=("toml", "json"))
+    exp.add_argument("-o", "--output", help="file to write (default: stdout)")
+    faq_sub.add_parser("list", help="one line per entry")
+    add = faq_sub.add_parser("add", help="add one entry")
+    add.add_argument("--question", required=True)
+    add.add_argument("--answer", required=True)
+    add.add_argument("--phrasing", action="append", default=[], help="repeatable")
+    add.add_argument("--tag", action="append", default=[], help="repeatable")
+    add.add_argument("--source-url")
+    add.add_argument("--as-of", help="YYYY-MM-DD")
+    add.add_argument("--slug", help="default: from the question")
+
+    logs = sub.add_parser("logs", help="engagement log for moderators")
+    logs.add_argument("--since", help="24h, 7d, 2026-01-31, 2026-01-31T09:00 ...")
+    logs.add_argument("--platform")
+    logs.add_argument("--kind", help="question, answer, declined, reaction, feedback, command, ...")
+    logs.add_argument("--user")
+    logs.add_argument("--limit", type=int)
+    logs.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> int:
+    """Entry point of ``foundation-bot`` and ``python -m bot``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    config: Config | None = None
+    try:
+        config = load_config(args.config)
+        quiet = args.command in ("ask", "logs", "faq", "db") or (
+            args.command == "run" and args.console
+        )
+        _configure_logging(config, quiet and not args.verbose, args.verbose)
+        coro: Coroutine[Any, Any, int]
+        if args.command == "run":
+            coro = _run(config, args)
+        elif args.command == "ask":
+            coro = _ask(config, args, stdin, stdout)
+        elif args.command == "db":
+            coro = _db(config, args, stdout)
+        elif args.command == "faq":
+            coro = _faq(config, args, stdout)
+        else:
+            coro = _logs(config, args, stdout)
+        return asyncio.run(coro)
+    except FaqImportError as exc:
+        sys.stderr.write(f"foundation-bot: {len(exc.problems)} problem(s), nothing changed:\n")
+        for problem in exc.problems:
+            sys.stderr.write(f"  {problem}\n")
+        return EXIT_ERROR
+    except UsageError as exc:
+        sys.stderr.write(f"foundation-bot: {exc}\n")
+        return EXIT_USAGE
+    except FoundationBotError as exc:
+        sys.stderr.write(f"foundation-bot: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

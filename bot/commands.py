@@ -1,0 +1,97 @@
+"""Slash commands: one router, staff authorization and an audit row for every command.
+
+Handlers receive the normalized :class:`~bot.events.SlashCommand` and return the reply text
+(shown only to the caller where the platform allows). A :class:`~bot.errors.CommandError`
+becomes a one-line explanation plus the usage; any other exception becomes a generic apology
+and a log entry, never a traceback in chat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.config import StaffSection
+from bot.errors import CommandError
+from bot.events import Author, SlashCommand
+from bot.store.engagement import AuditTrail
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[SlashCommand], Awaitable[str]]
+
+REFUSAL = "Sorry, only the comms staff can use /{name}. If you think you should, ask an admin."
+FAILURE = "Sorry, something went wrong on my side running that command; it has been logged."
+
+
+def is_staff(platform: str, author: Author, staff: StaffSection) -> bool:
+    """Whether ``author`` is comms staff on ``platform`` according to config."""
+    if platform in ("console", "cli"):
+        return author.id in staff.console_users
+    if platform == "slack":
+        return author.id in staff.slack_users or bool(author.roles & set(staff.slack_usergroups))
+    if platform == "discord":
+        return bool(author.roles & set(staff.discord_roles))
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A registered command."""
+
+    name: str
+    handler: Handler
+    staff_only: bool
+    summary: str
+
+
+class CommandRouter:
+    """Routes commands by name, checks staff rights, audits everything."""
+
+    def __init__(self, staff: StaffSection, audit: AuditTrail) -> None:
+        self._staff = staff
+        self._audit = audit
+        self._commands: dict[str, Command] = {}
+        self.register("help", self._help, staff_only=False, summary="list the commands")
+
+    def register(self, name: str, handler: Handler, *, staff_only: bool, summary: str) -> None:
+        """Add a command; ``name`` without the slash."""
+        self._commands[name] = Command(name, handler, staff_only, summary)
+
+    def names(self) -> list[str]:
+        """Registered command names."""
+        return sorted(self._commands)
+
+    async def _help(self, cmd: SlashCommand) -> str:
+        visible = [
+            c
+            for c in self._commands.values()
+            if not c.staff_only or is_staff(cmd.where.platform, cmd.author, self._staff)
+        ]
+        lines = [f"/{c.name} — {c.summary}" for c in sorted(visible, key=lambda c: c.name)]
+        lines.append("Or just ask me a question.")
+        return "\n".join(lines)
+
+    async def dispatch(self, cmd: SlashCommand) -> str:
+        """Run ``cmd`` and return the reply text. Never raises."""
+        actor = f"{cmd.where.platform}:{cmd.author.id}"
+        target = f"/{cmd.name} {cmd.text}".strip()
+        command = self._commands.get(cmd.name)
+        if command is None:
+            await self._audit.record(actor, "command", target, allowed=False, detail="unknown")
+            return f"Unknown command /{cmd.name}. Try /help."
+        if command.staff_only and not is_staff(cmd.where.platform, cmd.author, self._staff):
+            await self._audit.record(actor, "command", target, allowed=False, detail="not staff")
+            return REFUSAL.format(name=cmd.name)
+        try:
+            reply = await command.handler(cmd)
+        except CommandError as exc:
+            await self._audit.record(actor, "command", target, detail=f"rejected: {exc}")
+            return f"{exc}\n{exc.usage}".rstrip() if exc.usage else str(exc)
+        except Exception:
+            log.exception("command failed name=%s actor=%s", cmd.name, actor)
+            await self._audit.record(actor, "command", target, detail="internal error")
+            return FAILURE
+        await self._audit.record(actor, "command", target)
+        return reply

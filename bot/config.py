@@ -1,0 +1,300 @@
+"""Typed, frozen configuration, parsed once at start.
+
+Sources, in order of precedence: environment variables (secrets and
+``FOUNDATION_BOT_DATABASE_URL``), the TOML file (``--config PATH`` or
+``FOUNDATION_BOT_CONFIG``), then defaults. With no file at all the bot runs on SQLite in the
+working directory with the console adapter. Every key is documented in
+``config.example.toml``. Any problem raises :class:`~bot.errors.ConfigError` with one line
+naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    Strict,
+    ValidationError,
+    field_validator,
+)
+
+from bot.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///foundation-bot.db"
+CONFIG_ENV = "FOUNDATION_BOT_CONFIG"
+DATABASE_URL_ENV = "FOUNDATION_BOT_DATABASE_URL"
+
+
+#: TOML arrays arrive as lists; accept them for tuple fields while items stay strictly typed.
+Strs = Annotated[tuple[Annotated[str, Strict()], ...], Strict(False)]
+Ints = Annotated[tuple[Annotated[int, Strict()], ...], Strict(False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+class BotSection(_Section):
+    name: str = "foundation-bot"
+    timezone: str = "UTC"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Seconds in-flight replies get to finish on SIGTERM/SIGINT.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    _zone = field_validator("timezone")(_check_zone)
+
+
+class DatabaseSection(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    #: Apply pending Alembic migrations at start.
+    migrate_on_start: bool = True
+    echo: bool = False
+
+
+class AnsweringSection(_Section):
+    #: Confidence needed to answer; unset = the matcher's evaluated default.
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    #: Where a declined question is pointed to read more.
+    more_info_url: str = "https://ai.meta.com/blog/pytorch-foundation/"
+    #: Answer in a thread under the question where the platform has threads.
+    reply_in_thread: bool = True
+    #: Questions one user may ask per minute before the bot asks them to slow down.
+    per_user_per_minute: int = Field(default=6, ge=1)
+    #: Longest question considered; longer ones are declined with a message.
+    max_question_chars: int = Field(default=2000, ge=10)
+
+
+class KnowledgeSection(_Section):
+    #: "builtin" for the bundled PyTorch Foundation pack, or a path to a TOML/JSON FAQ file.
+    pack: str = "builtin"
+    #: Load the pack when the FAQ table is empty (first start).
+    load_on_first_start: bool = True
+
+
+class StaffSection(_Section):
+    console_users: Strs = ("console",)
+    slack_users: Strs = ()
+    slack_usergroups: Strs = ()
+    discord_roles: Strs = ()
+    #: Staff member id -> IANA zone, for reading and showing announcement times.
+    timezones: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timezones")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for zone in value.values():
+            _check_zone(zone)
+        return value
+
+
+class ConsoleSection(_Section):
+    #: The user id the terminal chat runs as (staff if listed in staff.console_users).
+    user: str = "console"
+
+
+class WebSection(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class SlackSection(_Section):
+    enabled: bool = False
+    mode: Literal["socket", "http"] = "socket"
+    api_url: str | None = None
+    bot_token_file: str | None = None
+    app_token_file: str | None = None
+    signing_secret_file: str | None = None
+    announce_channels: Strs = ()
+    moderators_channel: str | None = None
+
+
+class DiscordSection(_Section):
+    enabled: bool = False
+    api_url: str | None = None
+    gateway_url: str | None = None
+    token_file: str | None = None
+    announce_channels: Strs = ()
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Ints | None = None
+
+
+class XSection(_Section):
+    enabled: bool = False
+    api_url: str | None = None
+    api_key_file: str | None = None
+    api_secret_file: str | None = None
+    access_token_file: str | None = None
+    access_token_secret_file: str | None = None
+
+
+class Settings(_Section):
+    """The whole configuration."""
+
+    bot: BotSection = BotSection()
+    database: DatabaseSection = DatabaseSection()
+    answering: AnsweringSection = AnsweringSection()
+    knowledge: KnowledgeSection = KnowledgeSection()
+    staff: StaffSection = StaffSection()
+    console: ConsoleSection = ConsoleSection()
+    web: WebSection = WebSection()
+    slack: SlackSection = SlackSection()
+    discord: DiscordSection = DiscordSection()
+    x: XSection = XSection()
+
+
+#: (section, secret name) -> (environment variable, the ``*_file`` key in that section)
+SECRETS: dict[tuple[str, str], tuple[str, str]] = {
+    ("slack", "bot_token"): ("SLACK_BOT_TOKEN", "bot_token_file"),
+    ("slack", "app_token"): ("SLACK_APP_TOKEN", "app_token_file"),
+    ("slack", "signing_secret"): ("SLACK_SIGNING_SECRET", "signing_secret_file"),
+    ("discord", "token"): ("DISCORD_BOT_TOKEN", "token_file"),
+    ("x", "api_key"): ("X_API_KEY", "api_key_file"),
+    ("x", "api_secret"): ("X_API_SECRET", "api_secret_file"),
+    ("x", "access_token"): ("X_ACCESS_TOKEN", "access_token_file"),
+    ("x", "access_token_secret"): ("X_ACCESS_TOKEN_SECRET", "access_token_secret_file"),
+}
+
+
+def _required_secrets(settings: Settings) -> list[tuple[str, str]]:
+    needed: list[tuple[str, str]] = []
+    if settings.slack.enabled:
+        needed.append(("slack", "bot_token"))
+        needed.append(
+            ("slack", "app_token" if settings.slack.mode == "socket" else "signing_secret")
+        )
+    if settings.discord.enabled:
+        needed.append(("discord", "token"))
+    if settings.x.enabled:
+        needed += [
+            ("x", "api_key"),
+            ("x", "api_secret"),
+            ("x", "access_token"),
+            ("x", "access_token_secret"),
+        ]
+    return needed
+
+
+class Config:
+    """Settings plus the secrets they need, read once and never changed.
+
+    Secrets are kept as :class:`pydantic.SecretStr` so a stray ``repr`` or log line prints
+    ``**********`` instead of the value.
+    """
+
+    __slots__ = ("_secrets", "settings", "source")
+
+    def __init__(
+        self, settings: Settings, secrets: Mapping[tuple[str, str], SecretStr], source: str
+    ) -> None:
+        self.settings = settings
+        self._secrets = dict(secrets)
+        self.source = source
+
+    def secret(self, section: str, name: str) -> str:
+        """The secret's value; raises ConfigError naming the variable if it is not set."""
+        value = self._secrets.get((section, name))
+        if value is None:
+            env, key = SECRETS[(section, name)]
+            raise ConfigError(f"missing secret: set {env} or {section}.{key}")
+        return value.get_secret_value()
+
+    def has_secret(self, section: str, name: str) -> bool:
+        """Whether the secret is available."""
+        return (section, name) in self._secrets
+
+    def __repr__(self) -> str:
+        return f"Config(source={self.source!r}, secrets={sorted(k[1] for k in self._secrets)})"
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"config error in {source}: unknown key '{key}'"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"config error in {source}: '{key}': {message}"
+
+
+def _read_secrets(
+    settings: Settings, environ: Mapping[str, str], base: Path
+) -> dict[tuple[str, str], SecretStr]:
+    found: dict[tuple[str, str], SecretStr] = {}
+    for (section, name), (env, file_key) in SECRETS.items():
+        path_value = getattr(getattr(settings, section), file_key)
+        if environ.get(env):
+            found[(section, name)] = SecretStr(environ[env].strip())
+        elif path_value:
+            path = (base / path_value).expanduser()
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"config error: '{section}.{file_key}': cannot read {path}: {exc.strerror}"
+                ) from exc
+            if text:
+                found[(section, name)] = SecretStr(text)
+    for section, name in _required_secrets(settings):
+        if (section, name) not in found:
+            env, file_key = SECRETS[(section, name)]
+            raise ConfigError(
+                f"config error: {section}.enabled is true but the secret {section}.{name} is "
+                f"missing: set {env} or '{section}.{file_key}'"
+            )
+    return found
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read and validate the configuration.
+
+    Args:
+        path: TOML file; ``None`` falls back to ``$FOUNDATION_BOT_CONFIG``, then to defaults.
+        environ: Environment to read (defaults to ``os.environ``).
+
+    Raises:
+        ConfigError: one line naming the offending key.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    chosen = path if path is not None else env.get(CONFIG_ENV) or None
+    source = "defaults"
+    base = Path.cwd()
+    if chosen is not None:
+        file = Path(chosen)
+        source = str(file)
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config error: file not found: {file}") from exc
+        except OSError as exc:
+            raise ConfigError(f"config error: cannot read {file}: {exc.strerror}") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config error in {file}: not valid TOML: {exc}") from exc
+        base = file.resolve().parent
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+    if env.get(DATABASE_URL_ENV):
+        database = settings.database.model_copy(update={"url": env[DATABASE_URL_ENV]})
+        settings = settings.model_copy(update={"database": database})
+    return Config(settings, _read_secrets(settings, env, base), source)

@@ -1,0 +1,54 @@
+"""The project's exception tree.
+
+Every error the bot raises on purpose derives from :class:`FoundationBotError`. Platform SDK
+errors are translated into :class:`TransientPlatformError` or :class:`PermanentPlatformError`
+at the adapter boundary (``raise ... from exc``), so the core never inspects SDK exceptions.
+"""
+
+from __future__ import annotations
+
+
+class FoundationBotError(Exception):
+    """Root of every error foundation-bot raises on purpose."""
+
+
+class ConfigError(FoundationBotError):
+    """The configuration is invalid; the message is one line naming the key."""
+
+
+class StoreError(FoundationBotError):
+    """The database is unreachable or in an unexpected state."""
+
+
+class FaqImportError(FoundationBotError):
+    """An FAQ file failed validation; ``problems`` lists every error with its entry number."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class CommandError(FoundationBotError):
+    """A chat command was malformed; the message is shown to the user as is, with usage."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class PlatformError(FoundationBotError):
+    """A platform refused or failed a request."""
+
+    def __init__(self, platform: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{platform}: {message}")
+        self.platform = platform
+        self.reason = message
+        self.retry_after = retry_after
+
+
+class TransientPlatformError(PlatformError):
+    """Worth retrying later: rate limits, 5xx, timeouts, connection errors."""
+
+
+class PermanentPlatformError(PlatformError):
+    """Retrying cannot help: bad credentials, missing permission, content rejected."""

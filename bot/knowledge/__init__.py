@@ -1,0 +1,1 @@
+"""The bundled knowledge pack (``pytorch_foundation.toml``)."""

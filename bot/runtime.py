@@ -1,0 +1,202 @@
+"""The one asyncio runtime: owns the store, the matcher, the command router, the scheduler and
+the web server, and starts and stops the adapters.
+
+Shutdown order (SIGTERM/SIGINT or the console closing): stop accepting events, let in-flight
+replies finish (up to ``bot.shutdown_grace_seconds``), stop the adapters, the scheduler and the
+web server, then close the database. Every database write is one transaction, so nothing is
+left half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from datetime import UTC
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from adapters.base import Adapter
+from bot.answering import Knowledge
+from bot.chain import DropDuplicates, IgnoreOwnMessages, RateLimitQuestions, build_chain
+from bot.commands import CommandRouter
+from bot.config import Config, Settings
+from bot.dispatch import Dispatcher, Outbox
+from bot.errors import StoreError
+from bot.events import InboundEvent
+from bot.faqfile import FaqRecord, builtin_pack, read_file
+from bot.store.db import Database
+from bot.store.engagement import AuditTrail, EngagementLog
+from bot.store.faq import FaqStore
+from bot.web import WebServer, build_app
+
+log = logging.getLogger(__name__)
+
+
+def _pack(settings: Settings) -> list[FaqRecord]:
+    if settings.knowledge.pack == "builtin":
+        return builtin_pack()
+    return read_file(Path(settings.knowledge.pack))
+
+
+async def prepare_database(db: Database, settings: Settings) -> None:
+    """Check the database, apply migrations and load the knowledge pack on first start.
+
+    Raises:
+        StoreError: unreachable database, or a schema older than the code with migrations off.
+    """
+    await db.check()
+    if settings.database.migrate_on_start:
+        await db.upgrade()
+    else:
+        current, head = await db.current_revision(), Database.head_revision()
+        if current != head:
+            raise StoreError(
+                f"database schema is at {current or 'empty'} but this version needs {head}: "
+                "run `foundation-bot db upgrade`"
+            )
+    faq = FaqStore(db)
+    if settings.knowledge.load_on_first_start and await faq.count() == 0:
+        created, _, _ = await faq.upsert(_pack(settings))
+        log.info("knowledge pack loaded entries=%d", created)
+
+
+class Runtime:
+    """Everything the running bot owns, wired explicitly."""
+
+    def __init__(
+        self, config: Config, adapters: Sequence[Adapter], *, database: Database | None = None
+    ) -> None:
+        settings = config.settings
+        self.config = config
+        self.db = database or Database(settings.database.url, echo=settings.database.echo)
+        self.faq = FaqStore(self.db)
+        self.engagement = EngagementLog(self.db)
+        self.audit = AuditTrail(self.db)
+        self.knowledge = Knowledge(
+            self.faq,
+            threshold=settings.answering.threshold,
+            more_info_url=settings.answering.more_info_url,
+            max_question_chars=settings.answering.max_question_chars,
+        )
+        self.router = CommandRouter(settings.staff, self.audit)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.adapters = {a.platform: a for a in adapters}
+        self.outbox = Outbox(self.adapters)
+        moderators = (
+            {"slack": settings.slack.moderators_channel}
+            if settings.slack.moderators_channel
+            else {}
+        )
+        self.dispatcher = Dispatcher(
+            knowledge=self.knowledge,
+            engagement=self.engagement,
+            router=self.router,
+            outbox=self.outbox,
+            reply_in_thread=settings.answering.reply_in_thread,
+            moderator_channels=moderators,
+        )
+        self._chain = build_chain(
+            [
+                IgnoreOwnMessages(),
+                DropDuplicates(),
+                RateLimitQuestions(
+                    settings.answering.per_user_per_minute, self.dispatcher.slow_down
+                ),
+            ],
+            self.dispatcher,
+        )
+        self.web: WebServer | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._accepting = False
+        self._stop_requested: asyncio.Event | None = None
+        self._started: list[Adapter] = []
+
+    async def start(self) -> None:
+        """Prepare the store, then start the scheduler, the web server and the adapters."""
+        settings = self.config.settings
+        await prepare_database(self.db, settings)
+        await self.knowledge.reload()
+        self.scheduler.start()
+        if settings.web.enabled:
+            server = WebServer(
+                build_app(self.db.check, self.adapters), settings.web.host, settings.web.port
+            )
+            try:
+                await server.start()
+                self.web = server
+            except OSError as exc:
+                log.error(
+                    "web server not started: cannot listen on %s:%s (%s)",
+                    settings.web.host,
+                    settings.web.port,
+                    exc.strerror,
+                )
+        self._accepting = True
+        for adapter in self.adapters.values():
+            await adapter.start(self.handle)
+            self._started.append(adapter)
+            log.info("adapter started platform=%s", adapter.platform)
+
+    async def handle(self, event: InboundEvent) -> None:
+        """The sink adapters deliver events to. Never raises.
+
+        The work runs in its own task, shielded from the adapter's cancellation, so a reply that
+        has started is finished during a graceful shutdown.
+        """
+        if not self._accepting:
+            return
+        task = asyncio.create_task(self._process(event))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        await asyncio.shield(task)
+
+    async def _process(self, event: InboundEvent) -> None:
+        try:
+            await self._chain(event)
+        except StoreError as exc:
+            log.error("event dropped: %s", exc)
+        except Exception:
+            log.exception("event handling failed platform=%s", event.where.platform)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to shut down (signal handlers and the console call this)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT or :meth:`request_stop`, then stop gracefully."""
+        self._stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stop_requested.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Graceful shutdown; safe to call more than once."""
+        self._accepting = False
+        if self._inflight:
+            grace = self.config.settings.bot.shutdown_grace_seconds
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            if pending:
+                log.warning("shutdown: %d replies did not finish in %ss", len(pending), grace)
+        for adapter in reversed(self._started):
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("adapter stop failed platform=%s", adapter.platform)
+        self._started.clear()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
+        await self.db.close()

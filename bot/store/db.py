@@ -1,0 +1,159 @@
+"""The async database: engine, sessions and migrations.
+
+Any SQLAlchemy async URL works; ``sqlite+aiosqlite`` (the embedded default) and
+``postgresql+asyncpg`` are supported and tested. Connection failures surface as
+:class:`~bot.errors.StoreError` with the URL's password hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from bot.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, fit for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the dashboard read while the bot writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def alembic_config(url: str | None = None) -> AlembicConfig:
+    """An Alembic config pointing at the bundled ``migrations`` package."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("migrations")))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+class Database:
+    """Owns the engine and hands out sessions."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        try:
+            parsed = make_url(url)
+            kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+            if parsed.get_backend_name() != "sqlite":
+                kwargs["pool_size"] = 10
+            self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise StoreError(f"invalid database URL {safe_url(url)}: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on success, rolled back on error.
+
+        Raises:
+            StoreError: the database cannot be reached (constraint violations and other
+                errors about the data itself propagate unchanged).
+        """
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
+            raise StoreError(self._unreachable(exc)) from exc
+
+    async def check(self) -> None:
+        """Raise StoreError unless the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(self._unreachable(exc)) from exc
+
+    def _unreachable(self, exc: BaseException) -> str:
+        reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        first = (
+            str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+        )
+        return f"cannot reach the database at {safe_url(self.url)}: {first}"
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to ``revision``."""
+        await self._alembic(lambda cfg: command.upgrade(cfg, revision))
+
+    async def downgrade(self, revision: str) -> None:
+        """Revert migrations down to ``revision`` (``base`` for an empty database)."""
+        await self._alembic(lambda cfg: command.downgrade(cfg, revision))
+
+    async def current_revision(self) -> str | None:
+        """The applied revision, or None for an empty database."""
+
+        def read(conn: Connection) -> str | None:
+            return MigrationContext.configure(conn).get_current_revision()
+
+        try:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(read)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(self._unreachable(exc)) from exc
+
+    @staticmethod
+    def head_revision() -> str | None:
+        """The newest revision the code ships."""
+        return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    async def _alembic(self, run: Any) -> None:
+        cfg = alembic_config()
+
+        def apply(conn: Connection) -> None:
+            cfg.attributes["connection"] = conn
+            run(cfg)
+
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(apply)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(self._unreachable(exc)) from exc
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        await self.engine.dispose()

@@ -1,0 +1,244 @@
+"""The engagement log, the moderators' review queue and the bot's threads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.db import Database
+from bot.store.models import AuditLog, BotThread, Delivery, EngagementEvent, ReviewItem
+
+#: Longest text kept per event; the rest is cut (a 10,000-character message is still logged).
+MAX_LOGGED_CHARS = 4000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
+    """Text safe for every backend: no control characters (PostgreSQL rejects NUL), bounded."""
+    if text is None:
+        return None
+    cleaned = _CONTROL.sub("", text)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+@dataclass(slots=True)
+class Event:
+    """One engagement event to record (the columns of :class:`EngagementEvent`)."""
+
+    platform: str
+    kind: str
+    channel: str | None = None
+    user: str | None = None
+    text: str | None = None
+    faq_entry_id: int | None = None
+    announcement_id: int | None = None
+    score: float | None = None
+    message_id: str | None = None
+    thread_id: str | None = None
+    url: str | None = None
+    ref: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> EngagementEvent:
+        """The ORM row for this event."""
+        return EngagementEvent(
+            platform=self.platform,
+            kind=self.kind,
+            channel=self.channel,
+            user=self.user,
+            text=clean_text(self.text),
+            faq_entry_id=self.faq_entry_id,
+            announcement_id=self.announcement_id,
+            score=self.score,
+            message_id=self.message_id,
+            thread_id=self.thread_id,
+            url=self.url,
+            ref=self.ref,
+            detail=self.detail,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Which engagement events to list."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    platform: str | None = None
+    kind: str | None = None
+    user: str | None = None
+    channel: str | None = None
+    limit: int | None = None
+
+
+class EngagementLog:
+    """Writes and reads engagement events, review items and bot threads."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, *events: Event, review: ReviewItem | None = None) -> list[int]:
+        """Store events (and optionally a review item linked to the first) in one transaction."""
+        async with self._db.session() as session:
+            return await self.record_in(session, *events, review=review)
+
+    @staticmethod
+    async def record_in(
+        session: AsyncSession, *events: Event, review: ReviewItem | None = None
+    ) -> list[int]:
+        """Like :meth:`record`, inside the caller's transaction."""
+        rows = [e.row() for e in events]
+        session.add_all(rows)
+        await session.flush()
+        if review is not None:
+            review.engagement_id = rows[0].id if rows else None
+            review.question = clean_text(review.question) or ""
+            session.add(review)
+        return [r.id for r in rows]
+
+    async def list(self, flt: LogFilter) -> Sequence[EngagementEvent]:
+        """Events matching ``flt``, oldest first."""
+        stmt = select(EngagementEvent).order_by(EngagementEvent.created_at, EngagementEvent.id)
+        if flt.since is not None:
+            stmt = stmt.where(EngagementEvent.created_at >= flt.since)
+        if flt.until is not None:
+            stmt = stmt.where(EngagementEvent.created_at < flt.until)
+        if flt.platform:
+            stmt = stmt.where(EngagementEvent.platform == flt.platform)
+        if flt.kind:
+            stmt = stmt.where(EngagementEvent.kind == flt.kind)
+        if flt.user:
+            stmt = stmt.where(EngagementEvent.user == flt.user)
+        if flt.channel:
+            stmt = stmt.where(EngagementEvent.channel == flt.channel)
+        if flt.limit:
+            stmt = stmt.limit(flt.limit)
+        async with self._db.session() as session:
+            return (await session.scalars(stmt)).all()
+
+    async def get(self, event_id: int) -> EngagementEvent | None:
+        """One event by id."""
+        async with self._db.session() as session:
+            return await session.get(EngagementEvent, event_id)
+
+    async def open_reviews(self) -> Sequence[ReviewItem]:
+        """The moderators' queue: unresolved review items, oldest first."""
+        async with self._db.session() as session:
+            stmt = select(ReviewItem).where(ReviewItem.status == "open").order_by(ReviewItem.id)
+            return (await session.scalars(stmt)).all()
+
+    async def remember_thread(
+        self, platform: str, channel: str, thread_id: str, announcement_id: int | None = None
+    ) -> None:
+        """Mark a thread as the bot's, so follow-ups there are answered without a mention."""
+        try:
+            async with self._db.session() as session:
+                session.add(
+                    BotThread(
+                        platform=platform,
+                        channel=channel,
+                        thread_id=thread_id,
+                        announcement_id=announcement_id,
+                    )
+                )
+        except IntegrityError:
+            pass  # already known: the unique constraint makes this idempotent
+
+    async def find_thread(self, platform: str, channel: str, thread_id: str) -> BotThread | None:
+        """The bot thread with this id, if the bot started or answered in it."""
+        async with self._db.session() as session:
+            stmt = select(BotThread).where(
+                BotThread.platform == platform,
+                BotThread.channel == channel,
+                BotThread.thread_id == thread_id,
+            )
+            return (await session.scalars(stmt)).first()
+
+    async def find_bot_message(self, platform: str, message_id: str) -> BotMessage | None:
+        """The announcement or answer a platform message id belongs to, if it is the bot's."""
+        async with self._db.session() as session:
+            return await _find_bot_message(session, platform, message_id)
+
+    async def question_for(self, ref: str) -> EngagementEvent | None:
+        """The question event behind an answer's feedback token."""
+        async with self._db.session() as session:
+            stmt = select(EngagementEvent).where(
+                EngagementEvent.ref == ref, EngagementEvent.kind == "question"
+            )
+            return (await session.scalars(stmt)).first()
+
+
+class AuditTrail:
+    """Who did what."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(
+        self,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        *,
+        allowed: bool = True,
+        detail: str | None = None,
+    ) -> None:
+        """Append one audit row."""
+        async with self._db.session() as session:
+            session.add(
+                AuditLog(
+                    actor=actor,
+                    action=action,
+                    target=clean_text(target, 1000),
+                    allowed=allowed,
+                    detail=clean_text(detail, 2000),
+                )
+            )
+
+    async def list(self, limit: int = 100) -> Sequence[AuditLog]:
+        """The newest rows first."""
+        async with self._db.session() as session:
+            stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+            return (await session.scalars(stmt)).all()
+
+
+@dataclass(frozen=True, slots=True)
+class BotMessage:
+    """What a platform message id of the bot's points at."""
+
+    announcement_id: int | None
+    faq_entry_id: int | None
+    ref: str | None
+
+
+async def _find_bot_message(
+    session: AsyncSession, platform: str, message_id: str
+) -> BotMessage | None:
+    delivery = (
+        await session.execute(
+            select(Delivery.announcement_id).where(
+                Delivery.platform == platform, Delivery.external_id == message_id
+            )
+        )
+    ).first()
+    if delivery is not None:
+        return BotMessage(delivery[0], None, None)
+    answer = (
+        await session.scalars(
+            select(EngagementEvent).where(
+                EngagementEvent.platform == platform,
+                EngagementEvent.kind.in_(("answer", "declined")),
+                EngagementEvent.message_id == message_id,
+            )
+        )
+    ).first()
+    if answer is not None:
+        return BotMessage(answer.announcement_id, answer.faq_entry_id, answer.ref)
+    return None

@@ -1,0 +1,92 @@
+"""Shared fixtures: a fresh database per test on SQLite and, where configured, PostgreSQL.
+
+PostgreSQL tests read ``FOUNDATION_BOT_TEST_POSTGRES_URL``. Under CI (``CI=true``) a missing
+URL fails the test instead of skipping it, so the PostgreSQL half can never silently vanish.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.config import Config, Settings
+from bot.store.db import Database
+
+PG_ENV = "FOUNDATION_BOT_TEST_POSTGRES_URL"
+
+
+def postgres_url_or_skip() -> str:
+    """The PostgreSQL test URL; fails under CI and skips elsewhere when it is not set."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{PG_ENV} must be set under CI")
+        pytest.skip(f"{PG_ENV} not set")
+    return url
+
+
+def _admin_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_pg_database(url: str) -> str:
+    """Create an empty database next to ``url``'s and return its URL."""
+    name = f"fbtest_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(_admin_dsn(url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop a database made by :func:`create_pg_database`."""
+    name = make_url(url).database
+    admin = make_url(url).set(database="postgres")
+    conn = await asyncpg.connect(_admin_dsn(admin.render_as_string(hide_password=False)))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database URL, once per backend."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        return
+    url = await create_pg_database(postgres_url_or_skip())
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    """An empty SQLite database URL (for tests whose subject is not the backend)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each backend."""
+    db = Database(db_url)
+    await db.upgrade()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def make_config(**sections: dict[str, object]) -> Config:
+    """A Config from keyword sections, e.g. ``make_config(web={"enabled": False})``."""
+    return Config(Settings.model_validate(sections), {}, "test")

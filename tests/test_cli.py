@@ -1,0 +1,192 @@
+"""The command line: ask, faq import/export/list/add, logs, db, run --console."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main, parse_since
+
+
+class CLI:
+    """Runs ``foundation-bot`` in-process against one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(self, *args: str, stdin: str = "") -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        old_env = os.environ.get("FOUNDATION_BOT_DATABASE_URL")
+        os.environ["FOUNDATION_BOT_DATABASE_URL"] = self.url
+        old_err, sys.stderr = sys.stderr, err
+        try:
+            code = main(list(args), stdin=io.StringIO(stdin), stdout=out)
+        finally:
+            sys.stderr = old_err
+            if old_env is None:
+                del os.environ["FOUNDATION_BOT_DATABASE_URL"]
+            else:
+                os.environ["FOUNDATION_BOT_DATABASE_URL"] = old_env
+        return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def cli(db_url: str) -> CLI:
+    return CLI(db_url)
+
+
+def test_ask_json_answers_and_declines(cli: CLI) -> None:
+    code, out, _ = cli("ask", "--json", "who sits on the pytorch foundation board?")
+    assert code == 0
+    record = json.loads(out)
+    assert set(record) == {"question", "answered", "answer", "entry_id", "score"}
+    assert record["answered"] is True and "Nvidia" in record["answer"]
+    assert isinstance(record["entry_id"], int) and 0 < record["score"] <= 1
+    code, out, _ = cli("ask", "--json", "what's the weather like in Berlin?")
+    declined = json.loads(out)
+    assert declined["answered"] is False and declined["answer"] is None
+
+
+def test_ask_reads_one_question_per_line_and_logs_each(cli: CLI) -> None:
+    code, out, _ = cli("ask", "--json", stdin="who announced it?\n\nis it still open source?\n")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [r["question"] for r in lines] == ["who announced it?", "", "is it still open source?"]
+    assert lines[1]["answered"] is False
+    code, out, _ = cli("logs", "--platform", "cli", "--kind", "question", "--format", "json")
+    assert [json.loads(line)["text"] for line in out.splitlines()] == [
+        "who announced it?", "", "is it still open source?",
+    ]
+
+
+def test_faq_export_import_round_trip_and_list(cli: CLI, tmp_path: Path) -> None:
+    for fmt in ("toml", "json"):
+        path = tmp_path / f"faq.{fmt}"
+        assert cli("faq", "export", "-o", str(path))[0] == 0
+        code, out, _ = cli("faq", "import", str(path))
+        assert code == 0 and "0 new, 0 updated" in out
+        again = tmp_path / f"again.{fmt}"
+        cli("faq", "export", "-o", str(again))
+        assert again.read_text() == path.read_text()
+    code, out, _ = cli("faq", "list")
+    assert len(out.splitlines()) >= 25
+
+
+def test_faq_import_bad_file_reports_every_error_and_changes_nothing(
+    cli: CLI, tmp_path: Path
+) -> None:
+    before = cli("faq", "export", "--format", "json")[1]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[entry]]\nslug = "new-one"\nquestion = "New?"\nanswer = "Yes."\n\n'
+        '[[entry]]\nslug = "governing-board"\nquestion = "Changed?"\nanswer = "changed"\n\n'
+        '[[entry]]\nquestion = ""\nanswer = 3\n',
+        encoding="utf-8",
+    )
+    code, _, err = cli("faq", "import", str(bad))
+    assert code == 1
+    assert "nothing changed" in err
+    assert "entry 3: 'question' is empty" in err and "entry 3: 'answer' must be a string" in err
+    assert cli("faq", "export", "--format", "json")[1] == before
+
+
+def test_faq_add_makes_the_bot_answer_it(cli: CLI) -> None:
+    code, out, _ = cli(
+        "faq", "add", "--question", "Where is the foundation's mascot kept?",
+        "--answer", "In the torch cabinet.", "--phrasing", "where does the mascot live",
+        "--phrasing", "mascot location", "--tag", "fun",
+    )
+    assert code == 0, out
+    record = json.loads(cli("ask", "--json", "where is the mascot kept?")[1])
+    assert record["answered"] and record["answer"].startswith("In the torch cabinet.")
+    code, _, err = cli("faq", "add", "--question", "Where is the foundation's mascot kept?",
+                       "--answer", "dup")
+    assert code == 2 and "exists" in err
+
+
+def test_logs_filters_and_formats(cli: CLI) -> None:
+    cli("ask", "who is on the board?")
+    cli("ask", "--user", "someone", "tell me a joke")
+    code, out, _ = cli("logs", "--format", "csv", "--kind", "declined")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 1 and rows[0]["kind"] == "declined"
+    code, out, _ = cli("logs", "--user", "someone")
+    assert code == 0 and out.splitlines()[0].startswith("ID") and len(out.splitlines()) == 2
+    assert cli("logs", "--since", "1h", "--format", "json")[1].count("\n") == 4
+    assert cli("logs", "--since", "2999-01-01")[1].count("\n") == 1
+    code, _, err = cli("logs", "--since", "last tuesdayish")
+    assert code == 2 and "--since" in err
+
+
+def test_parse_since() -> None:
+    now = datetime(2026, 1, 10, 12, tzinfo=UTC)
+    assert parse_since("2d", now) == datetime(2026, 1, 8, 12, tzinfo=UTC)
+    assert parse_since("2026-01-01", now) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_unreachable_database_is_one_line_not_a_traceback() -> None:
+    cli = CLI("postgresql+asyncpg://nobody:hunter2@127.0.0.1:1/none")
+    code, out, err = cli("ask", "who is on the board?")
+    assert code == 1
+    assert err.startswith("foundation-bot: cannot reach the database")
+    assert "hunter2" not in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_malformed_config_is_one_line(tmp_path: Path, sqlite_url: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[answering]\nthreshhold = 0.5\n", encoding="utf-8")
+    code, _, err = CLI(sqlite_url)("--config", str(config), "ask", "hi")
+    assert code == 1 and "unknown key 'answering.threshhold'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_db_upgrade_reports_revision(cli: CLI) -> None:
+    code, out, _ = cli("db", "upgrade")
+    assert code == 0 and "database at revision" in out
+    code, out, _ = cli("db", "downgrade", "base")
+    assert "base (empty)" in out
+
+
+def _installed_script() -> str:
+    script = shutil.which("foundation-bot")
+    if script is None:
+        pytest.fail("the foundation-bot script is not installed: pip install -e '.[dev]'")
+    return script
+
+
+def test_smoke_installed_ask_json_subprocess(tmp_path: Path) -> None:
+    env = {**os.environ, "FOUNDATION_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/s.db"}
+    result = subprocess.run(
+        [_installed_script(), "ask", "--json"],
+        input="who is on the pytorch foundation board?\ntell me a joke\n",
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answered, declined = (json.loads(line) for line in result.stdout.splitlines())
+    assert answered["answered"] and not declined["answered"]
+
+
+def test_run_console_chat_in_a_subprocess(tmp_path: Path) -> None:
+    """A newcomer's first run: SQLite in the working directory, no config, no account."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDATION_BOT")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--console"],
+        input="who is on the board?\n/help\n/announce list\nwhat is the weather?\n",
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Nvidia" in result.stdout
+    assert "/help" in result.stdout
+    assert "won't guess" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (tmp_path / "foundation-bot.db").exists()

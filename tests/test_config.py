@@ -1,0 +1,87 @@
+"""Configuration: defaults, validation messages, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_DATABASE_URL, load_config
+from bot.errors import ConfigError
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_no_config_runs_on_sqlite_in_working_directory() -> None:
+    config = load_config(environ={})
+    assert config.settings.database.url == DEFAULT_DATABASE_URL
+    assert config.source == "defaults"
+
+
+def test_database_url_from_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "sqlite+aiosqlite:///file.db"\n')
+    env = {"FOUNDATION_BOT_DATABASE_URL": "postgresql+asyncpg://u@h/db"}
+    assert load_config(path, environ=env).settings.database.url == "postgresql+asyncpg://u@h/db"
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[bot]\nname = "pt-bot"\n')
+    config = load_config(environ={"FOUNDATION_BOT_CONFIG": str(path)})
+    assert config.settings.bot.name == "pt-bot"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("[slack]\ntokn = 1\n", "unknown key 'slack.tokn'"),
+        ("[nonsense]\na = 1\n", "unknown key 'nonsense'"),
+        ('[web]\nport = "eighty"\n', "'web.port'"),
+        ("[web]\nport = 70000\n", "'web.port'"),
+        ('[bot]\ntimezone = "Mars/Olympus"\n', "unknown time zone 'Mars/Olympus'"),
+        ("[answering]\nthreshold = 2.0\n", "'answering.threshold'"),
+        ("[bot\nname=1", "not valid TOML"),
+    ],
+)
+def test_bad_config_fails_with_one_line_naming_the_key(
+    tmp_path: Path, body: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, body), environ={})
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_enabled_adapter_without_secret_names_the_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "[discord]\nenabled = true\n")
+    with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
+        load_config(path, environ={})
+
+
+def test_secret_from_environment_or_file_is_never_in_repr(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cr3t-from-file\n", encoding="utf-8")
+    path = write(tmp_path, '[discord]\nenabled = true\ntoken_file = "token"\n')
+    config = load_config(path, environ={})
+    assert config.secret("discord", "token") == "s3cr3t-from-file"
+    assert "s3cr3t" not in repr(config)
+    env_config = load_config(path, environ={"DISCORD_BOT_TOKEN": "from-env"})
+    assert env_config.secret("discord", "token") == "from-env"
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    example = Path(__file__).parent.parent / "config.example.toml"
+    config = load_config(example, environ={})
+    text = example.read_text(encoding="utf-8")
+    for section_name, section in config.settings:
+        for key in type(section).model_fields:
+            assert f"{key} =" in text or f"# {key} =" in text, f"{section_name}.{key} undocumented"
