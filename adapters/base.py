@@ -23,6 +23,9 @@ class Adapter(Protocol):
 
     #: ``"console"``, ``"slack"``, ``"discord"``, ``"x"`` ... (also the ``--to`` name).
     platform: str
+    #: Where announcements go on this platform (channel ids; X: the account timeline).
+    #: Empty = this adapter does not post announcements.
+    announce_channels: tuple[str, ...]
 
     async def start(self, sink: EventSink) -> None:
         """Connect and begin delivering events to ``sink``; return once connected."""

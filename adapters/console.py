@@ -26,12 +26,14 @@ from bot.events import (
 )
 
 CHANNEL = "terminal"
+ANNOUNCEMENTS = "announcements"
 
 
 class ConsoleAdapter:
     """Chat with the bot in a terminal."""
 
     platform = "console"
+    announce_channels = (ANNOUNCEMENTS,)
 
     def __init__(
         self,

@@ -19,8 +19,15 @@ from bot.events import InboundEvent, OutgoingMessage, SentMessage
 class MemoryAdapter:
     """Records sends; optionally slow or failing."""
 
-    def __init__(self, platform: str = "memory", *, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        platform: str = "memory",
+        *,
+        latency: float = 0.0,
+        announce_channels: tuple[str, ...] = ("news",),
+    ) -> None:
         self.platform = platform
+        self.announce_channels = announce_channels
         self.latency = latency
         self.sent: list[OutgoingMessage] = []
         self.deleted: list[SentMessage] = []

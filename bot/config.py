@@ -145,6 +145,37 @@ class XSection(_Section):
     access_token_secret_file: str | None = None
 
 
+class AnnouncementsSection(_Section):
+    #: A second staff member must /announce approve before an announcement can go out.
+    require_approval: bool = False
+    #: An announcement that fell due while the bot was down is still sent at start if it is at
+    #: most this late; otherwise it is marked missed and staff are told.
+    grace_minutes: float = Field(default=15.0, ge=0)
+    #: Attempts per delivery for transient errors (429, 5xx, connection errors).
+    max_attempts: int = Field(default=5, ge=1)
+    #: Exponential backoff: base * 2**attempt seconds, capped, with full jitter.
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    #: Posts per platform per day (in the bot's zone) before /announce warns at queue time.
+    daily_quota: dict[str, int] = Field(default_factory=dict)
+    #: Longest announcement source accepted.
+    max_chars: int = Field(default=10_000, ge=1)
+    #: Longest X thread (posts) and Discord split (messages) before the text is refused.
+    max_x_posts: int = Field(default=25, ge=1)
+    max_discord_messages: int = Field(default=10, ge=1)
+    #: Queuing the same text again within this many days asks for --force.
+    duplicate_window_days: float = Field(default=7.0, ge=0)
+    #: Platforms where the bot opens a discussion thread under each posted announcement.
+    discussion: Strs = ()
+    #: Where failures are also reported, as "platform:channel" (e.g. "slack:C0123").
+    comms_channel: str | None = None
+    #: A delivery being posted is claimed for this long (renewed after every post); a claim
+    #: left to expire means its process died, and the row becomes ``unknown``.
+    claim_lease_seconds: float = Field(default=60.0, gt=0)
+    #: Default --to targets; empty = every running platform that can post announcements.
+    default_targets: Strs = ()
+
+
 class Settings(_Section):
     """The whole configuration."""
 
@@ -158,6 +189,7 @@ class Settings(_Section):
     slack: SlackSection = SlackSection()
     discord: DiscordSection = DiscordSection()
     x: XSection = XSection()
+    announcements: AnnouncementsSection = AnnouncementsSection()
 
 
 #: (section, secret name) -> (environment variable, the ``*_file`` key in that section)

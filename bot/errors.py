@@ -39,11 +39,22 @@ class CommandError(FoundationBotError):
 class PlatformError(FoundationBotError):
     """A platform refused or failed a request."""
 
-    def __init__(self, platform: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        platform: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
         super().__init__(f"{platform}: {message}")
         self.platform = platform
         self.reason = message
+        #: Seconds the platform asked us to wait (429 Retry-After / X's reset header).
         self.retry_after = retry_after
+        #: The request may have taken effect (e.g. a timeout after it was sent): retrying
+        #: blindly could post twice, so deliveries go to ``unknown`` for a person instead.
+        self.ambiguous = ambiguous
 
 
 class TransientPlatformError(PlatformError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 
 def utcnow() -> datetime:
@@ -120,6 +121,8 @@ class OutgoingMessage:
     feedback_token: str | None = None
     #: The ``handle`` of the event being answered, passed back untouched.
     handle: object = field(default=None, compare=False, repr=False)
+    #: Structured layout for platforms that have one (Slack Block Kit); ``text`` is the fallback.
+    blocks: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

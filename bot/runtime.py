@@ -12,24 +12,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
-from datetime import UTC
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.base import Adapter
+from announcements.commands import AnnounceCommands
+from announcements.delivery import DeliveryEngine
+from announcements.schedule import AnnouncementScheduler
+from announcements.store import AnnouncementStore
 from bot.answering import Knowledge
 from bot.chain import DropDuplicates, IgnoreOwnMessages, RateLimitQuestions, build_chain
 from bot.commands import CommandRouter
 from bot.config import Config, Settings
 from bot.dispatch import Dispatcher, Outbox
 from bot.errors import StoreError
-from bot.events import InboundEvent
+from bot.events import Conversation, InboundEvent, OutgoingMessage, utcnow
 from bot.faqfile import FaqRecord, builtin_pack, read_file
 from bot.store.db import Database
 from bot.store.engagement import AuditTrail, EngagementLog
 from bot.store.faq import FaqStore
+from bot.store.models import Announcement
 from bot.web import WebServer, build_app
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,12 @@ class Runtime:
     """Everything the running bot owns, wired explicitly."""
 
     def __init__(
-        self, config: Config, adapters: Sequence[Adapter], *, database: Database | None = None
+        self,
+        config: Config,
+        adapters: Sequence[Adapter],
+        *,
+        database: Database | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         settings = config.settings
         self.config = config
@@ -108,6 +118,36 @@ class Runtime:
             ],
             self.dispatcher,
         )
+        self.announcements = AnnouncementStore(self.db)
+        self.delivery = DeliveryEngine(
+            store=self.announcements,
+            adapters=self.adapters,
+            channels={p: a.announce_channels for p, a in self.adapters.items()},
+            settings=settings.announcements,
+            engagement=self.engagement,
+            notify=self.notify_staff,
+        )
+        self.announcement_timers = AnnouncementScheduler(
+            scheduler=self.scheduler,
+            store=self.announcements,
+            engine=self.delivery,
+            settings=settings.announcements,
+            notify=self.notify_staff,
+            clock=clock,
+        )
+        self.router.register(
+            "announce",
+            AnnounceCommands(
+                settings=settings,
+                store=self.announcements,
+                engine=self.delivery,
+                scheduler=self.announcement_timers,
+                adapters=self.adapters,
+                clock=clock,
+            ),
+            staff_only=True,
+            summary="queue and manage announcements (/announce help)",
+        )
         self.web: WebServer | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._accepting = False
@@ -119,7 +159,10 @@ class Runtime:
         settings = self.config.settings
         await prepare_database(self.db, settings)
         await self.knowledge.reload()
-        self.scheduler.start()
+        # Paused while the timers are rebuilt from the database, so none fires half-armed.
+        self.scheduler.start(paused=True)
+        await self.announcement_timers.start(single_process=self.db.dialect == "sqlite")
+        self.scheduler.resume()
         if settings.web.enabled:
             server = WebServer(
                 build_app(self.db.check, self.adapters), settings.web.host, settings.web.port
@@ -161,6 +204,19 @@ class Runtime:
         except Exception:
             log.exception("event handling failed platform=%s", event.where.platform)
 
+    async def notify_staff(self, announcement: Announcement, text: str) -> None:
+        """Report an announcement problem where its command came from and to comms."""
+        targets: list[Conversation] = []
+        if announcement.origin_platform and announcement.origin_channel:
+            targets.append(Conversation(announcement.origin_platform, announcement.origin_channel))
+        comms = self.config.settings.announcements.comms_channel
+        if comms and ":" in comms:
+            platform, channel = comms.split(":", 1)
+            if Conversation(platform, channel) not in targets:
+                targets.append(Conversation(platform, channel))
+        for where in targets:
+            await self.outbox.send(OutgoingMessage(where=where, text=text))
+
     def request_stop(self) -> None:
         """Ask :meth:`run` to shut down (signal handlers and the console call this)."""
         if self._stop_requested is not None:
@@ -188,6 +244,9 @@ class Runtime:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             if pending:
                 log.warning("shutdown: %d replies did not finish in %ss", len(pending), grace)
+        unfinished = await self.delivery.drain(self.config.settings.bot.shutdown_grace_seconds)
+        if unfinished:
+            log.warning("shutdown: %d deliveries still posting; they become unknown", unfinished)
         for adapter in reversed(self._started):
             try:
                 await adapter.stop()

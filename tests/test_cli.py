@@ -51,7 +51,7 @@ def test_ask_json_answers_and_declines(cli: CLI) -> None:
     assert set(record) == {"question", "answered", "answer", "entry_id", "score"}
     assert record["answered"] is True and "Nvidia" in record["answer"]
     assert isinstance(record["entry_id"], int) and 0 < record["score"] <= 1
-    code, out, _ = cli("ask", "--json", "what's the weather like in Berlin?")
+    _, out, _ = cli("ask", "--json", "what's the weather like in Berlin?")
     declined = json.loads(out)
     assert declined["answered"] is False and declined["answer"] is None
 
@@ -64,7 +64,9 @@ def test_ask_reads_one_question_per_line_and_logs_each(cli: CLI) -> None:
     assert lines[1]["answered"] is False
     code, out, _ = cli("logs", "--platform", "cli", "--kind", "question", "--format", "json")
     assert [json.loads(line)["text"] for line in out.splitlines()] == [
-        "who announced it?", "", "is it still open source?",
+        "who announced it?",
+        "",
+        "is it still open source?",
     ]
 
 
@@ -101,15 +103,25 @@ def test_faq_import_bad_file_reports_every_error_and_changes_nothing(
 
 def test_faq_add_makes_the_bot_answer_it(cli: CLI) -> None:
     code, out, _ = cli(
-        "faq", "add", "--question", "Where is the foundation's mascot kept?",
-        "--answer", "In the torch cabinet.", "--phrasing", "where does the mascot live",
-        "--phrasing", "mascot location", "--tag", "fun",
+        "faq",
+        "add",
+        "--question",
+        "Where is the foundation's mascot kept?",
+        "--answer",
+        "In the torch cabinet.",
+        "--phrasing",
+        "where does the mascot live",
+        "--phrasing",
+        "mascot location",
+        "--tag",
+        "fun",
     )
     assert code == 0, out
     record = json.loads(cli("ask", "--json", "where is the mascot kept?")[1])
     assert record["answered"] and record["answer"].startswith("In the torch cabinet.")
-    code, _, err = cli("faq", "add", "--question", "Where is the foundation's mascot kept?",
-                       "--answer", "dup")
+    code, _, err = cli(
+        "faq", "add", "--question", "Where is the foundation's mascot kept?", "--answer", "dup"
+    )
     assert code == 2 and "exists" in err
 
 
@@ -135,7 +147,7 @@ def test_parse_since() -> None:
 
 def test_unreachable_database_is_one_line_not_a_traceback() -> None:
     cli = CLI("postgresql+asyncpg://nobody:hunter2@127.0.0.1:1/none")
-    code, out, err = cli("ask", "who is on the board?")
+    code, _, err = cli("ask", "who is on the board?")
     assert code == 1
     assert err.startswith("foundation-bot: cannot reach the database")
     assert "hunter2" not in err and "Traceback" not in err
@@ -169,7 +181,12 @@ def test_smoke_installed_ask_json_subprocess(tmp_path: Path) -> None:
     result = subprocess.run(
         [_installed_script(), "ask", "--json"],
         input="who is on the pytorch foundation board?\ntell me a joke\n",
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     answered, declined = (json.loads(line) for line in result.stdout.splitlines())
@@ -182,7 +199,12 @@ def test_run_console_chat_in_a_subprocess(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "run", "--console"],
         input="who is on the board?\n/help\n/announce list\nwhat is the weather?\n",
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "Nvidia" in result.stdout

@@ -17,7 +17,8 @@ async def _tables(db: Database) -> set[str]:
 
 async def test_every_migration_up_and_down(db_url: str) -> None:
     revisions = [
-        r.revision for r in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
+        r.revision
+        for r in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
     ]
     db = Database(db_url)
     try:

@@ -64,14 +64,16 @@ async def test_follow_up_in_bot_thread_needs_no_mention_but_other_chatter_is_ign
     _, adapter = bot
     await adapter.inject(question("will my pytorch code have to change?"))
     thread = Conversation("memory", "C1", thread_id="m1")
-    await adapter.inject(question("and does meta still invest in pytorch?", "m2", where=thread,
-                                  mentions_bot=False))
+    await adapter.inject(
+        question("and does meta still invest in pytorch?", "m2", where=thread, mentions_bot=False)
+    )
     assert len(adapter.sent) == 2
     assert "Meta" in adapter.sent[1].text
     await adapter.inject(question("lunch anyone?", "m3", mentions_bot=False))
     other_thread = Conversation("memory", "C1", thread_id="zzz")
-    await adapter.inject(question("who is on the board?", "m4", where=other_thread,
-                                  mentions_bot=False))
+    await adapter.inject(
+        question("who is on the board?", "m4", where=other_thread, mentions_bot=False)
+    )
     assert len(adapter.sent) == 2
 
 
@@ -180,7 +182,10 @@ async def test_feedback_is_logged_and_thumbs_down_goes_to_review(
     assert adapter.sent[1].text == "Thanks for the feedback!"
     assert adapter.sent[2].ephemeral_to == "U-carol"
     feedback = await runtime.engagement.list(LogFilter(kind="feedback"))
-    assert [(f.user, f.detail["helpful"]) for f in feedback] == [("U-bob", True), ("U-carol", False)]
+    assert [(f.user, f.detail["helpful"]) for f in feedback] == [
+        ("U-bob", True),
+        ("U-carol", False),
+    ]
     assert all(f.faq_entry_id is not None for f in feedback)
     reviews = await runtime.engagement.open_reviews()
     assert [(r.reason, r.question) for r in reviews] == [
@@ -225,3 +230,22 @@ async def test_shutdown_lets_in_flight_reply_finish(sqlite_url: str) -> None:
     kinds = [e.kind for e in await runtime2.engagement.list(LogFilter())]
     await runtime2.stop()
     assert kinds == ["question", "answer"]
+
+
+async def test_database_outage_costs_the_log_not_the_answer(tmp_path: Any) -> None:
+    """The answer comes from memory: with the database gone the user is still answered."""
+    from tests.conftest import create_pg_database, drop_pg_database, postgres_url_or_skip
+
+    url = await create_pg_database(postgres_url_or_skip())
+    adapter = MemoryAdapter("memory")
+    runtime = Runtime(make_config(database={"url": url}, web={"enabled": False}), [adapter])
+    await runtime.start()
+    try:
+        await drop_pg_database(url)  # the database disappears under the running bot
+        await adapter.inject(question("who is on the pytorch foundation board?"))
+        await adapter.inject(question("is it still open source?", "m2"))
+        assert len(adapter.sent) == 2
+        assert "Nvidia" in adapter.sent[0].text
+        assert all("Traceback" not in m.text for m in adapter.sent)
+    finally:
+        await runtime.stop()

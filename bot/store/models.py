@@ -89,6 +89,8 @@ class Announcement(Base):
     author: Mapped[str] = mapped_column(String(200))
     #: Markdown source.
     text: Mapped[str] = mapped_column(Text)
+    #: Target platforms, in the order given.
+    targets: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: platform -> override text.
     overrides: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     #: queued, held, awaiting_approval, sending, done, cancelled, missed, retracted
@@ -99,6 +101,9 @@ class Announcement(Base):
     recurrence: Mapped[str | None] = mapped_column(Text, default=None)
     recur_until: Mapped[datetime | None] = mapped_column(default=None)
     approved_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: Where the command came from, so failures are reported back there.
+    origin_platform: Mapped[str | None] = mapped_column(String(32), default=None)
+    origin_channel: Mapped[str | None] = mapped_column(String(200), default=None)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -206,6 +211,16 @@ class BotThread(Base):
         ForeignKey("announcements.id", ondelete="CASCADE"), default=None
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BotState(Base):
+    """Small durable flags shared by every process (e.g. the announcement embargo)."""
+
+    __tablename__ = "bot_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class AuditLog(Base):

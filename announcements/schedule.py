@@ -1,0 +1,219 @@
+"""Timers for announcements. The database is the source of truth; APScheduler only holds
+in-memory timers, rebuilt from the database at every start.
+
+Missed-while-down policy: a one-off announcement that fell due while the bot was not running
+is sent at start if it is at most ``announcements.grace_minutes`` late, otherwise it is marked
+``missed`` and staff are told. A recurring one fires its latest missed occurrence only if that
+is within the grace period, then continues at the next future occurrence: never a burst.
+A delivery found ``sending`` at start was interrupted mid-post and becomes ``unknown``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from announcements.delivery import DeliveryEngine, Notify
+from announcements.store import AnnouncementStore
+from announcements.when import format_local, next_occurrence, parse_recurrence, zone
+from bot.config import AnnouncementsSection
+from bot.events import utcnow
+from bot.store.models import Announcement
+
+log = logging.getLogger(__name__)
+
+
+def occurrence_key(announcement: Announcement) -> str:
+    """Delivery rows of a recurring announcement are keyed by the occurrence's due time."""
+    if not announcement.recurrence or announcement.due_at is None:
+        return ""
+    return announcement.due_at.isoformat(timespec="seconds")
+
+
+class AnnouncementScheduler:
+    """Arms, re-arms and disarms announcement timers."""
+
+    def __init__(
+        self,
+        *,
+        scheduler: AsyncIOScheduler,
+        store: AnnouncementStore,
+        engine: DeliveryEngine,
+        settings: AnnouncementsSection,
+        notify: Notify,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._scheduler = scheduler
+        self._store = store
+        self._engine = engine
+        self._settings = settings
+        self._notify = notify
+        self._clock = clock
+        engine.on_retry = self.arm_retry
+
+    async def recover_interrupted(self, *, include_live_claims: bool = False) -> int:
+        """Turn deliveries whose process died mid-post into ``unknown`` and tell staff."""
+        recovered = 0
+        for delivery in await self._store.interrupted(include_live_claims=include_live_claims):
+            changed = await self._store.set_delivery_if(
+                delivery.id,
+                ("sending",),
+                state="unknown",
+                claimed_until=None,
+                error="interrupted while posting (the bot stopped mid-send)",
+            )
+            announcement = await self._store.get(delivery.announcement_id)
+            if not changed or announcement is None:
+                continue
+            recovered += 1
+            await self._notify(
+                announcement,
+                f"Announcement #{announcement.id} was being posted to {delivery.platform} "
+                "when the bot stopped; it may or may not be there. Check, then "
+                f"/announce mark-sent {announcement.id} --to {delivery.platform} or "
+                f"/announce retry {announcement.id} --to {delivery.platform}.",
+            )
+        return recovered
+
+    async def start(self, *, single_process: bool = False) -> int:
+        """Recover interrupted deliveries and arm every timer; returns timers armed.
+
+        Args:
+            single_process: no other bot process shares the database (SQLite), so every row
+                left ``sending`` is from a process that died.
+        """
+        await self.recover_interrupted(include_live_claims=single_process)
+        self._scheduler.add_job(
+            self.recover_interrupted,
+            trigger="interval",
+            seconds=max(1.0, self._settings.claim_lease_seconds / 2),
+            id="recover-interrupted-deliveries",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        armed = 0
+        held = await self._store.held()
+        now = self._clock()
+        for announcement in await self._store.active():
+            if announcement.status == "scheduled" and announcement.due_at is not None:
+                armed += await self._arm_at_start(announcement, now, held)
+        for delivery in await self._store.retry_pending():
+            if delivery.next_attempt_at is not None:
+                self.arm_retry(delivery.id, delivery.next_attempt_at)
+                armed += 1
+        log.info("announcement timers armed count=%d held=%s", armed, held)
+        return armed
+
+    async def _arm_at_start(self, announcement: Announcement, now: datetime, held: bool) -> int:
+        due = announcement.due_at
+        assert due is not None
+        grace = timedelta(minutes=self._settings.grace_minutes)
+        if due >= now or (held and not announcement.recurrence):
+            self.arm(announcement.id, due)
+            return 1
+        if due >= now - grace:
+            self.arm(announcement.id, now)
+            return 1
+        tz = zone(announcement.timezone)
+        if not announcement.recurrence:
+            await self._store.update(announcement.id, status="missed")
+            for delivery in announcement.deliveries:
+                if delivery.state == "pending":
+                    await self._store.set_delivery(delivery.id, state="missed")
+            await self._notify(
+                announcement,
+                f"Announcement #{announcement.id} was due {format_local(due, tz)} while the bot "
+                "was not running and is more than the grace period late, so it was not sent "
+                "(marked missed). Queue it again if it is still wanted.",
+            )
+            return 0
+        following = next_occurrence(parse_recurrence(announcement.recurrence), now, tz)
+        await self._notify(
+            announcement,
+            f"Recurring announcement #{announcement.id} missed its occurrence of "
+            f"{format_local(due, tz)} while the bot was down; the next one is "
+            f"{format_local(following, tz)}.",
+        )
+        return await self._advance(announcement, following)
+
+    async def _advance(self, announcement: Announcement, following: datetime) -> int:
+        until = announcement.recur_until
+        if until is not None and following > until:
+            await self._store.update(announcement.id, status="done")
+            self.disarm(announcement.id)
+            return 0
+        await self._store.update(announcement.id, due_at=following)
+        self.arm(announcement.id, following)
+        return 1
+
+    def arm(self, announcement_id: int, when: datetime) -> None:
+        """(Re)arm the timer of an announcement."""
+        self._scheduler.add_job(
+            self._fire,
+            trigger=DateTrigger(run_date=when),
+            args=[announcement_id],
+            id=f"announcement-{announcement_id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def disarm(self, announcement_id: int) -> None:
+        """Remove the timer of an announcement, if any."""
+        job = self._scheduler.get_job(f"announcement-{announcement_id}")
+        if job is not None:
+            job.remove()
+
+    def arm_retry(self, delivery_id: int, when: datetime) -> None:
+        """Arm a retry of one delivery."""
+        self._scheduler.add_job(
+            self._engine.deliver,
+            trigger=DateTrigger(run_date=when),
+            args=[delivery_id],
+            id=f"delivery-{delivery_id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def fire_now(self, announcement_id: int) -> None:
+        """Deliver an announcement immediately (``/announce now``, approvals, resume)."""
+        await self._fire(announcement_id)
+
+    async def _fire(self, announcement_id: int) -> None:
+        announcement = await self._store.get(announcement_id)
+        if (
+            announcement is None
+            or announcement.status != "scheduled"
+            or announcement.due_at is None
+        ):
+            return
+        now = self._clock()
+        if announcement.due_at > now + timedelta(seconds=1):
+            self.arm(announcement_id, announcement.due_at)  # edited to a later time
+            return
+        self.disarm(announcement_id)  # when called directly (now, approve, resume)
+        await self._engine.fire(announcement_id, occurrence_key(announcement))
+        if announcement.recurrence:
+            tz = zone(announcement.timezone)
+            rule = parse_recurrence(announcement.recurrence)
+            following = next_occurrence(rule, max(announcement.due_at, now), tz)
+            await self._advance(announcement, following)
+
+    async def release(self) -> int:
+        """After ``/announce resume``: send what fell due during the embargo; returns count."""
+        now = self._clock()
+        released = 0
+        for announcement in await self._store.active():
+            if (
+                announcement.status == "scheduled"
+                and not announcement.recurrence
+                and announcement.due_at is not None
+                and announcement.due_at <= now
+            ):
+                self.arm(announcement.id, now)
+                released += 1
+        return released

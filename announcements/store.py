@@ -1,0 +1,331 @@
+"""Announcements and their deliveries in the database.
+
+A delivery moves pending -> sending -> sent | failed | unknown (and pending again for a
+scheduled retry). The move to ``sending`` is a conditional UPDATE committed *before* the
+platform is called, so two workers can never both post the same row, and a crash leaves a
+``sending`` row that start-up turns into ``unknown`` for a person to decide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
+
+from bot.events import utcnow
+from bot.store.db import Database
+from bot.store.models import Announcement, BotState, Delivery
+
+#: Announcement statuses that still have work ahead.
+ACTIVE = ("scheduled", "awaiting_approval")
+#: Delivery states a person must act on.
+NEEDS_PERSON = ("failed", "unknown")
+HOLD_KEY = "announcements.hold"
+
+
+def content_hash(text: str) -> str:
+    """Hash of the text with case and whitespace normalized, for duplicate detection."""
+    normalized = " ".join(text.lower().split())
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewAnnouncement:
+    """What ``/announce schedule`` or ``now`` asks to create."""
+
+    author: str
+    text: str
+    targets: tuple[str, ...]
+    due_at: datetime
+    timezone: str
+    overrides: dict[str, str]
+    recurrence: str | None = None
+    recur_until: datetime | None = None
+    status: str = "scheduled"
+    origin_platform: str | None = None
+    origin_channel: str | None = None
+
+
+class AnnouncementStore:
+    """Reads and writes announcements and deliveries."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, new: NewAnnouncement) -> Announcement:
+        """Store an announcement; one-off ones get their pending delivery rows now."""
+        async with self._db.session() as session:
+            announcement = Announcement(
+                author=new.author,
+                text=new.text,
+                targets=list(new.targets),
+                overrides=new.overrides,
+                status=new.status,
+                due_at=new.due_at,
+                timezone=new.timezone,
+                recurrence=new.recurrence,
+                recur_until=new.recur_until,
+                content_hash=content_hash(new.text),
+                origin_platform=new.origin_platform,
+                origin_channel=new.origin_channel,
+            )
+            if new.recurrence is None:
+                announcement.deliveries = [Delivery(platform=p) for p in new.targets]
+            session.add(announcement)
+        return await self.require(announcement.id)
+
+    async def get(self, announcement_id: int) -> Announcement | None:
+        """One announcement with its deliveries."""
+        async with self._db.session() as session:
+            stmt = (
+                select(Announcement)
+                .where(Announcement.id == announcement_id)
+                .options(selectinload(Announcement.deliveries))
+            )
+            return (await session.scalars(stmt)).first()
+
+    async def require(self, announcement_id: int) -> Announcement:
+        """Like :meth:`get` but the row must exist."""
+        found = await self.get(announcement_id)
+        if found is None:
+            raise LookupError(announcement_id)
+        return found
+
+    async def active(self) -> Sequence[Announcement]:
+        """Scheduled and awaiting-approval announcements, soonest first."""
+        async with self._db.session() as session:
+            stmt = (
+                select(Announcement)
+                .where(Announcement.status.in_(ACTIVE))
+                .order_by(Announcement.due_at, Announcement.id)
+                .options(selectinload(Announcement.deliveries))
+            )
+            return (await session.scalars(stmt)).all()
+
+    async def with_open_deliveries(self) -> Sequence[Announcement]:
+        """Announcements that still have deliveries not sent (for ``list``)."""
+        async with self._db.session() as session:
+            has_open = (
+                select(Delivery.announcement_id)
+                .where(Delivery.state.in_(("pending", "sending", *NEEDS_PERSON)))
+                .distinct()
+            )
+            stmt = (
+                select(Announcement)
+                .where(
+                    (Announcement.status.in_(ACTIVE))
+                    | (
+                        Announcement.id.in_(has_open)
+                        & Announcement.status.not_in(("cancelled", "retracted"))
+                    )
+                )
+                .order_by(Announcement.due_at, Announcement.id)
+                .options(selectinload(Announcement.deliveries))
+            )
+            return (await session.scalars(stmt)).all()
+
+    async def history(self, limit: int = 20) -> Sequence[Announcement]:
+        """Finished announcements, newest first."""
+        async with self._db.session() as session:
+            stmt = (
+                select(Announcement)
+                .where(Announcement.status.not_in(ACTIVE))
+                .order_by(Announcement.updated_at.desc(), Announcement.id.desc())
+                .limit(limit)
+                .options(selectinload(Announcement.deliveries))
+            )
+            return (await session.scalars(stmt)).all()
+
+    async def sent_since(self, since: datetime, limit: int = 5) -> Sequence[Announcement]:
+        """Announcements with at least one delivery sent since ``since``, newest first."""
+        async with self._db.session() as session:
+            newest = func.max(Delivery.sent_at)
+            stmt = (
+                select(Announcement, newest)
+                .join(Delivery)
+                .where(Delivery.state == "sent", Delivery.sent_at >= since)
+                .group_by(Announcement.id)
+                .order_by(newest.desc())
+                .limit(limit)
+            )
+            return [row[0] for row in (await session.execute(stmt)).all()]
+
+    async def find_duplicate(self, text: str, window: timedelta, now: datetime) -> int | None:
+        """Id of an announcement with the same text queued, or sent within ``window``."""
+        digest = content_hash(text)
+        async with self._db.session() as session:
+            queued = select(Announcement.id).where(
+                Announcement.content_hash == digest, Announcement.status.in_(ACTIVE)
+            )
+            recent = (
+                select(Announcement.id)
+                .join(Delivery)
+                .where(
+                    Announcement.content_hash == digest,
+                    Delivery.state == "sent",
+                    Delivery.sent_at >= now - window,
+                )
+            )
+            found = (await session.execute(queued.union(recent).limit(1))).first()
+            return int(found[0]) if found else None
+
+    async def posts_between(self, platform: str, start: datetime, end: datetime) -> int:
+        """Deliveries to ``platform`` due (or sent) in [start, end), cancelled ones excluded."""
+        async with self._db.session() as session:
+            stmt = (
+                select(func.count(Delivery.id))
+                .join(Announcement)
+                .where(
+                    Delivery.platform == platform,
+                    Delivery.state.not_in(("cancelled", "retracted")),
+                    func.coalesce(Delivery.sent_at, Announcement.due_at) >= start,
+                    func.coalesce(Delivery.sent_at, Announcement.due_at) < end,
+                )
+            )
+            return int(await session.scalar(stmt) or 0)
+
+    async def update(self, announcement_id: int, **fields: object) -> None:
+        """Set columns of an announcement."""
+        async with self._db.session() as session:
+            await session.execute(
+                update(Announcement).where(Announcement.id == announcement_id).values(**fields)
+            )
+
+    async def ensure_occurrence(self, announcement: Announcement, occurrence: str) -> None:
+        """Create the pending rows of one occurrence of a recurring announcement (idempotent)."""
+        async with self._db.session() as session:
+            existing = set(
+                (
+                    await session.scalars(
+                        select(Delivery.platform).where(
+                            Delivery.announcement_id == announcement.id,
+                            Delivery.occurrence == occurrence,
+                        )
+                    )
+                ).all()
+            )
+            for platform in announcement.targets:
+                if platform not in existing:
+                    session.add(
+                        Delivery(
+                            announcement_id=announcement.id,
+                            platform=platform,
+                            occurrence=occurrence,
+                        )
+                    )
+
+    async def deliveries(
+        self, announcement_id: int, occurrence: str | None = None
+    ) -> Sequence[Delivery]:
+        """The delivery rows of an announcement (optionally of one occurrence)."""
+        async with self._db.session() as session:
+            stmt = select(Delivery).where(Delivery.announcement_id == announcement_id)
+            if occurrence is not None:
+                stmt = stmt.where(Delivery.occurrence == occurrence)
+            return (await session.scalars(stmt.order_by(Delivery.id))).all()
+
+    async def delivery(self, delivery_id: int) -> Delivery | None:
+        """One delivery row."""
+        async with self._db.session() as session:
+            return await session.get(Delivery, delivery_id)
+
+    async def claim(self, delivery_id: int, owner: str, lease: timedelta) -> bool:
+        """pending -> sending, atomically; False if someone else has it or it is not pending."""
+        now = utcnow()
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.state == "pending")
+                .values(
+                    state="sending",
+                    claimed_by=owner,
+                    claimed_until=now + lease,
+                    attempts=Delivery.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def set_delivery(self, delivery_id: int, **fields: object) -> None:
+        """Set columns of a delivery."""
+        async with self._db.session() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(updated_at=utcnow(), **fields)
+            )
+
+    async def set_delivery_if(
+        self, delivery_id: int, states: Sequence[str], **fields: object
+    ) -> bool:
+        """Set columns only if the delivery is in one of ``states``; True if it was."""
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.state.in_(states))
+                .values(updated_at=utcnow(), **fields)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def interrupted(self, *, include_live_claims: bool = False) -> Sequence[Delivery]:
+        """Rows left ``sending`` whose claim has expired: their outcome is unknown.
+
+        Args:
+            include_live_claims: also rows whose claim has not expired yet — right for a
+                single-process deployment (SQLite) at start, where no other process can own one.
+        """
+        async with self._db.session() as session:
+            stmt = select(Delivery).where(Delivery.state == "sending")
+            if not include_live_claims:
+                stmt = stmt.where(
+                    (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < utcnow())
+                )
+            return (await session.scalars(stmt)).all()
+
+    async def retry_pending(self) -> Sequence[Delivery]:
+        """Pending rows with a retry time (re-armed at start)."""
+        async with self._db.session() as session:
+            stmt = select(Delivery).where(
+                Delivery.state == "pending", Delivery.next_attempt_at.is_not(None)
+            )
+            return (await session.scalars(stmt)).all()
+
+    async def finish_if_done(self, announcement_id: int) -> bool:
+        """Mark a one-off announcement ``done`` once no delivery is pending or sending."""
+        async with self._db.session() as session:
+            announcement = await session.get(Announcement, announcement_id)
+            if (
+                announcement is None
+                or announcement.recurrence
+                or announcement.status != "scheduled"
+            ):
+                return False
+            busy = await session.scalar(
+                select(func.count(Delivery.id)).where(
+                    Delivery.announcement_id == announcement_id,
+                    Delivery.state.in_(("pending", "sending")),
+                )
+            )
+            if busy:
+                return False
+            announcement.status = "done"
+            return True
+
+    async def held(self) -> bool:
+        """Whether the embargo (``/announce hold``) is on."""
+        async with self._db.session() as session:
+            state = await session.get(BotState, HOLD_KEY)
+            return state is not None and state.value == "on"
+
+    async def set_held(self, on: bool) -> None:
+        """Turn the embargo on or off (shared by every process through the database)."""
+        async with self._db.session() as session:
+            state = await session.get(BotState, HOLD_KEY)
+            if state is None:
+                session.add(BotState(key=HOLD_KEY, value="on" if on else "off"))
+            else:
+                state.value = "on" if on else "off"
