@@ -486,6 +486,8 @@ class AnnounceCommands:
             else:
                 lines.append(f"  {delivery.platform}: not deleted ({problem}); delete it by hand")
         await self._store.update(announcement.id, status="retracted")
+        if self._engine.on_news_changed is not None:
+            self._engine.on_news_changed()
         for delivery in announcement.deliveries:
             await self._store.set_delivery_if(delivery.id, ("pending",), state="cancelled")
         return "\n".join([f"Retracted announcement #{announcement.id}:", *lines])

@@ -75,6 +75,8 @@ class DeliveryEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Set by the scheduler: arms a timer for a retry at the given time.
         self.on_retry: RetryHook | None = None
+        #: Called when published news changes (a delivery sent, a retraction): re-index.
+        self.on_news_changed: Callable[[], None] | None = None
 
     def platforms(self) -> list[str]:
         """Platforms announcements can go to right now."""
@@ -92,25 +94,59 @@ class DeliveryEngine:
 
     async def fire(self, announcement_id: int, occurrence: str = "") -> None:
         """Deliver an announcement (one occurrence of a recurring one) to all its targets."""
-        announcement = await self._store.get(announcement_id)
-        if announcement is None or announcement.status != "scheduled":
+        await self.fire_many([(announcement_id, occurrence)])
+
+    async def fire_many(self, due: Sequence[tuple[int, str]]) -> None:
+        """Deliver several announcements that fell due together.
+
+        One read and one claim for the whole batch, then every post in parallel: a fan-out
+        takes about as long as the slowest platform, not the sum, and a hundred announcements
+        due in the same second do not queue behind each other's database writes.
+        """
+        occurrences = dict(due)
+        for announcement_id, occurrence in due:
+            if occurrence:
+                pending = await self._store.get(announcement_id)
+                if pending is not None and pending.status == "scheduled":
+                    await self._store.ensure_occurrence(pending, occurrence)
+        announcements, held = await self._store.get_many_for_delivery(list(occurrences))
+        if held:
+            log.info("announcements held by embargo ids=%s", sorted(occurrences))
             return
-        if await self._store.held():
-            log.info("announcement held by embargo id=%s", announcement_id)
-            return
-        if announcement.recurrence:
-            await self._store.ensure_occurrence(announcement, occurrence)
         now = utcnow()
-        rows = [
-            d
-            for d in await self._store.deliveries(announcement_id, occurrence)
-            if d.state == "pending" and (d.next_attempt_at is None or d.next_attempt_at <= now)
+        work = [
+            (a, d)
+            for a in announcements
+            if a.status == "scheduled"
+            for d in a.deliveries
+            if d.occurrence == occurrences[a.id]
+            and d.state == "pending"
+            and (d.next_attempt_at is None or d.next_attempt_at <= now)
         ]
-        await asyncio.gather(*(self.deliver(d.id) for d in rows))
+        claimed = await self._store.claim_many([d.id for _, d in work], self._owner, self._lease())
+        for _, delivery in work:
+            delivery.attempts += 1  # what the claim just wrote
+        await asyncio.gather(*(self._shielded(a, d) for a, d in work if d.id in claimed))
 
     async def deliver(self, delivery_id: int) -> None:
-        """Run one delivery to completion, shielded so a shutdown does not cut a post in half."""
-        task = asyncio.create_task(self._deliver(delivery_id), name=f"delivery-{delivery_id}")
+        """Deliver one row (retries, ``/announce retry``) if it is still pending."""
+        delivery = await self._store.delivery(delivery_id)
+        if delivery is None:
+            return
+        if not await self._store.claim_many([delivery_id], self._owner, self._lease()):
+            return
+        announcement = await self._store.require(delivery.announcement_id)
+        delivery.attempts += 1
+        await self._shielded(announcement, delivery)
+
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self._settings.claim_lease_seconds)
+
+    async def _shielded(self, announcement: Announcement, delivery: Delivery) -> None:
+        """Run a claimed delivery in its own task so a shutdown cannot cut a post in half."""
+        task = asyncio.create_task(
+            self._run(announcement, delivery), name=f"delivery-{delivery.id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         await asyncio.shield(task)
@@ -122,12 +158,7 @@ class DeliveryEngine:
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
         return len(pending)
 
-    async def _deliver(self, delivery_id: int) -> None:
-        delivery = await self._store.delivery(delivery_id)
-        lease = timedelta(seconds=self._settings.claim_lease_seconds)
-        if delivery is None or not await self._store.claim(delivery_id, self._owner, lease):
-            return
-        announcement = await self._store.require(delivery.announcement_id)
+    async def _run(self, announcement: Announcement, delivery: Delivery) -> None:
         platform = delivery.platform
         adapter = self._adapters.get(platform)
         channels = list(self._channels.get(platform, ()))
@@ -137,7 +168,7 @@ class DeliveryEngine:
                     platform, f"no {platform} adapter with announcement channels is running"
                 )
             rendered = self.preview(announcement, platform)
-            await self._post(delivery, adapter, channels, rendered)
+            first_url = await self._post(delivery, adapter, channels, rendered)
         except RenderError as exc:
             await self._fail(announcement, delivery, str(exc))
         except PlatformError as exc:
@@ -148,18 +179,22 @@ class DeliveryEngine:
             else:
                 await self._fail(announcement, delivery, exc.reason)
         except Exception as exc:
-            log.exception("delivery crashed id=%s platform=%s", delivery_id, platform)
+            log.exception("delivery crashed id=%s platform=%s", delivery.id, platform)
             await self._unknown(announcement, delivery, f"internal error: {type(exc).__name__}")
         else:
-            await self._sent(announcement, delivery, channels)
-        await self._store.finish_if_done(announcement.id)
+            await self._sent(announcement, delivery, channels, first_url)
 
     async def _post(
         self, delivery: Delivery, adapter: Adapter, channels: list[str], rendered: Rendered
-    ) -> None:
-        """Post every (channel, part) not yet in ``progress``, recording each as it lands."""
+    ) -> str | None:
+        """Post every (channel, part) not yet in ``progress``; returns the first post's URL.
+
+        Progress is written after every post but the last (the last is written together with
+        ``sent``): a crash in between leaves ``sending`` rows that become ``unknown``.
+        """
         posts = [(channel, i) for channel in channels for i in range(len(rendered.parts))]
         progress = list(delivery.progress)
+        first_url = delivery.url
         for index in range(len(progress), len(posts)):
             channel, part = posts[index]
             threaded = rendered.platform == "x" and part > 0
@@ -171,46 +206,53 @@ class DeliveryEngine:
             )
             sent = await adapter.send(message)
             progress.append(progress_entry(channel, sent.message_id))
-            # Renewing the claim with each post keeps a long thread from looking abandoned.
-            fields: dict[str, object] = {
-                "progress": list(progress),
-                "claimed_until": utcnow() + timedelta(seconds=self._settings.claim_lease_seconds),
-            }
+            delivery.progress = list(progress)
             if index == 0:
-                fields |= {"external_id": sent.message_id, "url": sent.url}
-            await self._store.set_delivery(delivery.id, **fields)
-        delivery.progress = progress
+                first_url = sent.url
+                delivery.url = sent.url
+                delivery.external_id = sent.message_id
+            if index < len(posts) - 1:
+                # Renewing the claim with each post keeps a long thread from looking abandoned.
+                await self._store.set_delivery(
+                    delivery.id,
+                    progress=list(progress),
+                    external_id=delivery.external_id,
+                    url=delivery.url,
+                    claimed_until=utcnow() + self._lease(),
+                )
+        return first_url
 
     async def _sent(
-        self, announcement: Announcement, delivery: Delivery, channels: list[str]
+        self,
+        announcement: Announcement,
+        delivery: Delivery,
+        channels: list[str],
+        url: str | None,
     ) -> None:
-        now = utcnow()
-        await self._store.set_delivery(
+        first = split_entry(delivery.progress[0])[1] if delivery.progress else None
+        event = Event(
+            platform=delivery.platform,
+            kind="announcement_posted",
+            channel=channels[0],
+            text=announcement.text,
+            announcement_id=announcement.id,
+            message_id=first,
+            url=url,
+            detail={
+                "posts": len(delivery.progress),
+                "occurrence": delivery.occurrence,
+                "attempts": delivery.attempts,
+            },
+        )
+        await self._store.record_sent(
             delivery.id,
-            state="sent",
-            sent_at=now,
-            error=None,
-            claimed_until=None,
-            next_attempt_at=None,
+            progress=list(delivery.progress),
+            external_id=first,
+            url=url,
+            event=event.row(),
         )
-        refreshed = await self._store.delivery(delivery.id)
-        first = refreshed.external_id if refreshed else None
-        await self._engagement.record(
-            Event(
-                platform=delivery.platform,
-                kind="announcement_posted",
-                channel=channels[0],
-                text=announcement.text,
-                announcement_id=announcement.id,
-                message_id=first,
-                url=refreshed.url if refreshed else None,
-                detail={
-                    "posts": len(delivery.progress),
-                    "occurrence": delivery.occurrence,
-                    "attempts": delivery.attempts + 1,
-                },
-            )
-        )
+        if self.on_news_changed is not None:
+            self.on_news_changed()
         if delivery.platform in self._settings.discussion and first:
             await self._open_discussion(announcement, delivery.platform, channels[0], first)
 
@@ -238,7 +280,7 @@ class DeliveryEngine:
     async def _transient(
         self, announcement: Announcement, delivery: Delivery, exc: TransientPlatformError
     ) -> None:
-        attempts = delivery.attempts + 1  # the claim counted this attempt
+        attempts = delivery.attempts
         if attempts >= self._settings.max_attempts:
             await self._fail(
                 announcement, delivery, f"gave up after {attempts} attempts: {exc.reason}"
@@ -254,8 +296,9 @@ class DeliveryEngine:
             ),
         )
         when = utcnow() + timedelta(seconds=delay)
-        await self._store.set_delivery(
+        await self._store.settle(
             delivery.id,
+            announcement.id,
             state="pending",
             next_attempt_at=when,
             error=exc.reason,
@@ -273,8 +316,13 @@ class DeliveryEngine:
             self.on_retry(delivery.id, when)
 
     async def _fail(self, announcement: Announcement, delivery: Delivery, reason: str) -> None:
-        await self._store.set_delivery(
-            delivery.id, state="failed", error=reason, claimed_until=None, next_attempt_at=None
+        await self._store.settle(
+            delivery.id,
+            announcement.id,
+            state="failed",
+            error=reason,
+            claimed_until=None,
+            next_attempt_at=None,
         )
         log.warning(
             "delivery failed id=%s platform=%s reason=%s", delivery.id, delivery.platform, reason
@@ -286,8 +334,13 @@ class DeliveryEngine:
         )
 
     async def _unknown(self, announcement: Announcement, delivery: Delivery, reason: str) -> None:
-        await self._store.set_delivery(
-            delivery.id, state="unknown", error=reason, claimed_until=None, next_attempt_at=None
+        await self._store.settle(
+            delivery.id,
+            announcement.id,
+            state="unknown",
+            error=reason,
+            claimed_until=None,
+            next_attempt_at=None,
         )
         await self._notify(
             announcement,

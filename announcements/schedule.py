@@ -10,6 +10,7 @@ A delivery found ``sending`` at start was interrupted mid-post and becomes ``unk
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,6 +26,9 @@ from bot.events import utcnow
 from bot.store.models import Announcement
 
 log = logging.getLogger(__name__)
+
+#: Timers firing within this many seconds of each other are delivered as one batch.
+BATCH_WINDOW = 0.005
 
 
 def occurrence_key(announcement: Announcement) -> str:
@@ -54,6 +58,9 @@ class AnnouncementScheduler:
         self._notify = notify
         self._clock = clock
         engine.on_retry = self.arm_retry
+        self._batch: list[int] = []
+        self._batch_done: asyncio.Future[None] | None = None
+        self._batch_tasks: set[asyncio.Task[None]] = set()
 
     async def recover_interrupted(self, *, include_live_claims: bool = False) -> int:
         """Turn deliveries whose process died mid-post into ``unknown`` and tell staff."""
@@ -184,24 +191,55 @@ class AnnouncementScheduler:
         await self._fire(announcement_id)
 
     async def _fire(self, announcement_id: int) -> None:
-        announcement = await self._store.get(announcement_id)
-        if (
-            announcement is None
-            or announcement.status != "scheduled"
-            or announcement.due_at is None
-        ):
-            return
+        """The timer callback: joins the batch of everything falling due in this instant."""
+        loop = asyncio.get_running_loop()
+        if self._batch_done is None:
+            self._batch_done = loop.create_future()
+            loop.call_later(BATCH_WINDOW, self._start_batch)
+        self._batch.append(announcement_id)
+        await asyncio.shield(self._batch_done)
+
+    def _start_batch(self) -> None:
+        ids, done = self._batch, self._batch_done
+        self._batch, self._batch_done = [], None
+        task = asyncio.get_running_loop().create_task(self._fire_batch(ids))
+        self._batch_tasks.add(task)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._batch_tasks.discard(t)
+            if done is not None and not done.done():
+                if t.cancelled():
+                    done.cancel()
+                elif t.exception() is not None:
+                    done.set_exception(t.exception())  # type: ignore[arg-type]
+                else:
+                    done.set_result(None)
+
+        task.add_done_callback(finished)
+
+    async def _fire_batch(self, announcement_ids: list[int]) -> None:
         now = self._clock()
-        if announcement.due_at > now + timedelta(seconds=1):
-            self.arm(announcement_id, announcement.due_at)  # edited to a later time
+        due: list[Announcement] = []
+        announcements, _ = await self._store.get_many_for_delivery(announcement_ids)
+        for announcement in announcements:
+            if announcement.status != "scheduled":
+                continue
+            if announcement.due_at is None:
+                continue
+            if announcement.due_at > now + timedelta(seconds=1):
+                self.arm(announcement.id, announcement.due_at)  # edited to a later time
+                continue
+            self.disarm(announcement.id)  # when called directly (now, approve, resume)
+            due.append(announcement)
+        if not due:
             return
-        self.disarm(announcement_id)  # when called directly (now, approve, resume)
-        await self._engine.fire(announcement_id, occurrence_key(announcement))
-        if announcement.recurrence:
-            tz = zone(announcement.timezone)
-            rule = parse_recurrence(announcement.recurrence)
-            following = next_occurrence(rule, max(announcement.due_at, now), tz)
-            await self._advance(announcement, following)
+        await self._engine.fire_many([(a.id, occurrence_key(a)) for a in due])
+        for announcement in due:
+            if announcement.recurrence and announcement.due_at is not None:
+                tz = zone(announcement.timezone)
+                rule = parse_recurrence(announcement.recurrence)
+                following = next_occurrence(rule, max(announcement.due_at, now), tz)
+                await self._advance(announcement, following)
 
     async def release(self) -> int:
         """After ``/announce resume``: send what fell due during the embargo; returns count."""

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from bot.events import utcnow
 from bot.store.db import Database
-from bot.store.models import Announcement, BotState, Delivery
+from bot.store.models import Announcement, BotState, Delivery, EngagementEvent
 
 #: Announcement statuses that still have work ahead.
 ACTIVE = ("scheduled", "awaiting_approval")
@@ -140,20 +141,6 @@ class AnnouncementStore:
             )
             return (await session.scalars(stmt)).all()
 
-    async def sent_since(self, since: datetime, limit: int = 5) -> Sequence[Announcement]:
-        """Announcements with at least one delivery sent since ``since``, newest first."""
-        async with self._db.session() as session:
-            newest = func.max(Delivery.sent_at)
-            stmt = (
-                select(Announcement, newest)
-                .join(Delivery)
-                .where(Delivery.state == "sent", Delivery.sent_at >= since)
-                .group_by(Announcement.id)
-                .order_by(newest.desc())
-                .limit(limit)
-            )
-            return [row[0] for row in (await session.execute(stmt)).all()]
-
     async def find_duplicate(self, text: str, window: timedelta, now: datetime) -> int | None:
         """Id of an announcement with the same text queued, or sent within ``window``."""
         digest = content_hash(text)
@@ -233,13 +220,35 @@ class AnnouncementStore:
         async with self._db.session() as session:
             return await session.get(Delivery, delivery_id)
 
-    async def claim(self, delivery_id: int, owner: str, lease: timedelta) -> bool:
-        """pending -> sending, atomically; False if someone else has it or it is not pending."""
+    async def get_many_for_delivery(
+        self, announcement_ids: Sequence[int]
+    ) -> tuple[Sequence[Announcement], bool]:
+        """Announcements with their deliveries, and whether the embargo is on: one session."""
+        async with self._db.session() as session:
+            stmt = (
+                select(Announcement)
+                .where(Announcement.id.in_(announcement_ids))
+                .options(selectinload(Announcement.deliveries))
+            )
+            announcements = (await session.scalars(stmt)).all()
+            state = await session.get(BotState, HOLD_KEY)
+            return announcements, state is not None and state.value == "on"
+
+    async def claim_many(
+        self, delivery_ids: Sequence[int], owner: str, lease: timedelta
+    ) -> set[int]:
+        """pending -> sending for these rows in one atomic UPDATE; returns the ids won.
+
+        A row another worker claimed first (or that is no longer pending) is not returned, so
+        no row is ever posted by two workers.
+        """
+        if not delivery_ids:
+            return set()
         now = utcnow()
         async with self._db.session() as session:
             result = await session.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.state == "pending")
+                .where(Delivery.id.in_(delivery_ids), Delivery.state == "pending")
                 .values(
                     state="sending",
                     claimed_by=owner,
@@ -247,8 +256,54 @@ class AnnouncementStore:
                     attempts=Delivery.attempts + 1,
                     updated_at=now,
                 )
+                .returning(Delivery.id)
             )
-            return bool(getattr(result, "rowcount", 0) == 1)
+            return {int(row[0]) for row in result.all()}
+
+    async def claim(self, delivery_id: int, owner: str, lease: timedelta) -> bool:
+        """Claim one row (see :meth:`claim_many`)."""
+        return delivery_id in await self.claim_many([delivery_id], owner, lease)
+
+    async def record_sent(
+        self,
+        delivery_id: int,
+        *,
+        progress: list[str],
+        external_id: str | None,
+        url: str | None,
+        event: EngagementEvent,
+    ) -> None:
+        """Mark a delivery sent, log it and close the announcement if it was the last: one
+        transaction."""
+        now = utcnow()
+        async with self._db.session() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(
+                    state="sent",
+                    sent_at=now,
+                    error=None,
+                    claimed_until=None,
+                    next_attempt_at=None,
+                    progress=progress,
+                    external_id=external_id,
+                    url=url,
+                    updated_at=now,
+                )
+            )
+            session.add(event)
+            await self._finish_if_done(session, event.announcement_id)
+
+    async def settle(self, delivery_id: int, announcement_id: int, **fields: object) -> None:
+        """Set a final (or retry) state and close the announcement if nothing is left."""
+        async with self._db.session() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(updated_at=utcnow(), **fields)
+            )
+            await self._finish_if_done(session, announcement_id)
 
     async def set_delivery(self, delivery_id: int, **fields: object) -> None:
         """Set columns of a delivery."""
@@ -297,23 +352,25 @@ class AnnouncementStore:
     async def finish_if_done(self, announcement_id: int) -> bool:
         """Mark a one-off announcement ``done`` once no delivery is pending or sending."""
         async with self._db.session() as session:
-            announcement = await session.get(Announcement, announcement_id)
-            if (
-                announcement is None
-                or announcement.recurrence
-                or announcement.status != "scheduled"
-            ):
-                return False
-            busy = await session.scalar(
-                select(func.count(Delivery.id)).where(
-                    Delivery.announcement_id == announcement_id,
-                    Delivery.state.in_(("pending", "sending")),
-                )
+            return await self._finish_if_done(session, announcement_id)
+
+    @staticmethod
+    async def _finish_if_done(session: AsyncSession, announcement_id: int | None) -> bool:
+        if announcement_id is None:
+            return False
+        announcement = await session.get(Announcement, announcement_id)
+        if announcement is None or announcement.recurrence or announcement.status != "scheduled":
+            return False
+        busy = await session.scalar(
+            select(func.count(Delivery.id)).where(
+                Delivery.announcement_id == announcement_id,
+                Delivery.state.in_(("pending", "sending")),
             )
-            if busy:
-                return False
-            announcement.status = "done"
-            return True
+        )
+        if busy:
+            return False
+        announcement.status = "done"
+        return True
 
     async def held(self) -> bool:
         """Whether the embargo (``/announce hold``) is on."""

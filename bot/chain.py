@@ -89,7 +89,12 @@ class RateLimitQuestions:
         self._warned: set[tuple[str, str]] = set()
 
     async def __call__(self, event: InboundEvent, call_next: Next) -> None:
-        if not isinstance(event, IncomingMessage) or event.where.platform in ("console", "cli"):
+        if (
+            not isinstance(event, IncomingMessage)
+            or event.where.platform in ("console", "cli")
+            # Chatter the bot will ignore anyway must not use up anyone's allowance.
+            or not (event.mentions_bot or event.where.is_direct or event.where.thread_id)
+        ):
             await call_next(event)
             return
         key = (event.where.platform, event.author.id)

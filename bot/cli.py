@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from announcements.news import AnnouncementNews
+from announcements.store import AnnouncementStore
 from bot import __version__
 from bot.answering import Knowledge
 from bot.config import Config, load_config
@@ -145,6 +147,7 @@ async def _ask(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: 
             threshold=settings.answering.threshold,
             more_info_url=settings.answering.more_info_url,
             max_question_chars=settings.answering.max_question_chars,
+            news=AnnouncementNews(db, AnnouncementStore(db)),
         )
         await knowledge.reload()
         engagement = EngagementLog(db)
@@ -154,9 +157,11 @@ async def _ask(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: 
         where = Conversation("cli", "cli", is_direct=True)
         author = Author(id=args.user)
         for number, question in enumerate(questions, start=1):
-            answer = knowledge.answer(question)
+            answer = await knowledge.respond(question)
             message = IncomingMessage(where, author, question, message_id=str(number))
-            await record_exchange(engagement, message, answer, uuid.uuid4().hex, None)
+            await record_exchange(
+                engagement, message, answer, uuid.uuid4().hex, None, answer.announcement_id
+            )
             if args.json:
                 record = {
                     "question": question,

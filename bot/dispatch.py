@@ -119,12 +119,14 @@ class Dispatcher:
             in_bot_thread, announcement_id = False, None
         if not (msg.mentions_bot or msg.where.is_direct or in_bot_thread):
             return
-        answer = self._knowledge.answer(msg.text)
+        answer = await self._knowledge.respond(msg.text)
         ref = uuid.uuid4().hex
         sent = await self._outbox.send(
             self._reply(msg, answer.text, ref if answer.answered else None)
         )
-        await record_exchange(self._log, msg, answer, ref, sent, announcement_id)
+        await record_exchange(
+            self._log, msg, answer, ref, sent, announcement_id or answer.announcement_id
+        )
         if sent is not None and self._reply_in_thread and msg.where.platform not in ("console",):
             thread = sent.thread_id or msg.where.thread_id or msg.message_id
             if not in_bot_thread:

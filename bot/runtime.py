@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from adapters.base import Adapter
 from announcements.commands import AnnounceCommands
 from announcements.delivery import DeliveryEngine
+from announcements.news import AnnouncementNews
 from announcements.schedule import AnnouncementScheduler
 from announcements.store import AnnouncementStore
 from bot.answering import Knowledge
@@ -85,11 +86,13 @@ class Runtime:
         self.faq = FaqStore(self.db)
         self.engagement = EngagementLog(self.db)
         self.audit = AuditTrail(self.db)
+        self.announcements = AnnouncementStore(self.db)
         self.knowledge = Knowledge(
             self.faq,
             threshold=settings.answering.threshold,
             more_info_url=settings.answering.more_info_url,
             max_question_chars=settings.answering.max_question_chars,
+            news=AnnouncementNews(self.db, self.announcements),
         )
         self.router = CommandRouter(settings.staff, self.audit)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -118,7 +121,6 @@ class Runtime:
             ],
             self.dispatcher,
         )
-        self.announcements = AnnouncementStore(self.db)
         self.delivery = DeliveryEngine(
             store=self.announcements,
             adapters=self.adapters,
@@ -127,6 +129,7 @@ class Runtime:
             engagement=self.engagement,
             notify=self.notify_staff,
         )
+        self.delivery.on_news_changed = self.knowledge.reload_soon
         self.announcement_timers = AnnouncementScheduler(
             scheduler=self.scheduler,
             store=self.announcements,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -95,16 +97,18 @@ async def test_members_are_refused_politely_and_every_command_is_audited(db_url:
 async def test_now_posts_everywhere_concurrently(db_url: str) -> None:
     async with running_bot(db_url) as bot:
         barrier = asyncio.Barrier(3)
-        for adapter in (bot.slack, bot.discord, bot.x):
-            original = adapter.send
 
-            async def gated(message: OutgoingMessage, original=original) -> SentMessage:  # type: ignore[no-untyped-def]
+        def gate(send: Callable[[OutgoingMessage], Awaitable[SentMessage]]) -> Any:
+            async def gated(message: OutgoingMessage) -> SentMessage:
                 if message.where.channel_id in ("C-news", "D-news", "timeline"):
                     # Only passes if all three platforms are being posted to at the same time.
                     await asyncio.wait_for(barrier.wait(), timeout=5)
-                return await original(message)
+                return await send(message)
 
-            adapter.send = gated  # type: ignore[method-assign]
+            return gated
+
+        for adapter in (bot.slack, bot.discord, bot.x):
+            adapter.send = gate(adapter.send)  # type: ignore[method-assign]
         reply = await bot.announce("now Big news: the PyTorch Foundation is here.")
         assert "slack: posted" in reply and "discord: posted" in reply and "x: posted" in reply
         assert all(bot.posts(p) for p in ("slack", "discord", "x"))
