@@ -63,6 +63,7 @@ ENTITY_PENALTY = 0.7
 #: Only the first characters of a message are read: long pastes are not questions.
 MAX_CHARS = 600
 MAX_TOKENS = 40
+LONG_POSTINGS = 500
 
 _MENTION = re.compile(r"<[@#!&][^>]*>|(?<!\w)@\w+")
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -215,7 +216,7 @@ STOPWORDS = frozenset(
 
 #: Domain synonyms folded into one concept token (stems on the left).
 SYNONYMS: dict[str, str] = {}
-for _concept, _words in {
+for _concept, _members in {
     "meta": "meta facebook fb zuckerberg",
     "board": "board govern governing governance governor member membership",
     "company": "company compani corpor organ organis organiz vendor sponsor partner firm",
@@ -243,7 +244,7 @@ for _concept, _words in {
     "nonprofit": "nonprofit",
     "process": "process workflow",
 }.items():
-    for _word in _words.split():
+    for _word in _members.split():
         # "~" keeps concepts apart from real stems ("founded" -> "found" is not a foundation).
         SYNONYMS[_word] = "~" + _concept
 
@@ -330,7 +331,13 @@ class Matcher:
             self._passages.append((entry_id, weights, total))
             for term in weights:
                 self._postings[term].append(index)
+        for postings in self._postings.values():
+            postings.sort(key=lambda i: self._passages[i][2])
         self._vocabulary = sorted(w for w in vocabulary if len(w) >= 4)
+        self._by_length: dict[int, list[str]] = defaultdict(list)
+        for word in self._vocabulary:
+            self._by_length[len(word)].append(word)
+        self._corrections: dict[str, str] = {}
         self._known_words = vocabulary
         self._stems = set(self._idf)
 
@@ -346,9 +353,20 @@ class Matcher:
         # Optimal string alignment counts a swap as one edit ("pytroch"); one edit for
         # ordinary words, two for long ones, so real words ("leaving") are not "corrected"
         # into pack words ("learning").
+        if word in self._corrections:
+            return self._corrections[word]
         limit = 1 if len(word) < 9 else 2
-        best = process.extractOne(word, self._vocabulary, scorer=OSA.distance, score_cutoff=limit)
-        return word if best is None else str(best[0])
+        # Only words within `limit` letters of this length can be within `limit` edits.
+        nearby = [
+            w
+            for size in range(len(word) - limit, len(word) + limit + 1)
+            for w in self._by_length.get(size, ())
+        ]
+        best = process.extractOne(word, nearby, scorer=OSA.distance, score_cutoff=limit)
+        corrected = word if best is None else str(best[0])
+        if len(self._corrections) < 100_000:
+            self._corrections[word] = corrected
+        return corrected
 
     def match(self, text: str) -> Match:
         """Score ``text`` against every entry. Never raises."""
@@ -370,25 +388,53 @@ class Matcher:
         if not known or not self._passages:
             return Match(None, 0.0, False, "off_topic")
         query_total = sum(weights.values())
-        entities = ENTITIES
-        best: dict[int, float] = {}
-        for term in known:
-            for index in self._postings[term]:
-                if index in best:
-                    continue
-                entry_id, passage, passage_total = self._passages[index]
-                shared = sum(w for t, w in passage.items() if t in weights)
-                covered = sum(weights[t] for t in passage if t in weights)
-                score = 0.65 * (covered / query_total) + 0.35 * (shared / passage_total)
-                asked = entities & weights.keys()
-                if asked and not asked & passage.keys() and ENTITIES & passage.keys():
-                    score *= ENTITY_PENALTY
-                best[index] = score
+        # Candidates come from the postings of the rarer terms only. The most common terms are
+        # left out of candidate generation while their combined weight is too small for a
+        # passage holding nothing else to reach (threshold - margin): such a passage could
+        # neither be answered nor make the winner ambiguous. Keeps 10,000 entries fast.
+        bound = max(0.0, (self.threshold - MIN_MARGIN - 0.35) / 0.65) * query_total
+        dropped: list[str] = []
+        kept: list[str] = []
+        spent = 0.0
+        for term in sorted(known, key=self._idf.__getitem__):
+            if not kept and spent + self._idf[term] < bound:
+                spent += self._idf[term]
+                dropped.append(term)
+            else:
+                kept.append(term)
+        covered: dict[int, float] = defaultdict(float)
+        # Very common terms (long postings) only add to candidates found through rarer terms:
+        # in a large pack a passage sharing nothing but such terms is a weak match, and
+        # walking thousands of postings per question would break the latency budget.
+        seeded = False
+        for term in reversed(kept):
+            weight = self._idf[term]
+            postings = self._postings[term]
+            if seeded and len(postings) > LONG_POSTINGS:
+                for index in covered:
+                    if term in self._passages[index][1]:
+                        covered[index] += weight
+                continue
+            # Postings are sorted shortest passage first: when a common term must seed the
+            # candidates, its shortest passages are the ones it can score highest in.
+            for index in postings[:LONG_POSTINGS]:
+                covered[index] += weight
+            seeded = True
+        asked = ENTITIES & weights.keys()
+        passages = self._passages
         per_entry: dict[int, float] = {}
-        for index, score in best.items():
-            entry_id = self._passages[index][0]
+        for index, total in covered.items():
+            entry_id, passage, passage_total = passages[index]
+            for term in dropped:
+                if term in passage:
+                    total += passage[term]
+            score = total * (0.65 / query_total + 0.35 / passage_total)
+            if asked and not asked & passage.keys() and ENTITIES & passage.keys():
+                score *= ENTITY_PENALTY
             if score > per_entry.get(entry_id, 0.0):
                 per_entry[entry_id] = score
+        if not per_entry:
+            return Match(None, 0.0, False, "low_confidence")
         ranked = sorted(per_entry.items(), key=lambda item: item[1], reverse=True)
         entry_id, score = ranked[0]
         runner_up = ranked[1][1] if len(ranked) > 1 else 0.0

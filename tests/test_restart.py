@@ -53,7 +53,7 @@ async def test_sigkill_mid_fan_out_then_restart(db_url: str, tmp_path: Path) -> 
         await asyncio.sleep(0.3)  # let the fast rows commit "sent"
     finally:
         worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
+        worker.communicate(timeout=30)  # reaps it and closes its pipes
     await asyncio.sleep(2.5)  # PostgreSQL deployments wait for the dead process's claim to expire
     restarted = _start(db_url, posts, "restart")
     out, err = restarted.communicate(timeout=120)
