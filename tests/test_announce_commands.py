@@ -65,6 +65,7 @@ async def test_schedule_replies_with_id_local_and_utc_time_and_arms_timer(db_url
         ("edit nine hello", "is not an announcement id"),
         ("fly me to the moon", "Unknown action 'fly'"),
         ("now " + "word " * 3000, "the limit is 10000"),
+        ("now --to x " + "Lorem ipsum dolor sit amet. " * 300, "too long for X: needs"),
         ('schedule --at tomorrow 9am --every "blursday 5pm" Hi', "repeat rule"),
     ],
 )

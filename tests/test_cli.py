@@ -212,3 +212,33 @@ def test_run_console_chat_in_a_subprocess(tmp_path: Path) -> None:
     assert "won't guess" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert (tmp_path / "foundation-bot.db").exists()
+
+
+def test_sigterm_stops_the_bot_gracefully(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDATION_BOT")}
+    config = tmp_path / "bot.toml"
+    config.write_text("[web]\nenabled = false\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), "run", "--console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("who is on the board?\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "Nvidia" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert "Nvidia" in seen
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
