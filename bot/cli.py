@@ -125,15 +125,33 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 
 
 def _platform_adapters(config: Config) -> list[Any]:
-    """Adapters for the platforms enabled in config (added by the platform issues)."""
+    """Adapters for the platforms enabled in the config."""
     settings = config.settings
-    enabled = [name for name in ("slack", "discord", "x") if getattr(settings, name).enabled]
-    if enabled:
+    adapters: list[Any] = []
+    if settings.slack.enabled:
+        from adapters.slack import SlackAdapter
+
+        slack = settings.slack
+        adapters.append(
+            SlackAdapter(
+                bot_token=config.secret("slack", "bot_token"),
+                app_token=config.secret("slack", "app_token") if slack.mode == "socket" else None,
+                signing_secret=(
+                    config.secret("slack", "signing_secret") if slack.mode == "http" else None
+                ),
+                mode=slack.mode,
+                api_url=slack.api_url,
+                announce_channels=slack.announce_channels,
+                staff_usergroups=settings.staff.slack_usergroups,
+            )
+        )
+    missing = [name for name in ("discord", "x") if getattr(settings, name).enabled]
+    if missing:
         raise ConfigError(
-            f"config error: {', '.join(enabled)}: this version has no adapter for it yet; "
+            f"config error: {', '.join(missing)}: this version has no adapter for it yet; "
             "set enabled = false"
         )
-    return []
+    return adapters
 
 
 # --- ask -------------------------------------------------------------------------------------

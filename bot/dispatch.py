@@ -124,13 +124,14 @@ class Dispatcher:
         sent = await self._outbox.send(
             self._reply(msg, answer.text, ref if answer.answered else None)
         )
-        await record_exchange(
-            self._log, msg, answer, ref, sent, announcement_id or answer.announcement_id
-        )
+        # The thread first: a quick follow-up must find it even while the log is written.
         if sent is not None and self._reply_in_thread and msg.where.platform not in ("console",):
             thread = sent.thread_id or msg.where.thread_id or msg.message_id
             if not in_bot_thread:
                 await self._log.remember_thread(msg.where.platform, msg.where.channel_id, thread)
+        await record_exchange(
+            self._log, msg, answer, ref, sent, announcement_id or answer.announcement_id
+        )
 
     async def on_command(self, cmd: SlashCommand) -> None:
         """Run a command and answer the caller only."""

@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 def build_app(
     check_database: Callable[[], Awaitable[None]], adapters: Mapping[str, Adapter]
 ) -> web.Application:
-    """The aiohttp application with ``/healthz`` and ``/readyz``."""
+    """The aiohttp application with ``/healthz``, ``/readyz`` and the adapters' routes.
+
+    An adapter that receives webhooks (Slack in HTTP mode) offers ``web_routes()``.
+    """
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -40,6 +43,10 @@ def build_app(
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    for adapter in adapters.values():
+        routes: Callable[[], list[web.RouteDef]] | None = getattr(adapter, "web_routes", None)
+        if routes is not None:
+            app.add_routes(routes())
     return app
 
 

@@ -1,0 +1,474 @@
+"""Slack on slack-bolt: questions in threads, feedback buttons, ``/announce``, announcements.
+
+Two connection modes: Socket Mode (app-level token, no public URL; the default) and HTTP mode
+(events and commands posted to the bot's own web server at ``/slack/events``, signatures
+verified by Bolt, so a bad or stale signature gets 401 and nothing else happens).
+
+Everything Slack-shaped stays in this module: payloads become the core's events on the way in,
+``OutgoingMessage`` becomes ``chat.postMessage`` (with Block Kit) on the way out, and
+``SlackApiError`` and network errors become the core's transient or permanent platform errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.base import EventSink
+from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
+from bot.events import (
+    Author,
+    Conversation,
+    Feedback,
+    IncomingMessage,
+    OutgoingMessage,
+    Reaction,
+    SentMessage,
+    SlashCommand,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+EVENTS_PATH = "/slack/events"
+DEFAULT_API_URL = "https://slack.com/api/"
+GROUP_CACHE_SECONDS = 300
+MODAL_CALLBACK = "announce_schedule"
+
+#: Slack error codes retrying cannot fix, with the sentence staff see.
+PERMANENT_ERRORS = {
+    "not_in_channel": "the bot is not a member of the channel: invite it with /invite",
+    "channel_not_found": "the channel does not exist or the bot cannot see it",
+    "is_archived": "the channel is archived",
+    "not_authed": "no Slack token was sent (check SLACK_BOT_TOKEN)",
+    "invalid_auth": "Slack rejected the bot token (check SLACK_BOT_TOKEN)",
+    "account_inactive": "the Slack bot account is deactivated",
+    "token_revoked": "the Slack bot token was revoked",
+    "missing_scope": "the Slack app lacks a scope it needs (see slack-app-manifest.yml)",
+    "msg_too_long": "the message is too long for Slack",
+    "restricted_action": "a workspace setting prevents the bot from posting there",
+    "message_not_found": "the message no longer exists",
+    "cant_delete_message": "Slack does not allow the bot to delete that message",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """The handle of an interaction: where an ephemeral answer goes."""
+
+    response_url: str | None
+    channel: str
+    user: str
+
+
+def translate(exc: BaseException) -> PlatformError:
+    """A Slack SDK or network error as the core's platform error."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        code = str(response.get("error", "")) if response is not None else ""
+        status = getattr(response, "status_code", 0)
+        if status == 429 or code == "ratelimited":
+            headers = getattr(response, "headers", {}) or {}
+            retry_after = headers.get("Retry-After") or headers.get("retry-after")
+            return TransientPlatformError(
+                PLATFORM,
+                "rate limited (HTTP 429)",
+                retry_after=float(retry_after) if retry_after else None,
+            )
+        if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable"):
+            return TransientPlatformError(PLATFORM, f"Slack server error ({code or status})")
+        reason = PERMANENT_ERRORS.get(code, f"Slack refused the request ({code or status})")
+        return PermanentPlatformError(PLATFORM, reason)
+    if isinstance(exc, TimeoutError):
+        # The request went out; Slack may have posted it before we gave up waiting.
+        return TransientPlatformError(PLATFORM, "Slack did not answer in time", ambiguous=True)
+    return TransientPlatformError(PLATFORM, f"cannot reach Slack ({type(exc).__name__})")
+
+
+def feedback_blocks(text: str, token: str) -> list[dict[str, Any]]:
+    """The answer as a section plus 👍/👎 buttons carrying the feedback token."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+        {
+            "type": "actions",
+            "block_id": "feedback",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "feedback_up",
+                    "value": token,
+                    "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True},
+                },
+                {
+                    "type": "button",
+                    "action_id": "feedback_down",
+                    "value": token,
+                    "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True},
+                },
+            ],
+        },
+    ]
+
+
+def announce_modal(channel: str) -> dict[str, Any]:
+    """The ``/announce schedule`` form: text, time, zone and platforms."""
+
+    def field(
+        block_id: str,
+        label: str,
+        placeholder: str,
+        *,
+        multiline: bool = False,
+        optional: bool = False,
+    ) -> dict[str, Any]:
+        return {
+            "type": "input",
+            "block_id": block_id,
+            "optional": optional,
+            "label": {"type": "plain_text", "text": label},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "value",
+                "multiline": multiline,
+                "placeholder": {"type": "plain_text", "text": placeholder},
+            },
+        }
+
+    return {
+        "type": "modal",
+        "callback_id": MODAL_CALLBACK,
+        "private_metadata": channel,
+        "title": {"type": "plain_text", "text": "Schedule announcement"},
+        "submit": {"type": "plain_text", "text": "Schedule"},
+        "blocks": [
+            field(
+                "text", "Announcement (Markdown)", "The PyTorch Foundation is live!", multiline=True
+            ),
+            field("at", "When", "tomorrow 9am, in 2 hours, 2026-12-01T09:00"),
+            field("tz", "Time zone", "Europe/Berlin (default: yours)", optional=True),
+            field("to", "Platforms", "slack,discord,x (default: all)", optional=True),
+        ],
+    }
+
+
+def modal_command(values: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """The ``/announce`` text a submitted modal stands for."""
+
+    def value(block: str) -> str:
+        return str((values.get(block, {}).get("value", {}) or {}).get("value") or "").strip()
+
+    parts = ["schedule", "--at", _quote(value("at"))]
+    if value("tz"):
+        parts += ["--tz", value("tz").split()[0]]
+    if value("to"):
+        parts += ["--to", value("to").replace(" ", "")]
+    parts.append(value("text"))
+    return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    return f'"{text.replace(chr(34), "")}"'
+
+
+class SlackAdapter:
+    """The Slack platform behind the core's Adapter contract."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        bot_token: str,
+        app_token: str | None = None,
+        signing_secret: str | None = None,
+        mode: str = "socket",
+        api_url: str | None = None,
+        announce_channels: tuple[str, ...] = (),
+        staff_usergroups: tuple[str, ...] = (),
+        retries: int = 2,
+    ) -> None:
+        if mode == "socket" and not app_token:
+            raise ValueError("socket mode needs an app-level token")
+        if mode == "http" and not signing_secret:
+            raise ValueError("HTTP mode needs a signing secret")
+        self.announce_channels = announce_channels
+        self._mode = mode
+        self._app_token = app_token
+        self._staff_groups = staff_usergroups
+        self.client = AsyncWebClient(
+            token=bot_token,
+            base_url=api_url or DEFAULT_API_URL,
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
+                AsyncConnectionErrorRetryHandler(max_retry_count=retries),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret,
+            request_verification_enabled=mode == "http",
+            name="foundation-bot",
+        )
+        self._sink: EventSink | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._connected = False
+        self._groups: dict[str, frozenset[str]] = {}
+        self._groups_at = 0.0
+        self._register()
+
+    # --- contract ------------------------------------------------------------------------
+
+    def is_connected(self) -> bool:
+        return self._connected
+
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
+        if self._mode == "socket":
+            self._socket = AsyncSocketModeHandler(
+                self.app, app_token=self._app_token, web_client=self.client
+            )
+            try:
+                await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            except (SlackApiError, aiohttp.ClientError, OSError) as exc:
+                raise translate(exc) from exc
+        self._connected = True
+
+    async def stop(self) -> None:
+        self._connected = False
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+
+    def web_routes(self) -> list[web.RouteDef]:
+        """Routes the bot's web server mounts (HTTP mode only)."""
+        if self._mode != "http":
+            return []
+
+        async def events(request: web.Request) -> web.Response:
+            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
+
+        return [web.post(EVENTS_PATH, events)]
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        channel = message.where.channel_id
+        try:
+            handle = message.handle if isinstance(message.handle, _Reply) else None
+            if message.ephemeral_to and handle is not None and handle.response_url:
+                webhook = AsyncWebhookClient(handle.response_url)
+                await webhook.send(
+                    text=message.text, response_type="ephemeral", replace_original=False
+                )
+                return SentMessage(PLATFORM, channel, "", None)
+            if message.ephemeral_to:
+                response = await self.client.chat_postEphemeral(
+                    channel=channel, user=message.ephemeral_to, text=message.text
+                )
+                return SentMessage(PLATFORM, channel, str(response.get("message_ts", "")))
+            thread = message.where.thread_id or message.reply_to
+            kwargs: dict[str, Any] = {"channel": channel, "text": message.text}
+            if thread:
+                kwargs["thread_ts"] = thread
+            if message.feedback_token:
+                kwargs["blocks"] = feedback_blocks(message.text, message.feedback_token)
+            elif message.blocks:
+                kwargs["blocks"] = list(message.blocks)
+            response = await self.client.chat_postMessage(**kwargs)
+            ts = str(response["ts"])
+            url = None
+            if not thread:  # top-level posts (announcements) get a permalink for the log
+                link = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+                url = str(link.get("permalink") or "") or None
+            return SentMessage(
+                PLATFORM, str(response.get("channel", channel)), ts, url, thread_id=thread or None
+            )
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def delete(self, sent: SentMessage) -> None:
+        try:
+            await self.client.chat_delete(channel=sent.channel_id, ts=sent.message_id)
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    # --- inbound -------------------------------------------------------------------------
+
+    async def _deliver(self, event: Any) -> None:
+        if self._sink is not None:
+            await self._sink(event)
+
+    async def _author(self, user: str) -> Author:
+        return Author(id=user, roles=await self._groups_of(user))
+
+    async def _groups_of(self, user: str) -> frozenset[str]:
+        """The configured staff user groups this user is in (cached for a few minutes)."""
+        if not self._staff_groups:
+            return frozenset()
+        if time.monotonic() - self._groups_at > GROUP_CACHE_SECONDS:
+            members: dict[str, set[str]] = {}
+            try:
+                response = await self.client.usergroups_list(include_users=True)
+                groups: list[dict[str, Any]] = response.get("usergroups", []) or []
+                for group in groups:
+                    if group.get("id") in self._staff_groups:
+                        for member in group.get("users", []) or []:
+                            members.setdefault(member, set()).add(group["id"])
+                self._groups = {u: frozenset(g) for u, g in members.items()}
+                self._groups_at = time.monotonic()
+            except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("cannot read Slack user groups: %s", translate(exc).reason)
+        return self._groups.get(user, frozenset())
+
+    def _register(self) -> None:
+        app = self.app
+
+        async def mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+            await self._deliver(await self._message(event, body, mentions_bot=True))
+
+        async def message(event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
+            if event.get("subtype") or event.get("bot_id"):
+                return  # edits, joins, other bots: not questions
+            text = str(event.get("text") or "")
+            is_direct = event.get("channel_type") == "im"
+            bot_user = getattr(context, "bot_user_id", None) or context.get("bot_user_id")
+            if not is_direct and bot_user and f"<@{bot_user}>" in text:
+                return  # app_mention delivers this one
+            if not is_direct and not event.get("thread_ts"):
+                return  # channel chatter outside threads is not for the bot
+            await self._deliver(await self._message(event, body, mentions_bot=False))
+
+        async def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
+            await self._deliver(await self._reaction(event, body, added=True))
+
+        async def reaction_removed(event: dict[str, Any], body: dict[str, Any]) -> None:
+            await self._deliver(await self._reaction(event, body, added=False))
+
+        @app.command("/announce")
+        async def announce(ack: Any, command: dict[str, Any], client: Any) -> None:
+            await ack()
+            text = str(command.get("text") or "").strip()
+            channel = str(command.get("channel_id") or "")
+            if text.lower() == "schedule" and command.get("trigger_id"):
+                try:
+                    await client.views_open(
+                        trigger_id=command["trigger_id"], view=announce_modal(channel)
+                    )
+                    return
+                except SlackApiError as exc:
+                    log.warning("announce modal not opened: %s", translate(exc).reason)
+            await self._deliver(
+                SlashCommand(
+                    where=Conversation(PLATFORM, channel),
+                    author=await self._author(str(command.get("user_id") or "")),
+                    name="announce",
+                    text=text,
+                    handle=_Reply(
+                        command.get("response_url"), channel, str(command.get("user_id") or "")
+                    ),
+                )
+            )
+
+        @app.view(MODAL_CALLBACK)
+        async def modal(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+            await ack()
+            user = str((body.get("user") or {}).get("id") or "")
+            channel = str(view.get("private_metadata") or user)
+            values = (view.get("state") or {}).get("values") or {}
+            await self._deliver(
+                SlashCommand(
+                    where=Conversation(PLATFORM, channel),
+                    author=await self._author(user),
+                    name="announce",
+                    text=modal_command(values),
+                    handle=_Reply(None, channel, user),
+                )
+            )
+
+        async def feedback(body: dict[str, Any], helpful: bool, escalate: bool) -> None:
+            action = (body.get("actions") or [{}])[0]
+            user = str((body.get("user") or {}).get("id") or "")
+            channel = str((body.get("channel") or {}).get("id") or "")
+            message = body.get("message") or {}
+            await self._deliver(
+                Feedback(
+                    where=Conversation(PLATFORM, channel, thread_id=message.get("thread_ts")),
+                    author=await self._author(user),
+                    token=str(action.get("value") or ""),
+                    helpful=helpful,
+                    escalate=escalate,
+                    event_id=f"action:{action.get('action_ts', '')}:{user}",
+                    handle=_Reply(body.get("response_url"), channel, user),
+                )
+            )
+
+        @app.action("feedback_up")
+        async def feedback_up(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            await feedback(body, helpful=True, escalate=False)
+
+        @app.action("feedback_down")
+        async def feedback_down(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            await feedback(body, helpful=False, escalate=False)
+
+        @app.action("feedback_escalate")
+        async def feedback_escalate(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            await feedback(body, helpful=False, escalate=True)
+
+        @app.error
+        async def on_error(error: Exception) -> None:
+            log.error("slack listener failed: %s", type(error).__name__)
+
+        app.event("app_mention")(mention)
+        app.event("message")(message)
+        app.event("reaction_added")(reaction_added)
+        app.event("reaction_removed")(reaction_removed)
+
+    async def _message(
+        self, event: dict[str, Any], body: dict[str, Any], *, mentions_bot: bool
+    ) -> IncomingMessage:
+        channel = str(event.get("channel") or "")
+        return IncomingMessage(
+            where=Conversation(
+                PLATFORM,
+                channel,
+                thread_id=event.get("thread_ts"),
+                is_direct=event.get("channel_type") == "im",
+            ),
+            author=await self._author(str(event.get("user") or "")),
+            text=str(event.get("text") or ""),
+            message_id=str(event.get("ts") or ""),
+            mentions_bot=mentions_bot,
+            # app_mention and message share a delivery id; keep them apart, retries equal.
+            event_id=f"{body.get('event_id', '')}:{event.get('type', '')}",
+        )
+
+    async def _reaction(
+        self, event: dict[str, Any], body: dict[str, Any], *, added: bool
+    ) -> Reaction:
+        item = event.get("item") or {}
+        return Reaction(
+            where=Conversation(PLATFORM, str(item.get("channel") or "")),
+            author=await self._author(str(event.get("user") or "")),
+            message_id=str(item.get("ts") or ""),
+            emoji=str(event.get("reaction") or ""),
+            added=added,
+            event_id=str(body.get("event_id") or ""),
+        )

@@ -1,0 +1,403 @@
+"""The Slack adapter, driving real slack-bolt / slack-sdk against a fake Slack on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import select
+
+from adapters.slack import SlackAdapter
+from bot.runtime import Runtime
+from bot.store.engagement import LogFilter
+from bot.store.models import Announcement, Delivery
+from tests.conftest import make_config
+from tests.fakes.slack_api import BOT_USER, FakeSlack, fake_slack
+
+SECRET = "test-signing-secret"
+STAFF = "U-staff"
+
+
+@dataclass
+class SlackBot:
+    runtime: Runtime
+    fake: FakeSlack
+    url: str
+    http: aiohttp.ClientSession
+    _events: int = 0
+
+    async def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        secret: str = SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        stamp = str(int(time.time()))
+        signature = str(SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body))
+        all_headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": signature,
+            **(headers or {}),
+        }
+        async with self.http.post(self.url, data=body.encode(), headers=all_headers) as resp:
+            await resp.read()
+            return resp
+
+    async def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        self._events += 1
+        body = {
+            "token": "legacy",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{self._events}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}],
+            "event": event,
+        }
+        return await self.post(json.dumps(body), "application/json", headers=headers)
+
+    async def command(self, text: str, user: str = STAFF) -> aiohttp.ClientResponse:
+        body = urlencode(
+            {
+                "command": "/announce",
+                "text": text,
+                "user_id": user,
+                "channel_id": "C-desk",
+                "team_id": "T1",
+                "response_url": f"{self.fake.base}/hooks/cmd",
+                "trigger_id": "trig",
+                "token": "legacy",
+            }
+        )
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def action(self, action_id: str, token: str, user: str = "U-reader") -> None:
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "trigger_id": "trig",
+            "channel": {"id": "C1"},
+            "message": {"ts": "1700000000.000001"},
+            "response_url": f"{self.fake.base}/hooks/act",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "value": token,
+                    "type": "button",
+                    "block_id": "feedback",
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+
+
+async def logged(bot: SlackBot, kind: str, count: int = 1) -> list[Any]:
+    """Engagement rows of ``kind`` once ``count`` exist (listeners run after the ack)."""
+    for _ in range(200):
+        rows = list(await bot.runtime.engagement.list(LogFilter(kind=kind)))
+        if len(rows) >= count:
+            return rows
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {kind} logged")
+
+
+def mention(text: str, ts: str = "1700000100.000100", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "app_mention",
+        "user": "U-reader",
+        "text": f"<@{BOT_USER}> {text}",
+        "ts": ts,
+        "channel": "C1",
+        "event_ts": ts,
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def slack_http(db_url: str, **slack_config: Any) -> AsyncIterator[SlackBot]:
+    async with fake_slack() as fake:
+        adapter = SlackAdapter(
+            bot_token="xoxb-test",
+            signing_secret=SECRET,
+            mode="http",
+            api_url=f"{fake.base}/api/",
+            announce_channels=("C-news",),
+        )
+        config = make_config(
+            database={"url": db_url},
+            web={"enabled": True, "port": 0},
+            staff={"slack_users": [STAFF]},
+            **slack_config,
+        )
+        runtime = Runtime(config, [adapter])
+        await runtime.start()
+        assert runtime.web is not None
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield SlackBot(
+                    runtime, fake, f"http://127.0.0.1:{runtime.web.port}/slack/events", http
+                )
+        finally:
+            await runtime.stop()
+
+
+async def test_mention_answered_in_thread_with_feedback_buttons(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        resp = await bot.event(mention("who is on the pytorch foundation board?"))
+        assert resp.status == 200
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postMessage"))
+        [post] = bot.fake.calls_to("chat.postMessage")
+        assert post.args["thread_ts"] == "1700000100.000100"
+        assert "Nvidia" in post.args["text"]
+        buttons = post.args["blocks"][1]["elements"]
+        assert [b["action_id"] for b in buttons] == ["feedback_up", "feedback_down"]
+        assert post.headers["Authorization"] == "Bearer xoxb-test"
+
+
+async def test_follow_up_in_the_thread_needs_no_mention(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.event(mention("will my code need to change?"))
+        await bot.fake.wait_for(lambda: len(bot.fake.calls_to("chat.postMessage")) == 1)
+        for _ in range(100):  # the listener runs after the ack; wait for the thread to be known
+            if await bot.runtime.engagement.find_thread("slack", "C1", "1700000100.000100"):
+                break
+            await asyncio.sleep(0.02)
+        await bot.event(
+            {
+                "type": "message",
+                "user": "U-reader",
+                "channel": "C1",
+                "channel_type": "channel",
+                "text": "does meta still invest in it?",
+                "ts": "1700000200.000200",
+                "thread_ts": "1700000100.000100",
+            }
+        )
+        await bot.fake.wait_for(lambda: len(bot.fake.calls_to("chat.postMessage")) == 2)
+        assert "Meta" in bot.fake.calls_to("chat.postMessage")[1].args["text"]
+
+
+async def test_off_topic_declined_without_buttons(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.event(mention("what's the weather in Paris?"))
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postMessage"))
+        [post] = bot.fake.calls_to("chat.postMessage")
+        assert "won't guess" in post.args["text"]
+        assert "blocks" not in post.args
+
+
+async def test_feedback_click_is_logged_and_acknowledged(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.event(mention("is pytorch still open source?"))
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postMessage"))
+        token = bot.fake.calls_to("chat.postMessage")[0].args["blocks"][1]["elements"][0]["value"]
+        await logged(bot, "answer")
+        await bot.action("feedback_down", token)
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        assert bot.fake.hooks[0]["response_type"] == "ephemeral"
+        assert "moderator will review" in bot.fake.hooks[0]["text"]
+        [feedback] = await logged(bot, "feedback")
+        assert (feedback.user, feedback.detail["helpful"]) == ("U-reader", False)
+        assert [r.reason for r in await bot.runtime.engagement.open_reviews()] == ["thumbs_down"]
+
+
+async def test_unauthorized_announce_refused_authorized_schedule_stored(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        resp = await bot.command("now Hello everyone", user="U-random")
+        assert resp.status == 200
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        assert "only the comms staff" in bot.fake.hooks[0]["text"]
+        await bot.command('schedule --at "in 2 days" --to slack Foundation news')
+        await bot.fake.wait_for(lambda: len(bot.fake.hooks) == 2)
+        assert bot.fake.hooks[1]["text"].startswith("Scheduled announcement #1")
+        assert bot.fake.hooks[1]["response_type"] == "ephemeral"
+        async with bot.runtime.db.session() as session:
+            [stored] = (await session.scalars(select(Announcement))).all()
+        assert stored.author == f"slack:{STAFF}" and stored.targets == ["slack"]
+
+
+async def test_rate_limited_post_is_retried_by_the_sdk(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        bot.fake.fail["chat.postMessage"] = [
+            (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+        ]
+        await bot.event(mention("who announced the pytorch foundation?"))
+        await bot.fake.wait_for(lambda: len(bot.fake.calls_to("chat.postMessage")) == 2)
+        [answer] = await logged(bot, "answer")
+        assert answer.message_id and "delivery" not in answer.detail
+
+
+async def test_bad_signature_is_401_and_nothing_happens(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        body = json.dumps(
+            {
+                "type": "event_callback",
+                "event_id": "EvBad",
+                "event": mention("who is on the board?"),
+            }
+        )
+        resp = await bot.post(body, "application/json", secret="wrong-secret")
+        assert resp.status == 401
+        stale = await bot.http.post(
+            bot.url,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": "1000000000",
+                "X-Slack-Signature": str(
+                    SignatureVerifier(SECRET).generate_signature(timestamp="1000000000", body=body)
+                ),
+            },
+        )
+        assert stale.status == 401
+        stale.release()
+        assert bot.fake.calls_to("chat.postMessage") == []
+        assert await bot.runtime.engagement.list(LogFilter()) == []
+
+
+async def test_event_retried_by_slack_is_answered_once(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        event = mention("who is on the board?")
+        await bot.event(event, event_id="EvSame")
+        await bot.event(
+            event,
+            event_id="EvSame",
+            headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"},
+        )
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postMessage"))
+        await bot.event(mention("is it still open source?", ts="1700000300.000300"))
+        await bot.fake.wait_for(lambda: len(bot.fake.calls_to("chat.postMessage")) == 2)
+        texts = [c.args["text"] for c in bot.fake.calls_to("chat.postMessage")]
+        assert sum("Nvidia" in t for t in texts) == 1
+
+
+async def test_announcement_posted_with_permalink_and_reactions_logged(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.command("now --to slack The *PyTorch Foundation* is live!")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        [post] = [c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "C-news"]
+        assert post.args["text"] == "The _PyTorch Foundation_ is live!"
+        assert post.args["blocks"][0]["text"]["type"] == "mrkdwn"
+        async with bot.runtime.db.session() as session:
+            [delivery] = (await session.scalars(select(Delivery))).all()
+        assert delivery.state == "sent"
+        assert delivery.url and delivery.url.startswith("https://fake.slack.com/archives/C-news/")
+        await bot.event(
+            {
+                "type": "reaction_added",
+                "user": "U-fan",
+                "reaction": "tada",
+                "item": {"type": "message", "channel": "C-news", "ts": delivery.external_id},
+                "event_ts": "1",
+            }
+        )
+        await bot.event(
+            {
+                "type": "reaction_removed",
+                "user": "U-fan",
+                "reaction": "tada",
+                "item": {"type": "message", "channel": "C-news", "ts": delivery.external_id},
+                "event_ts": "2",
+            }
+        )
+        for _ in range(100):
+            reactions = await bot.runtime.engagement.list(LogFilter(kind="reaction"))
+            if len(reactions) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert [(r.announcement_id, r.detail["added"]) for r in reactions] == [
+            (1, True),
+            (1, False),
+        ]
+
+
+async def test_channel_the_bot_is_not_in_fails_with_a_clear_reason(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        bot.fake.fail["chat.postMessage"] = [(200, {"ok": False, "error": "not_in_channel"}, {})]
+        await bot.command("now --to slack Hello")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        assert "slack: failed (the bot is not a member of the channel" in bot.fake.hooks[0]["text"]
+
+
+@pytest.mark.parametrize("mode", ["socket"])
+async def test_socket_mode_answers_and_acks(sqlite_url: str, mode: str) -> None:
+    async with fake_slack() as fake:
+        adapter = SlackAdapter(
+            bot_token="xoxb-test", app_token="xapp-test", mode=mode, api_url=f"{fake.base}/api/"
+        )
+        runtime = Runtime(
+            make_config(
+                database={"url": sqlite_url}, web={"enabled": False}, staff={"slack_users": [STAFF]}
+            ),
+            [adapter],
+        )
+        await runtime.start()
+        try:
+            open_call = fake.calls_to("apps.connections.open")[0]
+            assert open_call.headers["Authorization"] == "Bearer xapp-test"
+            await fake.outbox.put(
+                {
+                    "envelope_id": "env-1",
+                    "type": "events_api",
+                    "accepts_response_payload": False,
+                    "retry_attempt": 0,
+                    "retry_reason": "",
+                    "payload": {
+                        "type": "event_callback",
+                        "event_id": "EvS1",
+                        "team_id": "T1",
+                        "api_app_id": "A1",
+                        "event": mention("what is the linux foundation?"),
+                        "authorizations": [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}],
+                    },
+                }
+            )
+            await fake.outbox.put(
+                {
+                    "envelope_id": "env-2",
+                    "type": "slash_commands",
+                    "accepts_response_payload": True,
+                    "payload": {
+                        "command": "/announce",
+                        "text": "list",
+                        "user_id": STAFF,
+                        "channel_id": "C-desk",
+                        "team_id": "T1",
+                        "trigger_id": "t",
+                        "response_url": f"{fake.base}/hooks/s",
+                    },
+                }
+            )
+            await fake.wait_for(lambda: fake.calls_to("chat.postMessage") and fake.hooks)
+            assert "nonprofit" in fake.calls_to("chat.postMessage")[0].args["text"]
+            assert "Nothing queued" in fake.hooks[0]["text"]
+            await fake.wait_for(
+                lambda: {"env-1", "env-2"} <= {a.get("envelope_id") for a in fake.acks}
+            )
+        finally:
+            await runtime.stop()
