@@ -126,6 +126,25 @@ def feedback_blocks(text: str, token: str) -> list[dict[str, Any]]:
     ]
 
 
+def escalation_blocks(text: str, token: str) -> list[dict[str, Any]]:
+    """The thumbs-down acknowledgement with an "ask a moderator" button."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+        {
+            "type": "actions",
+            "block_id": "escalate",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "feedback_escalate",
+                    "value": token,
+                    "text": {"type": "plain_text", "text": "Ask a moderator"},
+                },
+            ],
+        },
+    ]
+
+
 def announce_modal(channel: str) -> dict[str, Any]:
     """The ``/announce schedule`` form: text, time, zone and platforms."""
 
@@ -272,8 +291,11 @@ class SlackAdapter:
             handle = message.handle if isinstance(message.handle, _Reply) else None
             if message.ephemeral_to and handle is not None and handle.response_url:
                 webhook = AsyncWebhookClient(handle.response_url)
+                extra: dict[str, Any] = {}
+                if message.escalation_token:
+                    extra["blocks"] = escalation_blocks(message.text, message.escalation_token)
                 await webhook.send(
-                    text=message.text, response_type="ephemeral", replace_original=False
+                    text=message.text, response_type="ephemeral", replace_original=False, **extra
                 )
                 return SentMessage(PLATFORM, channel, "", None)
             if message.ephemeral_to:

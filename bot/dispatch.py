@@ -118,6 +118,7 @@ class Dispatcher:
             log.error("thread lookup failed, treating as a new conversation: %s", exc)
             in_bot_thread, announcement_id = False, None
         if not (msg.mentions_bot or msg.where.is_direct or in_bot_thread):
+            await self._log_reply(msg)
             return
         answer = await self._knowledge.respond(msg.text)
         ref = uuid.uuid4().hex
@@ -131,6 +132,26 @@ class Dispatcher:
                 await self._log.remember_thread(msg.where.platform, msg.where.channel_id, thread)
         await record_exchange(
             self._log, msg, answer, ref, sent, announcement_id or answer.announcement_id
+        )
+
+    async def _log_reply(self, msg: IncomingMessage) -> None:
+        """A reply under a posted announcement is engagement on it (no answer is given)."""
+        if msg.where.thread_id is None:
+            return
+        target = await self._log.find_bot_message(msg.where.platform, msg.where.thread_id)
+        if target is None or target.announcement_id is None:
+            return
+        await self._log.record(
+            Event(
+                platform=msg.where.platform,
+                kind="reply",
+                channel=msg.where.channel_id,
+                user=msg.author.id,
+                text=msg.text,
+                announcement_id=target.announcement_id,
+                message_id=msg.message_id,
+                thread_id=msg.where.thread_id,
+            )
         )
 
     async def on_command(self, cmd: SlashCommand) -> None:
@@ -211,8 +232,15 @@ class Dispatcher:
                     )
                 )
                 ack = ESCALATED
+        offer = not fb.helpful and not fb.escalate and where.platform in self._moderators
         await self._outbox.send(
-            OutgoingMessage(where=where, text=ack, ephemeral_to=fb.author.id, handle=fb.handle)
+            OutgoingMessage(
+                where=where,
+                text=ack,
+                ephemeral_to=fb.author.id,
+                handle=fb.handle,
+                escalation_token=fb.token if offer else None,
+            )
         )
 
 

@@ -119,6 +119,8 @@ class OutgoingMessage:
     ephemeral_to: str | None = None
     #: If set, the adapter attaches helpful / not-helpful buttons carrying this token.
     feedback_token: str | None = None
+    #: If set, the adapter offers an "ask a moderator" action carrying this feedback token.
+    escalation_token: str | None = None
     #: The ``handle`` of the event being answered, passed back untouched.
     handle: object = field(default=None, compare=False, repr=False)
     #: Structured layout for platforms that have one (Slack Block Kit); ``text`` is the fallback.

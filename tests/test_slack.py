@@ -401,3 +401,91 @@ async def test_socket_mode_answers_and_acks(sqlite_url: str, mode: str) -> None:
             )
         finally:
             await runtime.stop()
+
+
+async def test_thumbs_down_offers_a_moderator_who_gets_the_question(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url, slack={"moderators_channel": "C-mods"}) as bot:
+        await bot.event(mention("is pytorch still open source?"))
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postMessage"))
+        token = bot.fake.calls_to("chat.postMessage")[0].args["blocks"][1]["elements"][1]["value"]
+        await logged(bot, "answer")
+        await bot.action("feedback_down", token)
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        offer = bot.fake.hooks[0]["blocks"][1]["elements"][0]
+        assert (offer["action_id"], offer["value"]) == ("feedback_escalate", token)
+        await bot.action("feedback_escalate", token)
+        await bot.fake.wait_for(
+            lambda: any(
+                c.args["channel"] == "C-mods" for c in bot.fake.calls_to("chat.postMessage")
+            )
+        )
+        [to_mods] = [
+            c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "C-mods"
+        ]
+        assert "is pytorch still open source?" in to_mods.args["text"]
+        await bot.fake.wait_for(lambda: len(bot.fake.hooks) == 2)
+        assert "asked a moderator" in bot.fake.hooks[1]["text"]
+
+
+async def test_announce_schedule_without_arguments_opens_a_modal(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.command("schedule")
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("views.open"))
+        view = bot.fake.calls_to("views.open")[0].args["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        assert [b["block_id"] for b in view["blocks"]] == ["text", "at", "tz", "to"]
+        submission = {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": STAFF},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "trigger_id": "t",
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": "announce_schedule",
+                "private_metadata": "C-desk",
+                "state": {
+                    "values": {
+                        "text": {"value": {"type": "plain_text_input", "value": "Modal *news*"}},
+                        "at": {"value": {"type": "plain_text_input", "value": "in 3 days"}},
+                        "tz": {"value": {"type": "plain_text_input", "value": None}},
+                        "to": {"value": {"type": "plain_text_input", "value": "slack"}},
+                    }
+                },
+            },
+        }
+        resp = await bot.post(
+            urlencode({"payload": json.dumps(submission)}), "application/x-www-form-urlencoded"
+        )
+        assert resp.status == 200
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postEphemeral"))
+        reply = bot.fake.calls_to("chat.postEphemeral")[0].args
+        assert reply["user"] == STAFF and reply["text"].startswith("Scheduled announcement #1")
+        async with bot.runtime.db.session() as session:
+            [stored] = (await session.scalars(select(Announcement))).all()
+        assert stored.text == "Modal *news*"
+
+
+async def test_replies_to_a_posted_announcement_are_logged_not_answered(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.command("now --to slack Big news today")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        posts_before = len(bot.fake.calls_to("chat.postMessage"))
+        async with bot.runtime.db.session() as session:
+            [delivery] = (await session.scalars(select(Delivery))).all()
+        await bot.event(
+            {
+                "type": "message",
+                "user": "U-fan",
+                "channel": "C-news",
+                "channel_type": "channel",
+                "text": "congrats!!",
+                "ts": "1700000999.000001",
+                "thread_ts": delivery.external_id,
+            }
+        )
+        [reply] = await logged(bot, "reply")
+        assert (reply.announcement_id, reply.text, reply.user) == (1, "congrats!!", "U-fan")
+        assert len(bot.fake.calls_to("chat.postMessage")) == posts_before
