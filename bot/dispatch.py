@@ -125,13 +125,19 @@ class Dispatcher:
         sent = await self._outbox.send(
             self._reply(msg, answer.text, ref if answer.answered else None)
         )
-        # The thread first: a quick follow-up must find it even while the log is written.
-        if sent is not None and self._reply_in_thread and msg.where.platform not in ("console",):
-            thread = sent.thread_id or msg.where.thread_id or msg.message_id
-            if not in_bot_thread:
-                await self._log.remember_thread(msg.where.platform, msg.where.channel_id, thread)
+        thread = None
+        threads = self._reply_in_thread and msg.where.platform != "console"
+        if sent is not None and threads and not in_bot_thread:
+            thread_id = sent.thread_id or msg.where.thread_id or msg.message_id
+            thread = (msg.where.platform, msg.where.channel_id, thread_id)
         await record_exchange(
-            self._log, msg, answer, ref, sent, announcement_id or answer.announcement_id
+            self._log,
+            msg,
+            answer,
+            ref,
+            sent,
+            announcement_id or answer.announcement_id,
+            thread=thread,
         )
 
     async def _log_reply(self, msg: IncomingMessage) -> None:
@@ -251,8 +257,11 @@ async def record_exchange(
     ref: str,
     sent: SentMessage | None,
     announcement_id: int | None = None,
+    *,
+    thread: tuple[str, str, str] | None = None,
 ) -> None:
-    """Log a question, the bot's answer or decline, and queue it for moderators if needed."""
+    """Log a question, the bot's answer or decline, queue it for moderators if needed, and
+    remember the bot's thread — one transaction."""
     where = msg.where
     question = Event(
         platform=where.platform,
@@ -293,4 +302,4 @@ async def record_exchange(
             best_entry_id=answer.entry_id,
             score=answer.score,
         )
-    await engagement.record(question, reply, review=review)
+    await engagement.record(question, reply, review=review, thread=thread)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,9 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.errors import StoreError
+from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.models import AuditLog, BotThread, Delivery, EngagementEvent, ReviewItem
 
@@ -78,16 +82,85 @@ class LogFilter:
     limit: int | None = None
 
 
+def _fail(batch: Sequence[_Write], exc: BaseException) -> None:
+    for item in batch:
+        if not item.done.done():
+            item.done.set_exception(exc)
+
+
+@dataclass(slots=True)
+class _Write:
+    events: tuple[Event, ...]
+    review: ReviewItem | None
+    thread: tuple[str, str, str] | None
+    done: asyncio.Future[list[int]]
+
+
 class EngagementLog:
     """Writes and reads engagement events, review items and bot threads."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._pending: list[_Write] = []
+        self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, *events: Event, review: ReviewItem | None = None) -> list[int]:
-        """Store events (and optionally a review item linked to the first) in one transaction."""
-        async with self._db.session() as session:
-            return await self.record_in(session, *events, review=review)
+    async def record(
+        self,
+        *events: Event,
+        review: ReviewItem | None = None,
+        thread: tuple[str, str, str] | None = None,
+    ) -> list[int]:
+        """Store events (and optionally a review item linked to the first, and a bot thread
+        as ``(platform, channel, thread_id)``) in one transaction; returns the event ids.
+
+        Concurrent calls are group-committed: whoever arrives while a commit is in flight
+        joins the next one. Every caller still returns only once its rows are committed, but
+        under load one commit serves many questions instead of one each.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[int]] = loop.create_future()
+        self._pending.append(_Write(events, review, thread, done))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_batches())
+        return await done
+
+    async def _write_batches(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                try:
+                    async with self._db.session() as session:
+                        results = [await self._write(session, item) for item in batch]
+                except Exception as exc:
+                    if len(batch) == 1 or isinstance(exc, StoreError):
+                        _fail(batch, exc)
+                        continue
+                    # One bad row must not take the others down: write them one by one.
+                    for item in batch:
+                        await self._write_alone(item)
+                    continue
+                for item, ids in zip(batch, results, strict=True):
+                    if not item.done.done():
+                        item.done.set_result(ids)
+            finally:
+                # Whatever happened (even cancellation), no caller is left waiting forever.
+                _fail(batch, StoreError("the engagement log write was interrupted"))
+
+    async def _write_alone(self, item: _Write) -> None:
+        try:
+            async with self._db.session() as session:
+                ids = await self._write(session, item)
+        except Exception as exc:
+            if not item.done.done():
+                item.done.set_exception(exc)
+        else:
+            if not item.done.done():
+                item.done.set_result(ids)
+
+    async def _write(self, session: AsyncSession, item: _Write) -> list[int]:
+        if item.thread is not None:
+            await self.remember_thread_in(session, *item.thread)
+        return await self.record_in(session, *item.events, review=item.review)
 
     @staticmethod
     async def record_in(
@@ -138,18 +211,32 @@ class EngagementLog:
         self, platform: str, channel: str, thread_id: str, announcement_id: int | None = None
     ) -> None:
         """Mark a thread as the bot's, so follow-ups there are answered without a mention."""
-        try:
-            async with self._db.session() as session:
-                session.add(
-                    BotThread(
-                        platform=platform,
-                        channel=channel,
-                        thread_id=thread_id,
-                        announcement_id=announcement_id,
-                    )
-                )
-        except IntegrityError:
-            pass  # already known: the unique constraint makes this idempotent
+        async with self._db.session() as session:
+            await self.remember_thread_in(session, platform, channel, thread_id, announcement_id)
+
+    @staticmethod
+    async def remember_thread_in(
+        session: AsyncSession,
+        platform: str,
+        channel: str,
+        thread_id: str,
+        announcement_id: int | None = None,
+    ) -> None:
+        """Like :meth:`remember_thread`, inside the caller's transaction; idempotent."""
+        values = {
+            "platform": platform,
+            "channel": channel,
+            "thread_id": thread_id,
+            "announcement_id": announcement_id,
+            "created_at": utcnow(),
+        }
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(BotThread)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["platform", "channel", "thread_id"])
+        )
 
     async def find_thread(self, platform: str, channel: str, thread_id: str) -> BotThread | None:
         """The bot thread with this id, if the bot started or answered in it."""
