@@ -72,7 +72,7 @@ async def _drive(url: str, fake: FakeSlack, count: int, concurrency: int) -> flo
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(count):
         queue.put_nowait(i)
-    before = len(fake.calls_to("chat.postMessage"))
+    before = fake.count("chat.postMessage")
 
     async def worker(http: aiohttp.ClientSession) -> None:
         while not queue.empty():
@@ -90,7 +90,7 @@ async def _drive(url: str, fake: FakeSlack, count: int, concurrency: int) -> flo
     started = time.perf_counter()
     async with aiohttp.ClientSession() as http:
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-    await fake.wait_for(lambda: len(fake.calls_to("chat.postMessage")) - before >= count, limit=300)
+    await fake.wait_for(lambda: fake.count("chat.postMessage") - before >= count, limit=300)
     return time.perf_counter() - started
 
 

@@ -37,6 +37,7 @@ class FakeSlack:
     port: int = 0
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -44,6 +45,10 @@ class FakeSlack:
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
+
+    def count(self, method: str) -> int:
+        """How many calls ``method`` got (cheap: the load generator polls it)."""
+        return self._counts.get(method, 0)
 
     async def wait_for(self, predicate: Any, limit: float = 10.0) -> None:
         """Wait until ``predicate()`` is true (listeners run after the ack)."""
@@ -60,6 +65,7 @@ class FakeSlack:
         else:
             args = dict(parse_qsl(body)) | dict(request.query)
         self.calls.append(Call(method, args, dict(request.headers)))
+        self._counts[method] = self._counts.get(method, 0) + 1
         self._changed.set()
         scripted = self.fail.get(method)
         if scripted:
