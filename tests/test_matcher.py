@@ -1,80 +1,207 @@
-"""The FAQ matcher: answers what the pack covers, declines everything else."""
+"""The FAQ matcher as a user sees it: right entry for what the pack covers, a decline otherwise."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bench.eval_matcher import evaluate, hybrid, load_dev
+from bench.eval_matcher import evaluate, load_questions, run, shipped
 from bot.faqfile import builtin_pack
-from bot.matcher import FaqDoc, Matcher
+from bot.matcher import DEFAULT_THRESHOLD, FaqDoc, Match, Matcher
 
 PACK = builtin_pack()
 SLUGS = {i: r.slug for i, r in enumerate(PACK, start=1)}
+IDS = {slug: i for i, slug in SLUGS.items()}
 MATCHER = Matcher(
-    [FaqDoc(i, r.question, r.phrasings, r.answer) for i, r in enumerate(PACK, start=1)]
+    [FaqDoc(i, r.question, r.phrasings, r.answer, r.tags) for i, r in enumerate(PACK, start=1)]
 )
 
 
-def answer_slug(text: str) -> str | None:
+def answered_slug(text: str) -> str | None:
     match = MATCHER.match(text)
-    return SLUGS[match.entry_id] if match.answered and match.entry_id else None
+    return SLUGS[match.entry_id] if match.answered and match.entry_id is not None else None
 
 
 @pytest.mark.parametrize(
     ("text", "slug"),
     [
-        ("which firms sit on the pytorch foundation's governing body?", "governing-board"),
-        ("is meta still paying for pytorch?", "meta-continued-investment"),
-        ("will my code break after the move", "code-changes"),
-        ("what is the linux foundaton", "what-is-linux-foundation"),
-        ("goverance principles of the foundation?", "four-principles"),
-        ("<@U0123ABC> who announced it", "who-announced-it"),
-        ("@foundationbot when was it announced", "when-announced"),
-        ("is pytroch still open source", "still-open-source"),
+        ("Which firms sit on the PyTorch Foundation's governing body?", "governing-board"),
+        ("is facebook still paying for pytorch development?", "meta-continued-investment"),
+        ("will my code break after the move to the foundation", "code-changes"),
+        ("What does the Linux Foundation do, exactly?", "what-is-linux-foundation"),
+        ("who owns pytorch these days", "meta-control"),
+        ("will pytorch stay open source", "still-open-source"),
+        ("when was the foundation announced?", "when-announced"),
+        ("is nvidia on the pytorch board", "governing-board"),
     ],
 )
-def test_paraphrases_typos_and_mentions_get_the_right_entry(text: str, slug: str) -> None:
-    assert answer_slug(text) == slug
+def test_paraphrases_get_the_right_entry(text: str, slug: str) -> None:
+    assert answered_slug(text) == slug
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("is pytroch still open source", "still-open-source"),
+        ("what is the linux foundaton", "what-is-linux-foundation"),
+        ("who is on the governing board", "governing-board"),
+        ("wil meta keep investing in pytorch", "meta-continued-investment"),
+    ],
+)
+def test_typos_get_the_right_entry(text: str, slug: str) -> None:
+    assert answered_slug(text) == slug
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "what's the weather in Paris?",
+        "<@U123ABC> who is on the governing board?",
+        "<@!123456789> who is on the governing board?",
+        "@foundationbot who is on the governing board?",
+        "who is on the governing board? <@U123ABC>",
+    ],
+)
+def test_chat_mentions_are_ignored(text: str) -> None:
+    assert answered_slug(text) == "governing-board"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what's the weather in Paris today?",
         "tell me a joke",
-        "how do I fix CUDA out of memory?",
+        "how do I fix CUDA out of memory in my training loop?",
+        "write a python function that reverses a linked list",
         "'; DROP TABLE faq_entries; --",
+        "SELECT * FROM users WHERE 1=1",
         "🙂🎉🔥",
         "",
         "   \t\n",
         "x" * 10_000,
-        "\x00\x01\x1b[2J",
+        "pytorch foundation board governance " * 300,
+        "\x00\x01\x1b[2J\x7f",
+        "hi",
+        "thanks!",
+        "?????",
         "when is pytorch 3.0 released",
+        "is onnx joining the linux foundation",
         "who founded the kubernetes project",
     ],
 )
-def test_off_topic_and_junk_decline(text: str) -> None:
+def test_off_topic_and_junk_are_declined(text: str) -> None:
     match = MATCHER.match(text)
     assert match.answered is False
     assert 0.0 <= match.score <= 1.0
+    assert match.reason in {"low_confidence", "ambiguous", "no_content", "off_topic", "empty"}
 
 
-def test_huge_input_stays_fast() -> None:
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("  \n ", "empty"),
+        ("<@U123ABC>", "empty"),
+        ("🙂🎉🔥", "no_content"),
+        ("hi", "no_content"),
+        ("thanks!!", "no_content"),
+        ("why?", "no_content"),
+        ("asdfghjkl qwerty", "off_topic"),
+        ("what's the weather in Paris?", "off_topic"),
+    ],
+)
+def test_decline_reasons(text: str, reason: str) -> None:
+    match = MATCHER.match(text)
+    assert (match.answered, match.reason, match.entry_id) == (False, reason, None)
+
+
+def test_a_near_miss_names_the_entry_it_almost_answered() -> None:
+    match = MATCHER.match("is google leaving the pytorch foundation")
+    assert match.answered is False
+    assert match.reason == "low_confidence"
+    assert match.entry_id is not None
+    assert 0.2 <= match.score < DEFAULT_THRESHOLD
+
+
+def test_a_tie_between_two_entries_is_declined_as_ambiguous() -> None:
+    twins = Matcher(
+        [
+            FaqDoc(1, "Where is the conference held?", (), "In Paris."),
+            FaqDoc(2, "Where is the conference held?", (), "In Lyon."),
+            FaqDoc(3, "Who runs the meetup?", (), "Volunteers."),
+        ]
+    )
+    match = twins.match("where is the conference held")
+    assert (match.answered, match.reason) == (False, "ambiguous")
+    assert match.entry_id in {1, 2}
+
+
+def test_answers_carry_the_entry_id_and_a_confidence() -> None:
+    match = MATCHER.match("who is on the pytorch foundation board?")
+    assert match == Match(IDS["governing-board"], match.score, True, "match")
+    assert DEFAULT_THRESHOLD <= match.score <= 1.0
+
+
+def test_threshold_decides_how_sure_it_must_be() -> None:
+    docs = [FaqDoc(i, r.question, r.phrasings, r.answer) for i, r in enumerate(PACK, 1)]
+    question = "is meta still going to invest in pytorch"
+    assert Matcher(docs, threshold=0.3).match(question).answered is True
+    strict = Matcher(docs, threshold=1.0).match(question)
+    assert (strict.answered, strict.reason) == (False, "low_confidence")
+    assert strict.entry_id == IDS["meta-continued-investment"]
+    assert Matcher(docs).threshold == DEFAULT_THRESHOLD
+
+
+def test_any_entry_ids_work_and_len_counts_entries() -> None:
+    matcher = Matcher(
+        [
+            FaqDoc(-1, "What's the latest news?", ("any news?", "recent announcements"), ""),
+            FaqDoc(-2, "When is the next announcement?", ("upcoming announcements",), ""),
+        ]
+    )
+    assert len(matcher) == 2
+    assert matcher.match("any recent news?").entry_id == -1
+    assert matcher.match("when is the next announcement").entry_id == -2
+
+
+def test_an_empty_index_declines() -> None:
+    matcher = Matcher([])
+    assert len(matcher) == 0
+    match = matcher.match("who is on the board?")
+    assert (match.answered, match.entry_id) == (False, None)
+
+
+def test_the_matcher_is_immutable() -> None:
+    with pytest.raises(AttributeError):
+        MATCHER.threshold = 0.1  # type: ignore[misc]
+
+
+def test_huge_and_hostile_inputs_stay_fast() -> None:
+    inputs = ["x" * 10_000, "pytorch foundation board " * 2000, "é" * 10_000, "\x00" * 10_000]
     started = time.perf_counter()
-    for _ in range(20):
-        MATCHER.match("pytorch foundation board " * 2000)
-    assert time.perf_counter() - started < 2.0  # a runaway scan would take far longer
+    for _ in range(10):
+        for text in inputs:
+            assert 0.0 <= MATCHER.match(text).score <= 1.0
+    # Input is truncated before matching; an unbounded scan would take seconds here.
+    assert time.perf_counter() - started < 2.0
 
 
-def test_empty_index_declines() -> None:
-    assert Matcher([]).match("who is on the board?").answered is False
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_never_raises_on_any_string(text: str) -> None:
+    match = MATCHER.match(text)
+    assert 0.0 <= match.score <= 1.0
+    assert match.answered is (match.reason == "match")
 
 
 def test_dev_set_accuracy_does_not_regress() -> None:
-    """Floors sit just under the figures in the README; a regression fails here."""
-    result = evaluate(hybrid(), load_dev(), 0.5)
-    assert result.answerable >= 0.80
-    assert result.declines >= 0.94
-    assert result.wrong <= 0.035
+    """Floors sit just under the figures measured at the default threshold (bench/eval_matcher.py:
+    92.1% answerable right, 0.7% wrong answers, 98.0% correct declines, 94.1% overall)."""
+    outcomes = run(shipped(PACK), load_questions())
+    result = evaluate(outcomes, DEFAULT_THRESHOLD)
+    assert result.overall >= 0.92
+    assert result.answerable >= 0.90
+    assert result.declines >= 0.96
+    assert result.wrong <= 0.015
