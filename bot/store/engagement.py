@@ -130,7 +130,7 @@ class EngagementLog:
             try:
                 try:
                     async with self._db.session() as session:
-                        results = [await self._write(session, item) for item in batch]
+                        results = await self._write_many(session, batch)
                 except Exception as exc:
                     if len(batch) == 1 or isinstance(exc, StoreError):
                         _fail(batch, exc)
@@ -158,9 +158,22 @@ class EngagementLog:
                 item.done.set_result(ids)
 
     async def _write(self, session: AsyncSession, item: _Write) -> list[int]:
-        if item.thread is not None:
-            await self.remember_thread_in(session, *item.thread)
-        return await self.record_in(session, *item.events, review=item.review)
+        return (await self._write_many(session, [item]))[0]
+
+    async def _write_many(self, session: AsyncSession, batch: Sequence[_Write]) -> list[list[int]]:
+        """All rows of a batch with one flush and one thread insert (not one per caller)."""
+        threads = list(dict.fromkeys(item.thread for item in batch if item.thread is not None))
+        if threads:
+            await self._remember_threads(session, threads)
+        rows = [[event.row() for event in item.events] for item in batch]
+        session.add_all([row for item_rows in rows for row in item_rows])
+        await session.flush()
+        for item, item_rows in zip(batch, rows, strict=True):
+            if item.review is not None:
+                item.review.engagement_id = item_rows[0].id if item_rows else None
+                item.review.question = clean_text(item.review.question) or ""
+                session.add(item.review)
+        return [[row.id for row in item_rows] for item_rows in rows]
 
     @staticmethod
     async def record_in(
@@ -223,19 +236,33 @@ class EngagementLog:
         announcement_id: int | None = None,
     ) -> None:
         """Like :meth:`remember_thread`, inside the caller's transaction; idempotent."""
-        values = {
-            "platform": platform,
-            "channel": channel,
-            "thread_id": thread_id,
-            "announcement_id": announcement_id,
-            "created_at": utcnow(),
-        }
+        await EngagementLog._remember_threads(
+            session, [(platform, channel, thread_id)], announcement_id
+        )
+
+    @staticmethod
+    async def _remember_threads(
+        session: AsyncSession,
+        threads: Sequence[tuple[str, str, str]],
+        announcement_id: int | None = None,
+    ) -> None:
+        now = utcnow()
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         await session.execute(
-            insert(BotThread)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["platform", "channel", "thread_id"])
+            insert(BotThread).on_conflict_do_nothing(
+                index_elements=["platform", "channel", "thread_id"]
+            ),
+            [
+                {
+                    "platform": p,
+                    "channel": c,
+                    "thread_id": t,
+                    "announcement_id": announcement_id,
+                    "created_at": now,
+                }
+                for p, c, t in threads
+            ],
         )
 
     async def find_thread(self, platform: str, channel: str, thread_id: str) -> BotThread | None:
