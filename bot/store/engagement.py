@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,23 +50,28 @@ class Event:
     ref: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def values(self, now: datetime) -> dict[str, Any]:
+        """The column values of this event's row."""
+        return {
+            "platform": self.platform,
+            "kind": self.kind,
+            "channel": self.channel,
+            "user": self.user,
+            "text": clean_text(self.text),
+            "faq_entry_id": self.faq_entry_id,
+            "announcement_id": self.announcement_id,
+            "score": self.score,
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
+            "url": self.url,
+            "ref": self.ref,
+            "detail": self.detail,
+            "created_at": now,
+        }
+
     def row(self) -> EngagementEvent:
         """The ORM row for this event."""
-        return EngagementEvent(
-            platform=self.platform,
-            kind=self.kind,
-            channel=self.channel,
-            user=self.user,
-            text=clean_text(self.text),
-            faq_entry_id=self.faq_entry_id,
-            announcement_id=self.announcement_id,
-            score=self.score,
-            message_id=self.message_id,
-            thread_id=self.thread_id,
-            url=self.url,
-            ref=self.ref,
-            detail=self.detail,
-        )
+        return EngagementEvent(**self.values(utcnow()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,29 +170,30 @@ class EngagementLog:
         threads = list(dict.fromkeys(item.thread for item in batch if item.thread is not None))
         if threads:
             await self._remember_threads(session, threads)
-        rows = [[event.row() for event in item.events] for item in batch]
-        session.add_all([row for item_rows in rows for row in item_rows])
-        await session.flush()
-        for item, item_rows in zip(batch, rows, strict=True):
+        # Core bulk INSERT ... RETURNING (ids in parameter order) rather than ORM objects and a
+        # unit-of-work flush: this is the hot path of every answered question.
+        now = utcnow()
+        params = [event.values(now) for item in batch for event in item.events]
+        ids: list[int] = []
+        if params:
+            result = await session.execute(
+                insert(EngagementEvent).returning(EngagementEvent.id, sort_by_parameter_order=True),
+                params,
+            )
+            ids = [int(row[0]) for row in result.all()]
+        out: list[list[int]] = []
+        position = 0
+        reviews: list[ReviewItem] = []
+        for item in batch:
+            item_ids = ids[position : position + len(item.events)]
+            position += len(item.events)
+            out.append(item_ids)
             if item.review is not None:
-                item.review.engagement_id = item_rows[0].id if item_rows else None
+                item.review.engagement_id = item_ids[0] if item_ids else None
                 item.review.question = clean_text(item.review.question) or ""
-                session.add(item.review)
-        return [[row.id for row in item_rows] for item_rows in rows]
-
-    @staticmethod
-    async def record_in(
-        session: AsyncSession, *events: Event, review: ReviewItem | None = None
-    ) -> list[int]:
-        """Like :meth:`record`, inside the caller's transaction."""
-        rows = [e.row() for e in events]
-        session.add_all(rows)
-        await session.flush()
-        if review is not None:
-            review.engagement_id = rows[0].id if rows else None
-            review.question = clean_text(review.question) or ""
-            session.add(review)
-        return [r.id for r in rows]
+                reviews.append(item.review)
+        session.add_all(reviews)
+        return out
 
     async def list(self, flt: LogFilter) -> Sequence[EngagementEvent]:
         """Events matching ``flt``, oldest first."""
