@@ -489,3 +489,38 @@ async def test_replies_to_a_posted_announcement_are_logged_not_answered(sqlite_u
         [reply] = await logged(bot, "reply")
         assert (reply.announcement_id, reply.text, reply.user) == (1, "congrats!!", "U-fan")
         assert len(bot.fake.calls_to("chat.postMessage")) == posts_before
+
+
+async def test_socket_mode_reconnects_after_disconnect(sqlite_url: str) -> None:
+    async with fake_slack() as fake:
+        adapter = SlackAdapter(
+            bot_token="xoxb-test", app_token="xapp-test", mode="socket", api_url=f"{fake.base}/api/"
+        )
+        runtime = Runtime(
+            make_config(database={"url": sqlite_url}, web={"enabled": False}), [adapter]
+        )
+        await runtime.start()
+        try:
+            await fake.outbox.put({"type": "disconnect", "reason": "refresh_requested"})
+            await fake.wait_for(lambda: len(fake.calls_to("apps.connections.open")) >= 2, limit=30)
+            await fake.outbox.put(
+                {
+                    "envelope_id": "env-after",
+                    "type": "events_api",
+                    "accepts_response_payload": False,
+                    "retry_attempt": 0,
+                    "retry_reason": "",
+                    "payload": {
+                        "type": "event_callback",
+                        "event_id": "EvAfter",
+                        "team_id": "T1",
+                        "api_app_id": "A1",
+                        "event": mention("who announced it?"),
+                        "authorizations": [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}],
+                    },
+                }
+            )
+            await fake.wait_for(lambda: fake.calls_to("chat.postMessage"), limit=30)
+            assert "Zuckerberg" in fake.calls_to("chat.postMessage")[0].args["text"]
+        finally:
+            await runtime.stop()
