@@ -58,7 +58,7 @@ from rapidfuzz.distance import OSA
 log = logging.getLogger(__name__)
 
 #: Score needed to answer; picked on the dev set (see ``bench/eval_matcher.py``).
-DEFAULT_THRESHOLD = 0.55
+DEFAULT_THRESHOLD = 0.60
 #: The best entry must lead the runner-up by more than this, or the question is ambiguous.
 MIN_MARGIN = 0.005
 #: Below this score the best entry is not even plausible: no near-miss is reported.

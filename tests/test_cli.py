@@ -126,7 +126,7 @@ def test_faq_add_makes_the_bot_answer_it(cli: CLI) -> None:
 
 
 def test_logs_filters_and_formats(cli: CLI) -> None:
-    cli("ask", "who is on the board?")
+    cli("ask", "who is on the pytorch foundation board?")
     cli("ask", "--user", "someone", "tell me a joke")
     code, out, _ = cli("logs", "--format", "csv", "--kind", "declined")
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -147,7 +147,7 @@ def test_parse_since() -> None:
 
 def test_unreachable_database_is_one_line_not_a_traceback() -> None:
     cli = CLI("postgresql+asyncpg://nobody:hunter2@127.0.0.1:1/none")
-    code, _, err = cli("ask", "who is on the board?")
+    code, _, err = cli("ask", "who is on the pytorch foundation board?")
     assert code == 1
     assert err.startswith("foundation-bot: cannot reach the database")
     assert "hunter2" not in err and "Traceback" not in err
@@ -198,7 +198,9 @@ def test_run_console_chat_in_a_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDATION_BOT")}
     result = subprocess.run(
         [sys.executable, "-m", "bot", "run", "--console"],
-        input="who is on the board?\n/help\n/announce list\nwhat is the weather?\n",
+        input=(
+            "who is on the pytorch foundation board?\n/help\n/announce list\nwhat is the weather?\n"
+        ),
         capture_output=True,
         text=True,
         env=env,
@@ -231,12 +233,15 @@ def test_sigterm_stops_the_bot_gracefully(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write("who is on the board?\n")
+    proc.stdin.write("who is on the pytorch foundation board?\n")
     proc.stdin.flush()
     deadline = time.monotonic() + 60
     seen = ""
     while "Nvidia" not in seen and time.monotonic() < deadline:
-        seen += proc.stdout.readline()
+        line = proc.stdout.readline()
+        if not line:  # the bot exited: stop waiting
+            break
+        seen += line
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert "Nvidia" in seen

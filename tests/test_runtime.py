@@ -72,7 +72,9 @@ async def test_follow_up_in_bot_thread_needs_no_mention_but_other_chatter_is_ign
     await adapter.inject(question("lunch anyone?", "m3", mentions_bot=False))
     other_thread = Conversation("memory", "C1", thread_id="zzz")
     await adapter.inject(
-        question("who is on the board?", "m4", where=other_thread, mentions_bot=False)
+        question(
+            "who is on the pytorch foundation board?", "m4", where=other_thread, mentions_bot=False
+        )
     )
     assert len(adapter.sent) == 2
 
@@ -129,10 +131,12 @@ async def test_own_and_duplicate_events_are_not_answered_twice(
     bot: tuple[Runtime, MemoryAdapter],
 ) -> None:
     _, adapter = bot
-    await adapter.inject(question("who is on the board?", is_own=True))
-    await adapter.inject(question("who is on the board?", author=Author("B", is_bot=True)))
+    await adapter.inject(question("who is on the pytorch foundation board?", is_own=True))
+    await adapter.inject(
+        question("who is on the pytorch foundation board?", author=Author("B", is_bot=True))
+    )
     assert adapter.sent == []
-    retried = question("who is on the board?", event_id="Ev1")
+    retried = question("who is on the pytorch foundation board?", event_id="Ev1")
     await adapter.inject(retried)
     await adapter.inject(retried)
     assert len(adapter.sent) == 1
@@ -141,7 +145,7 @@ async def test_own_and_duplicate_events_are_not_answered_twice(
 async def test_rate_limit_warns_once_then_drops(bot: tuple[Runtime, MemoryAdapter]) -> None:
     _, adapter = bot
     for i in range(6):
-        await adapter.inject(question("who is on the board?", f"m{i}"))
+        await adapter.inject(question("who is on the pytorch foundation board?", f"m{i}"))
     texts = adapter.texts()
     assert len(texts) == 4
     assert "faster than I can keep up" in texts[3]
@@ -197,7 +201,7 @@ async def test_reactions_on_bot_answers_are_logged_others_ignored(
     bot: tuple[Runtime, MemoryAdapter],
 ) -> None:
     runtime, adapter = bot
-    await adapter.inject(question("who is on the board?"))
+    await adapter.inject(question("who is on the pytorch foundation board?"))
     await adapter.inject(Reaction(CHANNEL, Author("U-bob"), "memory-1", "tada", added=True))
     await adapter.inject(Reaction(CHANNEL, Author("U-bob"), "someone-elses", "tada", added=True))
     reactions = await runtime.engagement.list(LogFilter(kind="reaction"))
@@ -209,8 +213,8 @@ async def test_platform_failure_on_reply_is_logged_and_bot_keeps_serving(
 ) -> None:
     runtime, adapter = bot
     adapter.fail_next(TransientPlatformError("memory", "HTTP 503"))
-    await adapter.inject(question("who is on the board?"))
-    await adapter.inject(question("who is on the board?", "m2"))
+    await adapter.inject(question("who is on the pytorch foundation board?"))
+    await adapter.inject(question("who is on the pytorch foundation board?", "m2"))
     answers = await runtime.engagement.list(LogFilter(kind="answer"))
     assert [a.detail.get("delivery") for a in answers] == ["failed", None]
 
@@ -219,7 +223,9 @@ async def test_shutdown_lets_in_flight_reply_finish(sqlite_url: str) -> None:
     adapter = MemoryAdapter("memory", latency=0.3)
     runtime = Runtime(make_config(database={"url": sqlite_url}, web={"enabled": False}), [adapter])
     await runtime.start()
-    handling = asyncio.create_task(adapter.inject(question("who is on the board?")))
+    handling = asyncio.create_task(
+        adapter.inject(question("who is on the pytorch foundation board?"))
+    )
     await asyncio.sleep(0.05)
     handling.cancel()  # the platform connection goes away mid-reply
     await runtime.stop()

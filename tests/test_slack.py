@@ -258,7 +258,7 @@ async def test_bad_signature_is_401_and_nothing_happens(sqlite_url: str) -> None
             {
                 "type": "event_callback",
                 "event_id": "EvBad",
-                "event": mention("who is on the board?"),
+                "event": mention("who is on the pytorch foundation board?"),
             }
         )
         resp = await bot.post(body, "application/json", secret="wrong-secret")
@@ -282,7 +282,7 @@ async def test_bad_signature_is_401_and_nothing_happens(sqlite_url: str) -> None
 
 async def test_event_retried_by_slack_is_answered_once(sqlite_url: str) -> None:
     async with slack_http(sqlite_url) as bot:
-        event = mention("who is on the board?")
+        event = mention("who is on the pytorch foundation board?")
         await bot.event(event, event_id="EvSame")
         await bot.event(
             event,
