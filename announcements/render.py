@@ -1,186 +1,581 @@
 """Rendering one Markdown announcement for each platform.
 
-Markdown is parsed by markdown-it-py (a maintained CommonMark parser), then written out in each
-platform's dialect:
+Markdown is parsed once by markdown-it-py (a maintained CommonMark parser, with ``~~strike~~``
+enabled and raw HTML treated as text), then written out in each platform's dialect:
 
-* **Slack**: mrkdwn (``*bold*``, ``_italic_``, ``<url|text>``; ``&``, ``<``, ``>`` escaped) and
-  Block Kit section blocks of at most 3,000 characters each.
-* **Discord**: Discord Markdown, split into messages of at most 2,000 characters at paragraph,
-  line, sentence, then word boundaries; a code block that must be split is closed and reopened.
-* **X**: plain text counted with X's own weighting through twitter-text-parser (URLs count 23,
-  wide characters 2); longer than 280 becomes a numbered thread split at sentence, then word
-  boundaries, so a URL, @mention or #hashtag is never cut.
+* **Slack**: mrkdwn (``*bold*``, ``_italic_``, ``<url|text>``, ``•`` bullets; ``&``, ``<``, ``>``
+  escaped) and Block Kit section blocks of at most 3,000 characters, at most 50 of them.
+* **Discord**: Discord Markdown (``**bold**``, ``*italic*``, ``[text](url)``, ``- `` bullets,
+  headings as ``**bold**`` lines, Markdown characters in the text backslash-escaped), split into
+  messages of at most 2,000 characters.
+* **X**: plain text measured with X's own weighting through twitter-text-parser (every URL
+  counts 23, wide characters and emoji 2); past 280 it becomes a thread numbered `` (i/n)``.
+* **Anything else** (the console, the in-memory test adapter): the Markdown source as is.
 
-Everything here is pure: no I/O, no platform SDK.
+Long text is split at the coarsest boundary that fits: between blocks (paragraphs, lists, code
+blocks), then lines, then sentences, then words. A word is never cut unless it alone is longer
+than a message, and even then never inside a URL, @mention, #hashtag, link or escape sequence
+when any other cut point exists. A code block split across messages is closed at the end of
+one and reopened at the start of the next.
+
+A line break typed in the source is kept as a line break everywhere (chat authors mean it), so
+the rendering matches what the console shows.
+
+Everything here is pure: no I/O and no platform SDK.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
-from twitter_text import parse_tweet
+from markdown_it.tree import SyntaxTreeNode
+from twitter_text import extract_urls_with_indices, parse_tweet
 
 from bot.errors import FoundationBotError
 
-X_LIMIT = 280
-DISCORD_LIMIT = 2000
-SLACK_SECTION_LIMIT = 3000
-SLACK_MAX_BLOCKS = 50
+X_POST_LIMIT: Final = 280
+DISCORD_MESSAGE_LIMIT: Final = 2000
+SLACK_SECTION_LIMIT: Final = 3000
+SLACK_MAX_BLOCKS: Final = 50
 
-_md = MarkdownIt("commonmark")
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=\S)")
+# Raw HTML is shown as text rather than passed through: no platform here renders it.
+_MARKDOWN: Final = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
+
+_ZWSP: Final = "\u200b"
+# Characters X refuses in a post (twitter-text's invalid_chars list).
+_X_INVALID: Final = re.compile("[\ufffe\ufeff\uffff]")
+_MENTION_OR_TAG: Final = re.compile(r"[@＠#＃$]\w+")
+# Only tried where a scheme can start, so a long run of letters is scanned once, not per letter.
+_URL_ATOM: Final = r"(?<![\w+.-])[A-Za-z][\w+.-]*+://\S+"
+_QUOTE_PREFIX: Final = re.compile(r"(?:> )+")
+_FENCE_LINE: Final = re.compile(r"((?:> |[ \t])*)```")
+_SENTENCE_END: Final = re.compile(r"[.!?…。！？][\"'”’)\]*_~」』）]*$")
 
 
 class RenderError(FoundationBotError):
-    """The announcement cannot be rendered for a platform (empty, or too long)."""
+    """The announcement cannot be rendered for a platform: it is empty, or too long."""
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """What one platform gets."""
+    """What one platform gets for one announcement."""
 
     platform: str
-    #: The messages/posts to send, in order (Slack: one part, the fallback text).
+    #: The messages/posts to send, in order (X thread posts; Discord messages; Slack: one part,
+    #: the fallback text).
     parts: tuple[str, ...]
     #: Slack Block Kit blocks (empty elsewhere).
     blocks: tuple[dict[str, Any], ...] = ()
 
 
+# --- dialects ----------------------------------------------------------------------------------
+
+
+def _bare(text: str, url: str) -> bool:
+    """Whether a link's text just repeats its address (so the address alone is enough)."""
+    return text in ("", url, url.removeprefix("mailto:"), url.split("://", 1)[-1])
+
+
+class _Dialect:
+    """How one platform spells Markdown's constructs; this base spells X's plain text."""
+
+    strong = ""
+    em = ""
+    strike = ""
+    bullet = "• "
+    quote = ""
+    track_fences = False
+    # Spans (beyond URLs) that a line split keeps whole: links, code spans, escapes.
+    atoms = ""
+    # Spans (beyond URLs, mentions and hashtags) a word split must not cut into.
+    guards: tuple[str, ...] = ()
+
+    def text(self, content: str, *, line_start: bool, in_link: bool) -> str:
+        return content
+
+    def code(self, content: str) -> str:
+        return content
+
+    def link(self, text: str, url: str, *, bare: bool) -> str:
+        return url.removeprefix("mailto:") if bare else f"{text} ({url})"
+
+    def heading(self, text: str) -> str:
+        return text
+
+    def fence(self, content: str, info: str) -> str:
+        return content
+
+
+class _MarkupDialect(_Dialect):
+    """Slack and Discord: bare URLs stay untouched while the text around them is escaped."""
+
+    def text(self, content: str, *, line_start: bool, in_link: bool) -> str:
+        if in_link or "://" not in content:
+            return self.escape(content, line_start=line_start)
+        out: list[str] = []
+        pos = 0
+        for found in extract_urls_with_indices(content, extract_urls_without_protocol=False):
+            start, end = found["indices"]
+            out.append(self.escape(content[pos:start], line_start=line_start and pos == 0))
+            out.append(self.bare_url(content[start:end]))
+            pos = end
+        out.append(self.escape(content[pos:], line_start=line_start and pos == 0))
+        return "".join(out)
+
+    def escape(self, text: str, *, line_start: bool) -> str:
+        raise NotImplementedError
+
+    def bare_url(self, url: str) -> str:
+        raise NotImplementedError
+
+
+class _Slack(_MarkupDialect):
+    strong = "*"
+    em = "_"
+    strike = "~"
+    quote = "> "
+    track_fences = True
+    atoms = r"<[^<>\n]*>|`[^`\n]+`"
+    guards = (atoms, "&(?:amp|lt|gt);")
+
+    def escape(self, text: str, *, line_start: bool) -> str:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    def bare_url(self, url: str) -> str:
+        # An explicit link keeps Slack from reading `_` or `*` in the address as formatting.
+        return f"<{self._href(url)}>"
+
+    def _href(self, url: str) -> str:
+        return self.escape(url, line_start=False).replace("|", "%7C")
+
+    def code(self, content: str) -> str:
+        return f"`{self.escape(content, line_start=False)}`"
+
+    def link(self, text: str, url: str, *, bare: bool) -> str:
+        if bare and url.startswith("mailto:"):
+            text = self.escape(url.removeprefix("mailto:"), line_start=False)
+        elif bare:
+            return f"<{self._href(url)}>"
+        return f"<{self._href(url)}|{text}>"
+
+    def heading(self, text: str) -> str:
+        return f"*{text}*"
+
+    def fence(self, content: str, info: str) -> str:
+        # Slack ends a code block at the first ``` whatever the fence length; break such runs.
+        body = re.sub("`(?=``)", "`" + _ZWSP, self.escape(content, line_start=False))
+        return f"```\n{body}\n```"
+
+
+_DISCORD_SPECIAL: Final = re.compile(r"([\\*_~`|])")
+_DISCORD_BLOCK_START: Final = re.compile(r"^(\s*)([#>+-]|\d+(?=[.)]))")
+
+
+class _Discord(_MarkupDialect):
+    strong = "**"
+    em = "*"
+    strike = "~~"
+    bullet = "- "
+    quote = "> "
+    track_fences = True
+    atoms = r"\[[^\[\]\n]*\]\([^()\s]*\)|`[^`\n]+`|\\\S"
+    guards = (atoms,)
+
+    def escape(self, text: str, *, line_start: bool) -> str:
+        text = _DISCORD_SPECIAL.sub(r"\\\1", text)
+        match = _DISCORD_BLOCK_START.match(text) if line_start else None
+        if match:
+            # `# `, `> `, `- ` or `1. ` typed as text would become a heading, quote or list:
+            # escape the marker (for a number, the `.` or `)` after it).
+            at = match.end(2) if match.group(2).isdigit() else match.start(2)
+            text = f"{text[:at]}\\{text[at:]}"
+        return text
+
+    def bare_url(self, url: str) -> str:
+        return url
+
+    def code(self, content: str) -> str:
+        # Double backticks let a code span contain a backtick.
+        return f"`` {content} ``" if "`" in content else f"`{content}`"
+
+    def link(self, text: str, url: str, *, bare: bool) -> str:
+        if bare:
+            return url.removeprefix("mailto:")
+        # Discord ends the address at the first `)`, so encode parentheses.
+        href = url.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+        return f"[{text}]({href})"
+
+    def heading(self, text: str) -> str:
+        return f"**{text}**"
+
+    def fence(self, content: str, info: str) -> str:
+        language = re.sub(r"[^\w+.#-]", "", info.split(" ", 1)[0]) if info else ""
+        # Discord ends a code block at the first ```, whatever the fence length.
+        body = re.sub("`(?=``)", "`" + _ZWSP, content)
+        return f"```{language}\n{body}\n```"
+
+
+_PLAIN: Final = _Dialect()
+_SLACK: Final = _Slack()
+_DISCORD: Final = _Discord()
+
+
+# --- Markdown to dialect -----------------------------------------------------------------------
+
+
+def _blocks(markdown: str, dialect: _Dialect) -> list[str]:
+    """The announcement's top-level blocks (paragraphs, lists, quotes, code) in ``dialect``."""
+    root = SyntaxTreeNode(_MARKDOWN.parse(markdown))
+    rendered = (_block(node, dialect) for node in root.children)
+    return [block for block in rendered if block.strip()]
+
+
+def _block(node: SyntaxTreeNode, dialect: _Dialect) -> str:
+    kind = node.type
+    if kind == "paragraph":
+        return _inline(node.children[0].children, dialect, _Context())
+    if kind == "heading":
+        text = _inline(node.children[0].children, dialect, _Context(bold=True, nested=True))
+        return dialect.heading(text) if text.strip() else ""
+    if kind in ("fence", "code_block"):
+        code = node.content.rstrip("\n")
+        return dialect.fence(code, node.info.strip()) if code.strip() else ""
+    if kind in ("bullet_list", "ordered_list"):
+        return _list(node, dialect)
+    if kind == "blockquote":
+        body = _join_blocks(node.children, dialect, "\n\n")
+        if not dialect.quote or not body:
+            return body
+        return "\n".join(dialect.quote + line for line in body.split("\n"))
+    if kind == "hr":
+        return ""
+    return _join_blocks(node.children, dialect, "\n\n")
+
+
+def _join_blocks(nodes: Sequence[SyntaxTreeNode], dialect: _Dialect, joiner: str) -> str:
+    return joiner.join(text for text in (_block(n, dialect) for n in nodes) if text.strip())
+
+
+def _list(node: SyntaxTreeNode, dialect: _Dialect) -> str:
+    ordered = node.type == "ordered_list"
+    first = int(node.attrGet("start") or 1) if ordered else 0
+    # A tight list (no blank lines between items) hides its paragraphs; keep it compact.
+    tight = all(
+        child.hidden
+        for item in node.children
+        for child in item.children
+        if child.type == "paragraph"
+    )
+    joiner = "\n" if tight else "\n\n"
+    items: list[str] = []
+    for number, item in enumerate(node.children, start=first):
+        marker = f"{number}. " if ordered else dialect.bullet
+        indent = " " * len(marker)
+        lines = _join_blocks(item.children, dialect, joiner).split("\n")
+        rest = "".join(f"\n{indent}{line}" if line else "\n" for line in lines[1:])
+        items.append(f"{marker}{lines[0]}".rstrip() + rest)
+    return joiner.join(items)
+
+
 @dataclass(frozen=True, slots=True)
-class _Style:
-    strong: str
-    em: str
-    code: str
-    bullet: str
-    quote: str
-    escape: Callable[[str], str]
-    link: Callable[[str, str], str]
-    heading: Callable[[str], str]
-    fence: Callable[[str, str], str]
+class _Context:
+    """Where an inline run sits."""
+
+    bold: bool = False  # inside bold (or a heading, which is rendered bold)
+    in_link: bool = False  # inside a link's text, where a URL must stay plain text
+    nested: bool = False  # inside emphasis or a link, so never at the start of a line
 
 
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_link(text: str, url: str) -> str:
-    return f"<{url}>" if text in ("", url) else f"<{url}|{text}>"
-
-
-def _discord_link(text: str, url: str) -> str:
-    return url if text in ("", url) else f"[{text}]({url})"
-
-
-def _plain_link(text: str, url: str) -> str:
-    return url if text in ("", url) else f"{text} ({url})"
-
-
-SLACK = _Style(
-    "*",
-    "_",
-    "`",
-    "• ",
-    "> ",
-    _slack_escape,
-    _slack_link,
-    lambda t: f"*{t}*",
-    lambda code, _lang: f"```\n{code}\n```",
-)
-DISCORD = _Style(
-    "**",
-    "*",
-    "`",
-    "- ",
-    "> ",
-    lambda t: t,
-    _discord_link,
-    lambda t: f"**{t}**",
-    lambda code, lang: f"```{lang}\n{code}\n```",
-)
-PLAIN = _Style(
-    "", "", "", "• ", "", lambda t: t, _plain_link, lambda t: t, lambda code, _lang: code
-)
-
-
-def _inline(children: list[Token] | None, style: _Style) -> str:
+def _inline(nodes: Sequence[SyntaxTreeNode], dialect: _Dialect, context: _Context) -> str:
     out: list[str] = []
-    link_stack: list[tuple[str, int]] = []
-    for tok in children or []:
-        if tok.type == "text":
-            out.append(style.escape(tok.content))
-        elif tok.type == "code_inline":
-            out.append(f"{style.code}{style.escape(tok.content)}{style.code}")
-        elif tok.type in ("strong_open", "strong_close"):
-            out.append(style.strong)
-        elif tok.type in ("em_open", "em_close"):
-            out.append(style.em)
-        elif tok.type == "softbreak":
-            out.append(" " if style is PLAIN else "\n")
-        elif tok.type == "hardbreak":
-            out.append("\n")
-        elif tok.type == "link_open":
-            link_stack.append((str(tok.attrGet("href") or ""), len(out)))
-        elif tok.type == "link_close" and link_stack:
-            url, start = link_stack.pop()
-            text = "".join(out[start:])
-            del out[start:]
-            out.append(style.link(text, url))
-        elif tok.type == "image":
-            out.append(style.link(tok.content, str(tok.attrGet("src") or "")))
-        elif tok.type in ("html_inline",):
-            out.append(style.escape(tok.content))
+    for node in nodes:
+        line_start = not context.nested and (not out or out[-1].endswith("\n"))
+        out.append(_inline_node(node, dialect, context, line_start=line_start))
     return "".join(out)
 
 
-def _blocks(markdown: str, style: _Style) -> list[str]:
-    """Rendered top-level blocks (paragraphs, lists, code, quotes) in order."""
-    tokens = _md.parse(markdown)
-    blocks: list[str] = []
-    lists: list[list[Any]] = []  # per open list: [ordered, counter, lines]
-    quote = 0
-    for index, tok in enumerate(tokens):
-        if tok.type in ("bullet_list_open", "ordered_list_open"):
-            start = int(tok.attrGet("start") or 1)
-            lists.append([tok.type == "ordered_list_open", start, []])
-        elif tok.type in ("bullet_list_close", "ordered_list_close"):
-            _, _, lines = lists.pop()
-            if lists:
-                lists[-1][2].extend("   " + line for line in lines)
+def _inline_node(
+    node: SyntaxTreeNode, dialect: _Dialect, context: _Context, *, line_start: bool
+) -> str:
+    kind = node.type
+    inner = replace(context, nested=True)
+    if kind in ("softbreak", "hardbreak"):
+        return "\n"
+    if kind == "code_inline":
+        return dialect.code(node.content)
+    if kind == "strong":
+        text = _inline(node.children, dialect, replace(inner, bold=True))
+        # A bold run inside a bold heading would close the heading's own markers.
+        return text if context.bold else f"{dialect.strong}{text}{dialect.strong}"
+    if kind == "em":
+        return f"{dialect.em}{_inline(node.children, dialect, inner)}{dialect.em}"
+    if kind == "s":
+        return f"{dialect.strike}{_inline(node.children, dialect, inner)}{dialect.strike}"
+    if kind in ("link", "image"):
+        url = str(node.attrGet("href" if kind == "link" else "src") or "")
+        raw = "".join(n.content for n in node.walk() if n.type == "text")
+        text = _inline(node.children, dialect, replace(inner, in_link=True))
+        return dialect.link(text, url, bare=_bare(raw, url)) if url else text
+    if node.children:
+        return _inline(node.children, dialect, inner)
+    return dialect.text(node.content, line_start=line_start, in_link=context.in_link)
+
+
+# --- splitting ---------------------------------------------------------------------------------
+
+_BLOCK, _LINE, _SENTENCE, _WORD = range(4)
+
+
+def _utf16_length(text: str) -> int:
+    # Discord and Slack count in UTF-16 code units or in code points; the former is never less.
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Fence:
+    prefix: str  # quote markers or list indentation before the backticks
+    opener: str  # the whole opening line, repeated to reopen the block in the next message
+
+
+class _Packer:
+    """Greedy chunking of blocks into messages, each within ``limit`` by ``measure``.
+
+    A piece that fits in the current message joins it; one that fits a message of its own
+    starts the next message; one too big even for that is split one level finer (block, line,
+    sentence, word) and its pieces flow on, so a message break falls at the coarsest boundary
+    available. With ``flow`` off, a block too big for one message starts a new message rather
+    than filling the end of the current one (chat reads better; X posts are better full).
+
+    With ``additive`` on, the size of text joined at whitespace (or after CJK full stops) is
+    taken as the sum of the sizes of its sides. That holds for X's weighting too (URLs, emoji
+    and normalization never span those) and saves re-measuring the message for every word.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        measure: Callable[[str], int],
+        dialect: _Dialect,
+        *,
+        flow: bool,
+        additive: bool = True,
+    ) -> None:
+        self._limit = limit
+        self._measure = measure
+        self._fences = dialect.track_fences
+        self._flow = flow
+        self._additive = additive
+        atoms = f"{dialect.atoms}|" if dialect.atoms else ""
+        self._unit = re.compile(rf"(?:{_URL_ATOM}|{atoms}[^\s。！？])+[。！？]*[」』）]*|[。！？]+")
+        self._guard = re.compile("|".join([_MENTION_OR_TAG.pattern, *dialect.guards]))
+        self._sizes: dict[str, int] = {}
+        self._chunks: list[str] = []
+        self._text = ""
+        self._size = 0
+        self._has_content = False  # beyond a code fence reopened at the top
+        self._fence: _Fence | None = None
+
+    def pack(self, blocks: Sequence[str]) -> list[str]:
+        for block in blocks:
+            self._add(block, "\n\n", _BLOCK, "", "")
+        self._flush()
+        return self._chunks
+
+    def _add(self, piece: str, sep: str, level: int, cont_prefix: str, line_prefix: str) -> None:
+        """Add ``piece``, preceded by ``sep`` if it joins the current message, or by
+        ``cont_prefix`` (a quote's ``> ``) if it starts a message in the middle of a line."""
+        fence = self._fence_after(piece) if level == _LINE else self._fence
+        if not self._has_content:
+            if self._fence is not None and fence is None:
+                # The fence closes right after being reopened: drop the empty block.
+                self._text, self._size, self._fence = "", 0, None
+                return
+            if self._fence is None and not piece.strip():
+                return  # no blank lines at the top of a message
+        candidate = self._candidate(piece, sep, cont_prefix)
+        if self._fits(candidate, fence):
+            self._set(candidate, fence)
+            return
+        if self._has_content and self._fits(self._fresh(piece, cont_prefix), fence):
+            self._flush()
+            self._set(self._candidate(piece, sep, cont_prefix), fence)
+            return
+        if level == _WORD:
+            self._cut(piece, sep, cont_prefix, line_prefix)
+            return
+        if level == _BLOCK and not self._flow:
+            # A message should start at a paragraph, not end with the head of a long one.
+            self._flush()
+        if level == _LINE:
+            quoted = _QUOTE_PREFIX.match(piece)
+            line_prefix = self._fence.prefix if self._fence else quoted.group() if quoted else ""
+        for index, (sub, sub_sep) in enumerate(self._split(piece, level)):
+            if index == 0:
+                self._add(sub, sep, level + 1, cont_prefix, line_prefix)
             else:
-                blocks.append("\n".join(lines))
-        elif tok.type == "blockquote_open":
-            quote += 1
-        elif tok.type == "blockquote_close":
-            quote -= 1
-        elif tok.type == "inline":
-            text = _inline(tok.children, style)
-            opener = tokens[index - 1].type if index else ""
-            if opener == "heading_open":
-                text = style.heading(text)
-            if quote and style.quote:
-                text = "\n".join(style.quote + line for line in text.split("\n"))
-            if lists and opener == "paragraph_open":
-                current = lists[-1]
-                marker = f"{current[1]}. " if current[0] else style.bullet
-                item_start = tokens[index - 2].type == "list_item_open" if index > 1 else False
-                if item_start:
-                    current[2].append(marker + text)
-                    if current[0]:
-                        current[1] += 1
+                self._add(sub, sub_sep, level + 1, line_prefix, line_prefix)
+
+    def _split(self, piece: str, level: int) -> list[tuple[str, str]]:
+        """``piece`` one level finer, each part with the whitespace that preceded it."""
+        if level == _BLOCK:
+            return [(line, "\n") for line in piece.split("\n")]
+        spans = [[m.start(), m.end()] for m in self._unit.finditer(piece)]
+        if not spans:
+            return []
+        spans[0][0] = 0  # keep indentation with the first part
+        if level == _LINE:
+            sentences = [spans[0]]
+            for (start, end), (last_start, last_end) in zip(spans[1:], spans, strict=False):
+                if _SENTENCE_END.search(piece, last_start, last_end):
+                    sentences.append([start, end])
                 else:
-                    current[2].append("   " + text)
+                    sentences[-1][1] = end
+            spans = sentences
+        parts: list[tuple[str, str]] = []
+        previous = 0
+        for start, end in spans:
+            parts.append((piece[start:end], piece[previous:start]))
+            previous = end
+        return parts
+
+    def _cut(self, word: str, sep: str, cont_prefix: str, line_prefix: str) -> None:
+        """Hard-split a word longer than a message, preferring cuts outside entities."""
+        allowed, longest_url = self._cut_points(word)
+        start = 0
+        while start < len(word):
+            # A fitting prefix is at most `limit` long, plus whatever a URL saves on X.
+            rest = word[start : start + self._limit + longest_url]
+            size = self._longest_fit(rest, allowed[start:], sep, cont_prefix)
+            if size == 0 and self._has_content:
+                self._flush()
+                continue
+            if size == 0:
+                # Nothing allowed fits even alone (say, a URL longer than a message): cut anyway.
+                size = self._longest_fit(rest, None, sep, cont_prefix)
+            if size == 0:
+                raise RenderError(f"a message limit of {self._limit} cannot fit any text")
+            self._set(self._candidate(word[start : start + size], sep, cont_prefix), self._fence)
+            start += size
+            sep, cont_prefix = "", line_prefix
+
+    def _longest_fit(
+        self, rest: str, allowed: list[bool] | None, sep: str, cont_prefix: str
+    ) -> int:
+        def fits(size: int) -> bool:
+            return self._fits(self._candidate(rest[:size], sep, cont_prefix), self._fence)
+
+        low, high = 0, len(rest)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(middle):
+                low = middle
             else:
-                blocks.append(text)
-        elif tok.type in ("fence", "code_block"):
-            blocks.append(style.fence(tok.content.rstrip("\n"), tok.info.strip()))
-        elif tok.type == "html_block":
-            blocks.append(style.escape(tok.content.strip()))
-    return [b for b in blocks if b.strip()]
+                high = middle - 1
+        # X's weighting is not monotonic (a prefix of a URL may not be a URL), so re-check.
+        for size in range(low, 0, -1):
+            if (allowed is None or allowed[size]) and fits(size):
+                return size
+        return 0
+
+    def _cut_points(self, word: str) -> tuple[list[bool], int]:
+        """Whether ``word`` may be cut before each index, and its longest URL's length."""
+        allowed = [True] * (len(word) + 1)
+        urls = [tuple(found["indices"]) for found in extract_urls_with_indices(word)]
+        for start, end in urls + [m.span() for m in self._guard.finditer(word)]:
+            for index in range(start + 1, end):
+                allowed[index] = False
+        for index in range(1, len(word)):
+            if _joined(word[index - 1], word[index]):
+                allowed[index] = False
+        return allowed, max((end - start for start, end in urls), default=0)
+
+    def _fence_after(self, line: str) -> _Fence | None:
+        """The code fence open after ``line`` is added."""
+        if not self._fences:
+            return None
+        match = _FENCE_LINE.match(line)
+        if match is None:
+            return self._fence
+        return _Fence(match.group(1), line) if self._fence is None else None
+
+    def _candidate(self, piece: str, sep: str, cont_prefix: str) -> tuple[str, int]:
+        if self._has_content:
+            return self._join((self._text, self._size), sep, piece)
+        head = f"{self._text}\n" if self._text else ""
+        return self._join(("", 0), head, cont_prefix, piece)
+
+    def _fresh(self, piece: str, cont_prefix: str) -> tuple[str, int]:
+        head = f"{self._fence.opener}\n" if self._fence else ""
+        return self._join(("", 0), head, cont_prefix, piece)
+
+    def _join(self, sized: tuple[str, int], *parts: str) -> tuple[str, int]:
+        """``sized`` (a text and its size) with ``parts`` appended, and the result's size."""
+        text, size = sized
+        for part in parts:
+            if not part:
+                continue
+            if text and not (self._additive and (_parts_apart(text[-1]) or _parts_apart(part[0]))):
+                text += part
+                size = self._measure(text)
+            else:
+                text += part
+                size += self._size_of(part)
+        return text, size
+
+    def _size_of(self, text: str) -> int:
+        if text not in self._sizes:
+            self._sizes[text] = self._measure(text)
+        return self._sizes[text]
+
+    def _fits(self, sized: tuple[str, int], fence: _Fence | None) -> bool:
+        if fence is not None:
+            sized = self._join(sized, f"\n{fence.prefix}```")
+        return sized[1] <= self._limit
+
+    def _set(self, sized: tuple[str, int], fence: _Fence | None) -> None:
+        (self._text, self._size), self._fence, self._has_content = sized, fence, True
+
+    def _flush(self) -> None:
+        if not self._has_content:
+            return
+        text = self._text
+        if self._fence is not None:
+            head, _, last = text.rpartition("\n")
+            # A fence opened as the message's last line: leave it whole for the next message.
+            text = head if last == self._fence.opener else f"{text}\n{self._fence.prefix}```"
+        if text.strip():
+            self._chunks.append(text.rstrip())
+        self._text = self._fence.opener if self._fence else ""
+        self._size = self._size_of(self._text) if self._text else 0
+        self._has_content = False
+
+
+def _parts_apart(char: str) -> bool:
+    """Whether nothing X counts as one entity (URL, emoji) can span ``char``."""
+    return char.isspace() or char in "。！？」』）"
+
+
+def _joined(previous: str, char: str) -> bool:
+    """Whether ``previous`` and ``char`` belong to one visible character (a rough grapheme
+    test: combining marks, zero-width joiners, variation selectors, skin tones, flags)."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or previous == "\u200d"
+        or char == "\u200d"
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+        or (0x1F1E6 <= code <= 0x1F1FF and 0x1F1E6 <= ord(previous) <= 0x1F1FF)
+    )
+
+
+# --- public API --------------------------------------------------------------------------------
 
 
 def _require_text(markdown: str) -> None:
@@ -189,23 +584,48 @@ def _require_text(markdown: str) -> None:
 
 
 def render_slack(markdown: str) -> Rendered:
-    """Slack mrkdwn plus Block Kit sections."""
+    """Render an announcement as Slack mrkdwn plus Block Kit section blocks.
+
+    Args:
+        markdown: The announcement in Markdown.
+
+    Returns:
+        One part, the whole mrkdwn text (Slack's notification fallback), and section blocks of
+        at most 3,000 characters each, split between blocks, lines, sentences or words.
+
+    Raises:
+        RenderError: If the text is empty or needs more than 50 blocks.
+    """
     _require_text(markdown)
-    blocks = _blocks(markdown, SLACK)
-    text = "\n\n".join(blocks)
-    sections = _pack(blocks, SLACK_SECTION_LIMIT, "\n\n", len)
+    blocks = _blocks(markdown, _SLACK)
+    _require_text("".join(blocks))
+    sections = _Packer(SLACK_SECTION_LIMIT, _utf16_length, _SLACK, flow=False).pack(blocks)
     if len(sections) > SLACK_MAX_BLOCKS:
         raise RenderError(
             f"too long for Slack: needs {len(sections)} blocks, the limit is {SLACK_MAX_BLOCKS}"
         )
     kit = tuple({"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections)
-    return Rendered("slack", (text,), kit)
+    return Rendered("slack", ("\n\n".join(blocks),), kit)
 
 
 def render_discord(markdown: str, *, max_messages: int = 10) -> Rendered:
-    """Discord Markdown in messages of at most 2,000 characters."""
+    """Render an announcement as Discord Markdown in messages of at most 2,000 characters.
+
+    Args:
+        markdown: The announcement in Markdown.
+        max_messages: The most messages the announcement may take.
+
+    Returns:
+        The messages in order, split between blocks, then lines, sentences and words; a code
+        block split across messages is closed and reopened.
+
+    Raises:
+        RenderError: If the text is empty or needs more than ``max_messages`` messages.
+    """
     _require_text(markdown)
-    messages = _pack(_blocks(markdown, DISCORD), DISCORD_LIMIT, "\n\n", len)
+    blocks = _blocks(markdown, _DISCORD)
+    _require_text("".join(blocks))
+    messages = _Packer(DISCORD_MESSAGE_LIMIT, _utf16_length, _DISCORD, flow=False).pack(blocks)
     if len(messages) > max_messages:
         raise RenderError(
             f"too long for Discord: needs {len(messages)} messages, the limit is {max_messages}"
@@ -214,24 +634,60 @@ def render_discord(markdown: str, *, max_messages: int = 10) -> Rendered:
 
 
 def x_weighted_length(text: str) -> int:
-    """X's weighted length of ``text`` (URLs 23, wide characters 2)."""
+    """X's weighted length of ``text``, by twitter-text's config v3.
+
+    Args:
+        text: A post's text.
+
+    Returns:
+        The length X counts against its 280 limit: every URL 23, CJK, emoji and other wide
+        characters 2, everything else 1.
+    """
     return int(parse_tweet(text).weightedLength)
 
 
 def render_x_thread(markdown: str, *, max_posts: int = 25) -> Rendered:
-    """Plain text; a numbered thread when longer than 280 weighted characters."""
+    """Render an announcement as plain text for X, threaded when longer than one post.
+
+    Args:
+        markdown: The announcement in Markdown.
+        max_posts: The most posts the thread may take.
+
+    Returns:
+        One post if the text weighs at most 280; otherwise posts ending `` (i/n)``, each at
+        most 280 with its counter, split between paragraphs, lines, sentences, then words.
+
+    Raises:
+        RenderError: If the text is empty or needs more than ``max_posts`` posts.
+    """
     _require_text(markdown)
-    text = "\n\n".join(_blocks(markdown, PLAIN)).strip()
-    if x_weighted_length(text) <= X_LIMIT:
+    blocks = [_X_INVALID.sub("", block) for block in _blocks(markdown, _PLAIN)]
+    text = "\n\n".join(blocks).strip()
+    _require_text(text)
+    if x_weighted_length(text) <= X_POST_LIMIT:
         return Rendered("x", (text,))
-    # Reserve room for the widest counter the thread could need, e.g. " (12/25)".
-    width = len(str(max_posts))
-    reserve = len(f" ({'9' * width}/{'9' * width})")
-    posts = _pack([text], X_LIMIT - reserve, "\n\n", x_weighted_length)
-    if len(posts) > max_posts:
-        raise RenderError(f"too long for X: needs {len(posts)} posts, the limit is {max_posts}")
-    total = len(posts)
-    return Rendered("x", tuple(f"{post} ({i}/{total})" for i, post in enumerate(posts, 1)))
+    # Every post holds at most 274 of the weight, so start from the fewest digits possible.
+    digits = len(str(-(-x_weighted_length(text) // (X_POST_LIMIT - 6))))
+    while True:
+        # Leave room for the widest counter of this many digits, e.g. " (99/99)"; being ASCII
+        # after a space, it adds exactly its length to X's count.
+        room = X_POST_LIMIT - len(f" ({'9' * digits}/{'9' * digits})")
+        bodies = _x_bodies(blocks, room, additive=True)
+        if any(x_weighted_length(body) > room for body in bodies):
+            bodies = _x_bodies(blocks, room, additive=False)  # never seen; a safety net
+        if len(bodies) < 10**digits:
+            break
+        digits += 1
+    if len(bodies) > max_posts:
+        raise RenderError(f"too long for X: needs {len(bodies)} posts, the limit is {max_posts}")
+    total = len(bodies)
+    posts = tuple(f"{body} ({i}/{total})" for i, body in enumerate(bodies, start=1))
+    return Rendered("x", posts)
+
+
+def _x_bodies(blocks: Sequence[str], room: int, *, additive: bool) -> list[str]:
+    packer = _Packer(room, x_weighted_length, _PLAIN, flow=True, additive=additive)
+    return [body.strip() for body in packer.pack(blocks)]
 
 
 def render(
@@ -242,7 +698,23 @@ def render(
     max_x_posts: int = 25,
     max_discord_messages: int = 10,
 ) -> Rendered:
-    """What ``platform`` gets for this announcement (``override`` replaces the text)."""
+    """Render an announcement for one platform.
+
+    Args:
+        platform: ``"slack"``, ``"discord"`` or ``"x"``; any other name (``"console"``,
+            ``"memory"``) gets the Markdown source as is, in one part.
+        markdown: The announcement in Markdown.
+        override: Text written for this platform only; when given (and not blank) it is
+            rendered instead of ``markdown``, by the same rules.
+        max_x_posts: The most posts an X thread may take.
+        max_discord_messages: The most messages a Discord announcement may take.
+
+    Returns:
+        What ``platform`` gets.
+
+    Raises:
+        RenderError: If the text is empty or too long for the platform.
+    """
     source = override if override is not None and override.strip() else markdown
     if platform == "slack":
         return render_slack(source)
@@ -251,56 +723,4 @@ def render(
     if platform == "x":
         return render_x_thread(source, max_posts=max_x_posts)
     _require_text(source)
-    return Rendered(platform, (source.strip(),))
-
-
-# --- splitting -------------------------------------------------------------------------------
-
-
-def _pack(pieces: list[str], limit: int, joiner: str, measure: Callable[[str], int]) -> list[str]:
-    """Greedily join pieces into chunks within ``limit``, splitting oversized pieces finer:
-    paragraphs, then lines, then sentences, then words (so URLs, mentions and hashtags stay
-    whole), then characters as a last resort for a single giant word."""
-    chunks: list[str] = []
-    current = ""
-    for piece in pieces:
-        for part in _fit(piece, limit, measure):
-            candidate = f"{current}{joiner}{part}" if current else part
-            if measure(candidate) <= limit:
-                current = candidate
-            else:
-                if current:
-                    chunks.append(current)
-                current = part
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _fit(piece: str, limit: int, measure: Callable[[str], int]) -> list[str]:
-    """``piece`` cut into parts that each fit ``limit``."""
-    if measure(piece) <= limit:
-        return [piece]
-    fence = re.match(r"^(```[^\n]*)\n(.*)\n```$", piece, re.DOTALL)
-    if fence:
-        opener, body = fence.group(1), fence.group(2)
-        inner = limit - len(opener) - 5
-        return [f"{opener}\n{part}\n```" for part in _pack(body.split("\n"), inner, "\n", measure)]
-    for splitter, joiner in (
-        (re.compile(r"\n\s*\n"), "\n\n"),
-        (re.compile(r"\n"), "\n"),
-        (_SENTENCE, " "),
-        (re.compile(r"[ \t]+"), " "),
-    ):
-        parts = [p for p in splitter.split(piece) if p.strip()]
-        if len(parts) > 1:
-            return _pack(parts, limit, joiner, measure)
-    # One word longer than a whole post: cut it (never a URL, which always measures 23 on X).
-    out, rest = [], piece
-    while rest:
-        size = limit
-        while size > 1 and measure(rest[:size]) > limit:
-            size -= max(1, size // 10)
-        out.append(rest[:size])
-        rest = rest[size:]
-    return out
+    return Rendered(platform, (source,))
