@@ -9,6 +9,7 @@ or :class:`bot.errors.PermanentPlatformError` (a person must act).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from bot.events import InboundEvent, OutgoingMessage, SentMessage
@@ -44,4 +45,29 @@ class Adapter(Protocol):
 
         Raises:
             PermanentPlatformError: if the platform does not allow it.
+        """
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """Optional capability: find out whether a post whose answer was lost went out.
+
+    A post that times out may or may not have reached the platform. Adapters that can look
+    their own recent posts up implement this, and the delivery engine then retries such a
+    post safely: it looks first and posts again only if nothing is there. Adapters without it
+    leave an ambiguous post ``unknown`` for a person to check.
+    """
+
+    async def find_posted(
+        self, message: OutgoingMessage, key: str, since: datetime
+    ) -> SentMessage | None:
+        """The bot's post of ``message`` made since ``since``, or None if there is none.
+
+        Args:
+            message: What was sent (the same text, channel and ``reply_to`` as the lost post).
+            key: Its ``idempotency_key``, for platforms that keep one with the post.
+            since: A time before the lost attempt (already allowing for clock differences).
+
+        Raises:
+            PlatformError: the platform could not be asked; the post stays in doubt.
         """

@@ -7,14 +7,18 @@ verified by Bolt, so a bad or stale signature gets 401 and nothing else happens)
 Everything Slack-shaped stays in this module: payloads become the core's events on the way in,
 ``OutgoingMessage`` becomes ``chat.postMessage`` (with Block Kit) on the way out, and
 ``SlackApiError`` and network errors become the core's transient or permanent platform errors.
+Announcement posts carry their idempotency key in the message metadata, so a post whose answer
+was lost (a timeout) can be found in the channel history (:meth:`SlackAdapter.find_posted`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -50,6 +54,10 @@ EVENTS_PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
 GROUP_CACHE_SECONDS = 300
 MODAL_CALLBACK = "announce_schedule"
+#: The message metadata event type carrying an announcement post's idempotency key.
+POST_METADATA_EVENT = "foundation_bot_post"
+#: Pages of channel history read when looking for a post whose answer was lost.
+HISTORY_PAGES = 5
 
 #: Slack error codes retrying cannot fix, with the sentence staff see.
 PERMANENT_ERRORS = {
@@ -77,8 +85,14 @@ class _Reply:
     user: str
 
 
-def translate(exc: BaseException) -> PlatformError:
-    """A Slack SDK or network error as the core's platform error."""
+def translate(exc: BaseException, *, write: bool = False) -> PlatformError:
+    """A Slack SDK or network error as the core's platform error.
+
+    Args:
+        exc: What slack-sdk or aiohttp raised.
+        write: The request posts something: a connection lost after it was sent may mean
+            Slack posted it, so that is ambiguous (a failed connect is not).
+    """
     if isinstance(exc, SlackApiError):
         response = exc.response
         code = str(response.get("error", "")) if response is not None else ""
@@ -98,6 +112,12 @@ def translate(exc: BaseException) -> PlatformError:
     if isinstance(exc, TimeoutError):
         # The request went out; Slack may have posted it before we gave up waiting.
         return TransientPlatformError(PLATFORM, "Slack did not answer in time", ambiguous=True)
+    if write and not isinstance(exc, aiohttp.ClientConnectorError):
+        return TransientPlatformError(
+            PLATFORM,
+            f"the connection to Slack broke before it answered ({type(exc).__name__})",
+            ambiguous=True,
+        )
     return TransientPlatformError(PLATFORM, f"cannot reach Slack ({type(exc).__name__})")
 
 
@@ -221,6 +241,7 @@ class SlackAdapter:
         announce_channels: tuple[str, ...] = (),
         staff_usergroups: tuple[str, ...] = (),
         retries: int = 2,
+        timeout: float = 30.0,
     ) -> None:
         if mode == "socket" and not app_token:
             raise ValueError("socket mode needs an app-level token")
@@ -230,13 +251,24 @@ class SlackAdapter:
         self._mode = mode
         self._app_token = app_token
         self._staff_groups = staff_usergroups
+        self._timeout = timeout
         self.client = AsyncWebClient(
             token=bot_token,
             base_url=api_url or DEFAULT_API_URL,
+            timeout=max(1, math.ceil(timeout)),
             retry_handlers=[
                 AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
                 AsyncConnectionErrorRetryHandler(max_retry_count=retries),
             ],
+        )
+        # Announcement posts (they carry an idempotency key) are not re-sent by slack-sdk when
+        # the connection drops: Slack may have posted them already. The delivery engine looks
+        # them up instead (find_posted) and posts again only if they are not there.
+        self._keyed_client = AsyncWebClient(
+            token=bot_token,
+            base_url=api_url or DEFAULT_API_URL,
+            timeout=max(1, math.ceil(timeout)),
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=retries)],
         )
         self.app = AsyncApp(
             client=self.client,
@@ -246,6 +278,7 @@ class SlackAdapter:
         )
         self._sink: EventSink | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._connected = False
         self._groups: dict[str, frozenset[str]] = {}
         self._groups_at = 0.0
@@ -258,6 +291,14 @@ class SlackAdapter:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
+        # One pooled HTTP session for every Web API call (Bolt's per-request clients share
+        # it too): keep-alive connections instead of a new session, TCP (and TLS) handshake
+        # per call, which is slack-sdk's default when no session is given.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout)
+            )
+            self.client.session = self._keyed_client.session = self._session
         if self._mode == "socket":
             self._socket = AsyncSocketModeHandler(
                 self.app, app_token=self._app_token, web_client=self.client
@@ -273,6 +314,10 @@ class SlackAdapter:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
+        if self._session is not None:
+            self.client.session = self._keyed_client.session = None
+            await self._session.close()
+            self._session = None
 
     def web_routes(self) -> list[web.RouteDef]:
         """Routes the bot's web server mounts (HTTP mode only)."""
@@ -287,6 +332,7 @@ class SlackAdapter:
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
         channel = message.where.channel_id
+        keyed = bool(message.idempotency_key)
         try:
             handle = message.handle if isinstance(message.handle, _Reply) else None
             if message.ephemeral_to and handle is not None and handle.response_url:
@@ -311,23 +357,82 @@ class SlackAdapter:
                 kwargs["blocks"] = feedback_blocks(message.text, message.feedback_token)
             elif message.blocks:
                 kwargs["blocks"] = list(message.blocks)
-            response = await self.client.chat_postMessage(**kwargs)
-            ts = str(response["ts"])
-            url = None
-            if not thread:  # top-level posts (announcements) get a permalink for the log
-                link = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
-                url = str(link.get("permalink") or "") or None
-            return SentMessage(
-                PLATFORM, str(response.get("channel", channel)), ts, url, thread_id=thread or None
-            )
+            if message.idempotency_key:
+                kwargs["metadata"] = {
+                    "event_type": POST_METADATA_EVENT,
+                    "event_payload": {"key": message.idempotency_key},
+                }
+            client = self._keyed_client if keyed else self.client
+            response = await client.chat_postMessage(**kwargs)
         except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise translate(exc) from exc
+            raise translate(exc, write=keyed) from exc
+        ts = str(response["ts"])
+        url = None
+        if not thread:  # top-level posts (announcements) get a permalink for the log
+            url = await self._permalink(channel, ts)
+        return SentMessage(
+            PLATFORM, str(response.get("channel", channel)), ts, url, thread_id=thread or None
+        )
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        """The message's link, or None: the message is up, so a failure here is no failure."""
+        try:
+            link = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("no permalink for a posted message ts=%s: %s", ts, translate(exc).reason)
+            return None
+        return str(link.get("permalink") or "") or None
 
     async def delete(self, sent: SentMessage) -> None:
         try:
             await self.client.chat_delete(channel=sent.channel_id, ts=sent.message_id)
         except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise translate(exc) from exc
+
+    async def find_posted(
+        self, message: OutgoingMessage, key: str, since: datetime
+    ) -> SentMessage | None:
+        """The bot's message carrying ``key`` in its metadata, posted since ``since``.
+
+        Reads the channel history (``conversations.history``; a thread reply:
+        ``conversations.replies``) with every message's metadata, newest first.
+        """
+        channel = message.where.channel_id
+        thread = message.where.thread_id or message.reply_to
+        args: dict[str, Any] = {
+            "channel": channel,
+            "oldest": f"{since.timestamp():.6f}",
+            "include_all_metadata": True,
+            "limit": 200,
+        }
+        cursor: str | None = None
+        try:
+            for _ in range(HISTORY_PAGES):
+                if cursor:
+                    args["cursor"] = cursor
+                if thread:
+                    response = await self.client.conversations_replies(ts=thread, **args)
+                else:
+                    response = await self.client.conversations_history(**args)
+                found: list[dict[str, Any]] = response.get("messages", []) or []
+                for item in found:
+                    metadata = item.get("metadata") or {}
+                    payload = metadata.get("event_payload") or {}
+                    if metadata.get("event_type") == POST_METADATA_EVENT and (
+                        payload.get("key") == key
+                    ):
+                        return await self._found(channel, str(item["ts"]), thread)
+                meta = response.get("response_metadata") or {}
+                cursor = str(meta.get("next_cursor") or "") or None
+                if not cursor:
+                    break
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate(exc) from exc
+        return None
+
+    async def _found(self, channel: str, ts: str, thread: str | None) -> SentMessage:
+        url = None if thread else await self._permalink(channel, ts)
+        return SentMessage(PLATFORM, channel, ts, url, thread_id=thread or None)
 
     # --- inbound -------------------------------------------------------------------------
 

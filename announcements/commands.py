@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from adapters.base import Adapter
 from announcements import grammar
-from announcements.delivery import DeliveryEngine, split_entry
+from announcements.delivery import DeliveryEngine, posted_entries, split_entry
 from announcements.render import RenderError
 from announcements.schedule import AnnouncementScheduler
 from announcements.store import (
@@ -583,6 +583,8 @@ class AnnounceCommands:
                 state="sent",
                 sent_at=now,
                 error=f"marked sent by {_actor(cmd)}",
+                # A part left in doubt is the person's call now: not a post id to retract.
+                progress=posted_entries(delivery.progress),
             )
         await self._store.finish_if_done(announcement.id)
         return (

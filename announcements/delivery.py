@@ -4,8 +4,11 @@ Per delivery row: claim (pending -> sending, committed before any platform call)
 post each part (X thread posts reply to the previous one) and record progress after every
 post, so a retry continues where the last attempt stopped and nothing is posted twice.
 Transient errors retry with exponential backoff and full jitter (honouring the platform's
-Retry-After); permanent errors fail at once; an ambiguous outcome (the request may have gone
-through) becomes ``unknown`` for a person to decide. Failures are reported to staff.
+Retry-After); permanent errors fail at once. An ambiguous outcome (the request may have gone
+through, e.g. a timeout) puts the part *in doubt* when the adapter can look its posts up
+(:class:`~adapters.base.Reconciler`): the retry first asks the platform whether the post is
+there, and records it or posts it again accordingly. Elsewhere, and when the attempts run out,
+it becomes ``unknown`` for a person to decide. Failures are reported to staff.
 """
 
 from __future__ import annotations
@@ -14,16 +17,25 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from adapters.base import Adapter
+from adapters.base import Adapter, Reconciler
 from announcements.render import Rendered, RenderError, render
 from announcements.store import AnnouncementStore
 from bot.config import AnnouncementsSection
-from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
-from bot.events import Conversation, OutgoingMessage, utcnow
+from bot.errors import (
+    DuplicatePostError,
+    FoundationBotError,
+    PermanentPlatformError,
+    PlatformError,
+    StoreError,
+    TransientPlatformError,
+)
+from bot.events import Conversation, OutgoingMessage, SentMessage, utcnow
 from bot.store.engagement import EngagementLog, Event
 from bot.store.models import Announcement, Delivery
+from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +43,13 @@ DISCUSSION_OPENER = "Questions about this announcement? Reply in this thread and
 
 Notify = Callable[[Announcement, str], Awaitable[None]]
 RetryHook = Callable[[int, datetime], None]
+
+#: Marks the last ``progress`` entry as a part in doubt: ``?channel|since|last`` (ISO times of
+#: the first and the latest attempt that may have posted it). It stays until the part is found
+#: on the platform or posted.
+DOUBT = "?"
+#: Looked-up posts may be stamped by a platform clock a little behind ours.
+CLOCK_SKEW = timedelta(minutes=2)
 
 
 def progress_entry(channel: str, message_id: str) -> str:
@@ -42,6 +61,82 @@ def split_entry(entry: str) -> tuple[str, str]:
     """(channel, message_id) of a progress entry."""
     channel, _, message_id = entry.rpartition("|")
     return channel, message_id
+
+
+@dataclass(frozen=True, slots=True)
+class Doubt:
+    """A part whose post may or may not be up."""
+
+    channel: str
+    #: When the first attempt that may have posted it started: the lookup starts there.
+    since: datetime
+    #: When the latest such attempt started: the lookup waits ``reconcile_after`` after it.
+    last: datetime
+
+    def entry(self) -> str:
+        """The ``progress`` marker."""
+        return f"{DOUBT}{self.channel}|{self.since.isoformat()}|{self.last.isoformat()}"
+
+
+def posted_entries(progress: Sequence[str]) -> list[str]:
+    """The posted parts of a ``progress`` list, without a part in doubt."""
+    return [entry for entry in progress if not entry.startswith(DOUBT)]
+
+
+def in_doubt(progress: Sequence[str]) -> Doubt | None:
+    """The part in doubt, if the last ``progress`` entry is one."""
+    if not progress or not progress[-1].startswith(DOUBT):
+        return None
+    channel, _, times = progress[-1].removeprefix(DOUBT).partition("|")
+    since, _, last = times.partition("|")
+    try:
+        first = datetime.fromisoformat(since)
+        return Doubt(channel, first, datetime.fromisoformat(last) if last else first)
+    except ValueError:
+        now = utcnow()  # unreadable: look from a while back, and wait the full delay
+        return Doubt(channel, now - timedelta(days=1), now)
+
+
+def post_key(delivery: Delivery, channel: str, part: int) -> str:
+    """The idempotency key of one post of a delivery (also in the Slack message metadata)."""
+    return f"fb-delivery:{delivery.id}:{channel}:{part}"
+
+
+def _partial(delivery: Delivery) -> str:
+    """For a delivery that stopped half-way (an X thread at part 2): what is up already, so
+    no post is left orphaned without staff knowing. A retry continues after it."""
+    posted = len(posted_entries(delivery.progress))
+    doubt = in_doubt(delivery.progress)
+    text = ""
+    if posted:
+        text = ("1 post is" if posted == 1 else f"{posted} posts are") + " already up; "
+    if doubt is not None:
+        return (
+            f"{text}the next one may be up too (its post on {doubt.channel} timed out): a retry "
+            "looks for it first and posts it only if it is not there. "
+        )
+    return f"{text}a retry continues after it. " if text else ""
+
+
+class _PartInDoubt(FoundationBotError):
+    """A part may or may not be up: it is looked up on the platform before the next post."""
+
+    def __init__(
+        self,
+        doubt: Doubt,
+        part: int,
+        parts: int,
+        reason: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.doubt = doubt
+        self.reason = reason
+        self.retry_after = retry_after
+        channel = doubt.channel
+        self.what = (
+            f"the post on {channel}" if parts == 1 else f"part {part + 1}/{parts} on {channel}"
+        )
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -63,7 +158,9 @@ class DeliveryEngine:
         notify: Notify,
         owner: str = "bot",
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._adapters = adapters
         self._channels = channels
@@ -73,6 +170,8 @@ class DeliveryEngine:
         self._owner = owner
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Per platform: how many posts this process may have claimed and in flight at once.
+        self._posting: dict[str, asyncio.Semaphore] = {}
         #: Set by the scheduler: arms a timer for a retry at the given time.
         self.on_retry: RetryHook | None = None
         #: Called when published news changes (a delivery sent, a retraction): re-index.
@@ -99,9 +198,9 @@ class DeliveryEngine:
     async def fire_many(self, due: Sequence[tuple[int, str]]) -> None:
         """Deliver several announcements that fell due together.
 
-        One read and one claim for the whole batch, then every post in parallel: a fan-out
-        takes about as long as the slowest platform, not the sum, and a hundred announcements
-        due in the same second do not queue behind each other's database writes.
+        One read for the whole batch, then each platform's rows are claimed and posted in
+        parallel (up to ``max_parallel_posts`` per platform): a fan-out takes about as long
+        as the slowest platform, not the sum.
         """
         occurrences = dict(due)
         for announcement_id, occurrence in due:
@@ -123,21 +222,79 @@ class DeliveryEngine:
             and d.state == "pending"
             and (d.next_attempt_at is None or d.next_attempt_at <= now)
         ]
-        claimed = await self._store.claim_many([d.id for _, d in work], self._owner, self._lease())
-        for _, delivery in work:
-            delivery.attempts += 1  # what the claim just wrote
-        await asyncio.gather(*(self._shielded(a, d) for a, d in work if d.id in claimed))
+        by_platform: dict[str, list[tuple[Announcement, Delivery]]] = {}
+        for announcement, delivery in work:
+            by_platform.setdefault(delivery.platform, []).append((announcement, delivery))
+        await asyncio.gather(*(self._fan_out(p, items) for p, items in by_platform.items()))
+
+    def _slots(self, platform: str) -> asyncio.Semaphore:
+        slots = self._posting.get(platform)
+        if slots is None:
+            slots = self._posting[platform] = asyncio.Semaphore(self._settings.max_parallel_posts)
+        return slots
+
+    async def _fan_out(self, platform: str, items: list[tuple[Announcement, Delivery]]) -> None:
+        """Claim and post one platform's rows, at most ``max_parallel_posts`` at a time.
+
+        A row is claimed only when a slot is free to post it, and as many rows as there are
+        free slots are claimed in one UPDATE. So a process that falls behind (slow platform,
+        busy CPU) leaves the rest ``pending`` for any instance to take, instead of holding
+        hundreds of claims that would all turn ``unknown`` if it died.
+        """
+        slots = self._slots(platform)
+        tasks: list[asyncio.Task[None]] = []
+        queue = list(items)
+        while queue:
+            await slots.acquire()
+            taken = 1
+            while taken < len(queue) and not slots.locked():
+                await slots.acquire()
+                taken += 1
+            chunk, queue = queue[:taken], queue[taken:]
+            try:
+                claimed = await self._store.claim_many(
+                    [d.id for _, d in chunk], self._owner, self._lease(), due_only=True
+                )
+            except BaseException:
+                # Nothing claimed (the database is away, or shutdown): give the slots back,
+                # or this platform would stall for good; the rows stay pending for a sweep.
+                for _ in chunk:
+                    slots.release()
+                raise
+            for announcement, delivery in chunk:
+                fresh = claimed.get(delivery.id)
+                if fresh is None:
+                    slots.release()
+                    continue
+                # The row as claimed: waiting for a slot, another instance may have posted a
+                # part or left one in doubt since this batch was read.
+                tasks.append(asyncio.create_task(self._post_in_slot(slots, announcement, fresh)))
+        await asyncio.gather(*tasks)
+
+    async def _post_in_slot(
+        self, slots: asyncio.Semaphore, announcement: Announcement, delivery: Delivery
+    ) -> None:
+        try:
+            await self._shielded(announcement, delivery)
+        finally:
+            slots.release()
 
     async def deliver(self, delivery_id: int) -> None:
         """Deliver one row (retries, ``/announce retry``) if it is still pending."""
         delivery = await self._store.delivery(delivery_id)
         if delivery is None:
             return
-        if not await self._store.claim_many([delivery_id], self._owner, self._lease()):
-            return
-        announcement = await self._store.require(delivery.announcement_id)
-        delivery.attempts += 1
-        await self._shielded(announcement, delivery)
+        slots = self._slots(delivery.platform)
+        await slots.acquire()
+        try:
+            claimed = await self._store.claim_many([delivery_id], self._owner, self._lease())
+            fresh = claimed.get(delivery_id)
+            if fresh is None:
+                return
+            announcement = await self._store.require(fresh.announcement_id)
+            await self._shielded(announcement, fresh)
+        finally:
+            slots.release()
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=self._settings.claim_lease_seconds)
@@ -149,7 +306,25 @@ class DeliveryEngine:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        keeper = asyncio.create_task(self._keep_claim(delivery.id, task))
+        task.add_done_callback(lambda _: keeper.cancel())
         await asyncio.shield(task)
+
+    async def _keep_claim(self, delivery_id: int, work: asyncio.Task[None]) -> None:
+        """Renew the claim's lease while a post is in progress.
+
+        One post can outlast the lease (an SDK sleeping out a 429, a slow platform, a busy
+        CPU); another instance would then take the row for abandoned and mark it unknown.
+        """
+        every = max(0.05, self._settings.claim_lease_seconds / 3)
+        while not work.done():
+            await asyncio.sleep(every)
+            if work.done():
+                return
+            try:
+                await self._store.renew_claim(delivery_id, self._owner, utcnow() + self._lease())
+            except StoreError as exc:  # the database is away; the next tick tries again
+                log.warning("claim not renewed id=%s: %s", delivery_id, exc)
 
     async def drain(self, grace: float) -> int:
         """Wait for in-flight deliveries; returns how many did not finish in time."""
@@ -171,7 +346,11 @@ class DeliveryEngine:
             first_url = await self._post(delivery, adapter, channels, rendered)
         except RenderError as exc:
             await self._fail(announcement, delivery, str(exc))
+        except _PartInDoubt as lost:
+            await self._in_doubt(announcement, delivery, lost)
         except PlatformError as exc:
+            if self._metrics is not None:
+                self._metrics.platform_error(platform, isinstance(exc, TransientPlatformError))
             if exc.ambiguous:
                 await self._unknown(announcement, delivery, exc.reason)
             elif isinstance(exc, TransientPlatformError):
@@ -190,10 +369,18 @@ class DeliveryEngine:
         """Post every (channel, part) not yet in ``progress``; returns the first post's URL.
 
         Progress is written after every post but the last (the last is written together with
-        ``sent``): a crash in between leaves ``sending`` rows that become ``unknown``.
+        ``sent``): a crash in between leaves ``sending`` rows that become ``unknown``. A part
+        in doubt (its last post timed out) is looked up first and posted only if it is not
+        there; an ambiguous post raises :class:`_PartInDoubt` where the adapter can look up.
         """
         posts = [(channel, i) for channel in channels for i in range(len(rendered.parts))]
-        progress = list(delivery.progress)
+        progress = posted_entries(delivery.progress)
+        doubt = in_doubt(delivery.progress)
+        reconciler = adapter if isinstance(adapter, Reconciler) else None
+        if doubt is not None and reconciler is None:
+            # Only adapters that can look posts up leave parts in doubt; this one was swapped.
+            log.warning("part in doubt but the adapter cannot look it up id=%s", delivery.id)
+            doubt = None
         first_url = delivery.url
         for index in range(len(progress), len(posts)):
             channel, part = posts[index]
@@ -203,8 +390,32 @@ class DeliveryEngine:
                 text=rendered.parts[part],
                 reply_to=split_entry(progress[index - 1])[1] if threaded else None,
                 blocks=rendered.blocks if part == 0 else (),
+                idempotency_key=post_key(delivery, channel, part),
             )
-            sent = await adapter.send(message)
+            # Only the first part of this attempt can be in doubt: the one that timed out.
+            earlier, doubt = doubt, None
+            parts = len(rendered.parts)
+            sent: SentMessage | None = None
+            if earlier is not None and reconciler is not None:
+                sent = await self._reconcile(reconciler, delivery, message, part, parts, earlier)
+            if sent is None:
+                attempted = utcnow()
+                try:
+                    sent = await adapter.send(message)
+                except PlatformError as exc:
+                    # X refuses a text it already has: after a lost answer, that is the lost
+                    # post showing up, so look again instead of failing for good.
+                    duplicate = earlier is not None and isinstance(exc, DuplicatePostError)
+                    if reconciler is None or not (exc.ambiguous or duplicate):
+                        raise
+                    since = earlier.since if earlier is not None else attempted
+                    raise _PartInDoubt(
+                        Doubt(channel, since, attempted),
+                        part,
+                        parts,
+                        exc.reason,
+                        exc.retry_after,
+                    ) from exc
             progress.append(progress_entry(channel, sent.message_id))
             delivery.progress = list(progress)
             if index == 0:
@@ -221,6 +432,45 @@ class DeliveryEngine:
                     claimed_until=utcnow() + self._lease(),
                 )
         return first_url
+
+    async def _reconcile(
+        self,
+        reconciler: Reconciler,
+        delivery: Delivery,
+        message: OutgoingMessage,
+        part: int,
+        parts: int,
+        doubt: Doubt,
+    ) -> SentMessage | None:
+        """Ask the platform whether the part in doubt went out (after the settling delay)."""
+        channel = message.where.channel_id
+        key = message.idempotency_key or post_key(delivery, channel, part)
+        ready = doubt.last + timedelta(seconds=self._settings.reconcile_after_seconds)
+        wait = (ready - utcnow()).total_seconds()
+        if wait > 0:
+            # A retry ordered early (/announce retry): give the lost post time to show up,
+            # holding the claim for that long too so the row does not look abandoned.
+            await self._store.set_delivery(delivery.id, claimed_until=ready + self._lease())
+            await asyncio.sleep(wait)
+        try:
+            found = await reconciler.find_posted(message, key, doubt.since - CLOCK_SKEW)
+        except PlatformError as exc:
+            raise _PartInDoubt(
+                Doubt(channel, doubt.since, doubt.last),
+                part,
+                parts,
+                f"cannot check whether it went out: {exc.reason}",
+                exc.retry_after,
+            ) from exc
+        log.info(
+            "delivery part in doubt looked up id=%s platform=%s channel=%s part=%d found=%s",
+            delivery.id,
+            delivery.platform,
+            channel,
+            part + 1,
+            found.message_id if found is not None else None,
+        )
+        return found
 
     async def _sent(
         self,
@@ -251,6 +501,13 @@ class DeliveryEngine:
             url=url,
             event=event.row(),
         )
+        if self._metrics is not None:
+            due = (
+                datetime.fromisoformat(delivery.occurrence)
+                if delivery.occurrence
+                else announcement.due_at
+            )
+            self._metrics.sent_late(delivery.platform, due, utcnow())
         if self.on_news_changed is not None:
             self.on_news_changed()
         if delivery.platform in self._settings.discussion and first:
@@ -296,6 +553,8 @@ class DeliveryEngine:
             ),
         )
         when = utcnow() + timedelta(seconds=delay)
+        if self._metrics is not None:
+            self._metrics.delivery(delivery.platform, "retrying")
         await self._store.settle(
             delivery.id,
             announcement.id,
@@ -315,6 +574,55 @@ class DeliveryEngine:
         if self.on_retry is not None:
             self.on_retry(delivery.id, when)
 
+    async def _in_doubt(
+        self, announcement: Announcement, delivery: Delivery, lost: _PartInDoubt
+    ) -> None:
+        """Keep the part in doubt and retry (looking it up first), or give up to a person."""
+        progress = [*posted_entries(delivery.progress), lost.doubt.entry()]
+        delivery.progress = progress
+        attempts = delivery.attempts
+        if attempts >= self._settings.max_attempts:
+            await self._unknown(
+                announcement,
+                delivery,
+                f"{lost.what} timed out and could not be confirmed in {attempts} attempts: "
+                f"{lost.reason}",
+                progress=progress,
+            )
+            return
+        delay = max(
+            lost.retry_after or 0.0,
+            backoff(
+                attempts,
+                self._settings.backoff_base_seconds,
+                self._settings.backoff_max_seconds,
+                self._rng,
+            ),
+        )
+        when = max(
+            utcnow() + timedelta(seconds=delay),
+            lost.doubt.last + timedelta(seconds=self._settings.reconcile_after_seconds),
+        )
+        await self._store.settle(
+            delivery.id,
+            announcement.id,
+            state="pending",
+            next_attempt_at=when,
+            error=f"{lost.reason}; {lost.what} is looked up before it is posted again",
+            claimed_until=None,
+            progress=progress,
+        )
+        log.warning(
+            "delivery part in doubt, will look it up id=%s platform=%s attempt=%d at=%s reason=%s",
+            delivery.id,
+            delivery.platform,
+            attempts,
+            when.isoformat(),
+            lost.reason,
+        )
+        if self.on_retry is not None:
+            self.on_retry(delivery.id, when)
+
     async def _fail(self, announcement: Announcement, delivery: Delivery, reason: str) -> None:
         await self._store.settle(
             delivery.id,
@@ -324,16 +632,27 @@ class DeliveryEngine:
             claimed_until=None,
             next_attempt_at=None,
         )
+        if self._metrics is not None:
+            self._metrics.delivery(delivery.platform, "failed")
         log.warning(
             "delivery failed id=%s platform=%s reason=%s", delivery.id, delivery.platform, reason
         )
         await self._notify(
             announcement,
             f"Announcement #{announcement.id} failed on {delivery.platform}: {reason}. "
+            f"{_partial(delivery)}"
             f"Fix the cause, then /announce retry {announcement.id} --to {delivery.platform}.",
         )
 
-    async def _unknown(self, announcement: Announcement, delivery: Delivery, reason: str) -> None:
+    async def _unknown(
+        self,
+        announcement: Announcement,
+        delivery: Delivery,
+        reason: str,
+        *,
+        progress: list[str] | None = None,
+    ) -> None:
+        fields: dict[str, object] = {} if progress is None else {"progress": progress}
         await self._store.settle(
             delivery.id,
             announcement.id,
@@ -341,11 +660,15 @@ class DeliveryEngine:
             error=reason,
             claimed_until=None,
             next_attempt_at=None,
+            **fields,
         )
+        if self._metrics is not None:
+            self._metrics.delivery(delivery.platform, "unknown")
         await self._notify(
             announcement,
             f"Announcement #{announcement.id} may or may not have reached {delivery.platform} "
-            f"({reason}). Check the channel, then /announce mark-sent {announcement.id} "
+            f"({reason}). {_partial(delivery)}Check the channel, then "
+            f"/announce mark-sent {announcement.id} "
             f"--to {delivery.platform} or /announce retry {announcement.id} "
             f"--to {delivery.platform}.",
         )

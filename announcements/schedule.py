@@ -61,6 +61,10 @@ class AnnouncementScheduler:
         self._batch: list[int] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._batch_tasks: set[asyncio.Task[None]] = set()
+        #: Announcements whose timer callback is running (id -> how many callbacks).
+        self._firing: dict[int, int] = {}
+        #: Deliveries whose retry timer callback is running.
+        self._retrying: set[int] = set()
 
     async def recover_interrupted(self, *, include_live_claims: bool = False) -> int:
         """Turn deliveries whose process died mid-post into ``unknown`` and tell staff."""
@@ -86,6 +90,33 @@ class AnnouncementScheduler:
             )
         return recovered
 
+    async def sync(self, horizon_seconds: float) -> int:
+        """Arm timers another instance queued (several processes, one database).
+
+        Each instance arms timers for what it creates; the others learn of it here, on an
+        interval, so an announcement still goes out if the instance that queued it dies
+        before it is due. Claims decide who posts; an extra timer only finds nothing to do.
+        """
+        if await self._store.held():
+            return 0
+        now = self._clock()
+        horizon = now + timedelta(seconds=horizon_seconds)
+        armed = 0
+        for announcement_id, due in await self._store.due_by(horizon):
+            if announcement_id in self._firing:
+                continue  # being delivered here right now
+            if self._scheduler.get_job(f"announcement-{announcement_id}") is None:
+                self.arm(announcement_id, max(due, now))
+                armed += 1
+        for delivery in await self._store.retry_pending():
+            when = delivery.next_attempt_at
+            job = self._scheduler.get_job(f"delivery-{delivery.id}")
+            idle = job is None and delivery.id not in self._retrying
+            if when is not None and when <= horizon and idle:
+                self.arm_retry(delivery.id, max(when, now))
+                armed += 1
+        return armed
+
     async def start(self, *, single_process: bool = False) -> int:
         """Recover interrupted deliveries and arm every timer; returns timers armed.
 
@@ -99,6 +130,19 @@ class AnnouncementScheduler:
             trigger="interval",
             seconds=max(1.0, self._settings.claim_lease_seconds / 2),
             id="recover-interrupted-deliveries",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        # Timers for announcements queued by another process (other instances on PostgreSQL;
+        # on SQLite, anything written to the database outside this process).
+        interval = self._settings.sync_seconds
+        self._scheduler.add_job(
+            self.sync,
+            trigger="interval",
+            seconds=interval,
+            args=[interval * 2],
+            id="sync-announcement-timers",
             replace_existing=True,
             coalesce=True,
             max_instances=1,
@@ -178,13 +222,25 @@ class AnnouncementScheduler:
     def arm_retry(self, delivery_id: int, when: datetime) -> None:
         """Arm a retry of one delivery."""
         self._scheduler.add_job(
-            self._engine.deliver,
+            self._retry,
             trigger=DateTrigger(run_date=when),
             args=[delivery_id],
             id=f"delivery-{delivery_id}",
             replace_existing=True,
             misfire_grace_time=None,
+            # A retry that fails again re-arms this job from inside its own run; with a short
+            # backoff the new run is due before that run has returned, and APScheduler would
+            # skip it (one instance per job) and leave the row pending. The claim keeps two
+            # runs from both posting.
+            max_instances=2,
         )
+
+    async def _retry(self, delivery_id: int) -> None:
+        self._retrying.add(delivery_id)
+        try:
+            await self._engine.deliver(delivery_id)
+        finally:
+            self._retrying.discard(delivery_id)
 
     async def fire_now(self, announcement_id: int) -> None:
         """Deliver an announcement immediately (``/announce now``, approvals, resume)."""
@@ -197,7 +253,13 @@ class AnnouncementScheduler:
             self._batch_done = loop.create_future()
             loop.call_later(BATCH_WINDOW, self._start_batch)
         self._batch.append(announcement_id)
-        await asyncio.shield(self._batch_done)
+        self._firing[announcement_id] = self._firing.get(announcement_id, 0) + 1
+        try:
+            await asyncio.shield(self._batch_done)
+        finally:
+            left = self._firing.pop(announcement_id) - 1
+            if left:
+                self._firing[announcement_id] = left
 
     def _start_batch(self) -> None:
         ids, done = self._batch, self._batch_done

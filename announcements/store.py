@@ -13,10 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
+from bot.errors import StoreError
 from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.models import Announcement, BotState, Delivery, EngagementEvent
@@ -26,6 +33,19 @@ ACTIVE = ("scheduled", "awaiting_approval")
 #: Delivery states a person must act on.
 NEEDS_PERSON = ("failed", "unknown")
 HOLD_KEY = "announcements.hold"
+#: How long a write that records a finished post keeps retrying while the database is away
+#: (a restart, a failover): the post is up, so losing the record would make it ``unknown``.
+PERSIST_SECONDS = 30.0
+
+
+def _persisting() -> AsyncRetrying:
+    """tenacity: retry StoreError (database unreachable) with jittered exponential waits."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(StoreError),
+        stop=stop_after_delay(PERSIST_SECONDS),
+        wait=wait_random_exponential(multiplier=0.2, max=3.0),
+        reraise=True,
+    )
 
 
 def content_hash(text: str) -> str:
@@ -106,6 +126,18 @@ class AnnouncementStore:
                 .options(selectinload(Announcement.deliveries))
             )
             return (await session.scalars(stmt)).all()
+
+    async def due_by(self, horizon: datetime) -> Sequence[tuple[int, datetime]]:
+        """``(id, due_at)`` of scheduled announcements with pending work due by ``horizon``."""
+        async with self._db.session() as session:
+            open_rows = select(Delivery.announcement_id).where(Delivery.state == "pending")
+            stmt = select(Announcement.id, Announcement.due_at).where(
+                Announcement.status == "scheduled",
+                Announcement.due_at <= horizon,
+                Announcement.id.in_(open_rows) | Announcement.recurrence.is_not(None),
+            )
+            rows = (await session.execute(stmt)).all()
+            return [(int(i), due) for i, due in rows if due is not None]
 
     async def with_open_deliveries(self) -> Sequence[Announcement]:
         """Announcements that still have deliveries not sent (for ``list``)."""
@@ -235,20 +267,45 @@ class AnnouncementStore:
             return announcements, state is not None and state.value == "on"
 
     async def claim_many(
-        self, delivery_ids: Sequence[int], owner: str, lease: timedelta
-    ) -> set[int]:
-        """pending -> sending for these rows in one atomic UPDATE; returns the ids won.
+        self,
+        delivery_ids: Sequence[int],
+        owner: str,
+        lease: timedelta,
+        *,
+        due_only: bool = False,
+    ) -> dict[int, Delivery]:
+        """pending -> sending for these rows in one atomic UPDATE; returns the rows won, as
+        the database has them now (progress, attempts …): whatever was read before the claim
+        may be stale, since another instance may have worked on the row in between.
+
+        ``due_only`` leaves rows whose retry is scheduled for later (timer paths); an explicit
+        retry claims them anyway.
 
         A row another worker claimed first (or that is no longer pending) is not returned, so
-        no row is ever posted by two workers.
+        no row is ever posted by two workers. On PostgreSQL the rows are picked with
+        ``SELECT … FOR UPDATE SKIP LOCKED``; the lease (``claimed_until``) tells the other
+        instances when a claim is stale (see ``AnnouncementScheduler.recover_interrupted``).
         """
         if not delivery_ids:
-            return set()
+            return {}
         now = utcnow()
+        candidates: ColumnElement[bool] = Delivery.id.in_(delivery_ids)
+        if due_only:
+            candidates = candidates & (
+                Delivery.next_attempt_at.is_(None) | (Delivery.next_attempt_at <= now)
+            )
+        if self._db.dialect == "postgresql":
+            # Several bot processes fire the same timers: rows another process is claiming
+            # right now are skipped instead of waited for (its claim wins; this one moves on).
+            candidates = Delivery.id.in_(
+                select(Delivery.id)
+                .where(candidates, Delivery.state == "pending")
+                .with_for_update(skip_locked=True)
+            )
         async with self._db.session() as session:
             result = await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(delivery_ids), Delivery.state == "pending")
+                .where(candidates, Delivery.state == "pending")
                 .values(
                     state="sending",
                     claimed_by=owner,
@@ -256,13 +313,27 @@ class AnnouncementStore:
                     attempts=Delivery.attempts + 1,
                     updated_at=now,
                 )
-                .returning(Delivery.id)
+                .returning(Delivery)
             )
-            return {int(row[0]) for row in result.all()}
+            return {row.id: row for row in result.scalars().all()}
 
     async def claim(self, delivery_id: int, owner: str, lease: timedelta) -> bool:
         """Claim one row (see :meth:`claim_many`)."""
         return delivery_id in await self.claim_many([delivery_id], owner, lease)
+
+    async def renew_claim(self, delivery_id: int, owner: str, until: datetime) -> bool:
+        """Extend a claim this owner still holds; False if the row is no longer its."""
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.state == "sending",
+                    Delivery.claimed_by == owner,
+                )
+                .values(claimed_until=until)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
 
     async def record_sent(
         self,
@@ -274,7 +345,22 @@ class AnnouncementStore:
         event: EngagementEvent,
     ) -> None:
         """Mark a delivery sent, log it and close the announcement if it was the last: one
-        transaction."""
+        transaction, retried while the database is unreachable."""
+        async for attempt in _persisting():
+            with attempt:
+                await self._record_sent(
+                    delivery_id, progress=progress, external_id=external_id, url=url, event=event
+                )
+
+    async def _record_sent(
+        self,
+        delivery_id: int,
+        *,
+        progress: list[str],
+        external_id: str | None,
+        url: str | None,
+        event: EngagementEvent,
+    ) -> None:
         now = utcnow()
         async with self._db.session() as session:
             await session.execute(
@@ -306,13 +392,15 @@ class AnnouncementStore:
             await self._finish_if_done(session, announcement_id)
 
     async def set_delivery(self, delivery_id: int, **fields: object) -> None:
-        """Set columns of a delivery."""
-        async with self._db.session() as session:
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(updated_at=utcnow(), **fields)
-            )
+        """Set columns of a delivery (retried while the database is unreachable)."""
+        async for attempt in _persisting():
+            with attempt:
+                async with self._db.session() as session:
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == delivery_id)
+                        .values(updated_at=utcnow(), **fields)
+                    )
 
     async def set_delivery_if(
         self, delivery_id: int, states: Sequence[str], **fields: object

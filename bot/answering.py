@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -31,6 +32,8 @@ NOT_A_QUESTION = frozenset({"empty", "no_content"})
 LATEST_NEWS = -1
 NEXT_ANNOUNCEMENT = -2
 ANNOUNCEMENT_BASE = -1000
+#: Distinct question texts whose match is remembered between reloads.
+MATCH_CACHE_SIZE = 4096
 
 LATEST_PHRASINGS = (
     "What's the latest news?",
@@ -129,6 +132,9 @@ class Knowledge:
         self._max_chars = max_question_chars
         self._news = news
         self._matcher = Matcher([], threshold=threshold)
+        # The same questions come a thousand times: remember the matcher's verdict per exact
+        # question text until the next reload (bounded; oldest dropped first).
+        self._recent: OrderedDict[str, Match] = OrderedDict()
         self._entries: dict[int, _Entry] = {}
         self._examples: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
@@ -146,6 +152,7 @@ class Knowledge:
             self._matcher, self._entries, self._examples = await asyncio.to_thread(
                 self._build, entries, published
             )
+            self._recent = OrderedDict()
         log.info("knowledge loaded entries=%d news=%d", len(entries), len(published))
 
     def reload_soon(self, delay: float = 2.0) -> None:
@@ -156,6 +163,13 @@ class Knowledge:
         """
         if self._pending_reload is None or self._pending_reload.done():
             self._pending_reload = asyncio.get_running_loop().create_task(self._reload_later(delay))
+
+    async def cancel_reload(self) -> None:
+        """Drop a reload that is still waiting (shutdown: before the database closes)."""
+        task, self._pending_reload = self._pending_reload, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # unlike ``await task``, a cancel of ours still propagates
 
     async def _reload_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -188,6 +202,17 @@ class Knowledge:
         entry = self._entries.get(entry_id)
         return entry.question if entry else None
 
+    def _match(self, question: str) -> Match:
+        match = self._recent.get(question)
+        if match is None:
+            match = self._matcher.match(question)
+            self._recent[question] = match
+            if len(self._recent) > MATCH_CACHE_SIZE:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(question)
+        return match
+
     def answer(self, question: str) -> Answer:
         """Answer or decline from the FAQ alone. Pure CPU work; never raises on any string.
 
@@ -195,7 +220,7 @@ class Knowledge:
         """
         if len(question) > self._max_chars:
             return Answer(question, False, self.too_long_text(), None, 0.0, "too_long")
-        match: Match = self._matcher.match(question)
+        match = self._match(question)
         ident = match.entry_id
         if match.answered and ident in (LATEST_NEWS, NEXT_ANNOUNCEMENT):
             return Answer(question, True, "", ident, match.score, "news")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import getpass
 import io
 import json
 import logging
@@ -26,9 +27,10 @@ from bot import __version__
 from bot.answering import Knowledge
 from bot.config import Config, load_config
 from bot.dispatch import record_exchange
-from bot.errors import ConfigError, FaqImportError, FoundationBotError
+from bot.errors import FaqImportError, FoundationBotError
 from bot.events import Author, Conversation, IncomingMessage
 from bot.faqfile import FaqRecord, Format, dump, guess_format, read_file, slugify, validate_records
+from bot.privacy import pseudonymizer_for
 from bot.runtime import Runtime, prepare_database
 from bot.store.db import Database
 from bot.store.engagement import EngagementLog, LogFilter
@@ -76,6 +78,10 @@ def _configure_logging(config: Config | None, quiet: bool, verbose: bool) -> Non
     )
     # SQLAlchemy's echo and aiohttp's access log are noisy at INFO; keep ours readable.
     logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # tweepy and oauthlib log request headers and OAuth parameters (the X API key and access
+    # token) at DEBUG: never let them through, even with --verbose.
+    for name in ("tweepy", "oauthlib"):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
 
 
 def _database(config: Config) -> Database:
@@ -145,13 +151,50 @@ def _platform_adapters(config: Config) -> list[Any]:
                 staff_usergroups=settings.staff.slack_usergroups,
             )
         )
-    missing = [name for name in ("discord", "x") if getattr(settings, name).enabled]
-    if missing:
-        raise ConfigError(
-            f"config error: {', '.join(missing)}: this version has no adapter for it yet; "
-            "set enabled = false"
+    if settings.discord.enabled:
+        adapters.append(_discord_adapter(config))
+    if settings.x.enabled:
+        from adapters.x import TIMELINE, XAdapter
+
+        adapters.append(
+            XAdapter(
+                api_key=config.secret("x", "api_key"),
+                api_secret=config.secret("x", "api_secret"),
+                access_token=config.secret("x", "access_token"),
+                access_token_secret=config.secret("x", "access_token_secret"),
+                api_url=settings.x.api_url,
+                announce_channels=(TIMELINE,) if settings.x.announce else (),
+            )
         )
     return adapters
+
+
+def _discord_adapter(config: Config) -> Any:
+    from adapters.discord import DiscordAdapter
+
+    discord = config.settings.discord
+    return DiscordAdapter(
+        token=config.secret("discord", "token"),
+        api_url=discord.api_url,
+        gateway_url=discord.gateway_url,
+        announce_channels=discord.announce_channels,
+        publish_announcements=discord.publish_announcements,
+        reply_in_thread=discord.reply_in_thread,
+        shard_count=discord.shard_count,
+        shard_ids=discord.shard_ids,
+    )
+
+
+# --- discord ---------------------------------------------------------------------------------
+
+
+async def _discord(config: Config, args: argparse.Namespace, stdout: TextIO) -> int:
+    guilds = [args.guild] if args.guild else list(config.settings.discord.command_guilds)
+    for line in await _discord_adapter(config).sync_commands(guilds):
+        stdout.write(line + "\n")
+    if not guilds:
+        stdout.write("global commands can take up to an hour to appear in every server\n")
+    return 0
 
 
 # --- ask -------------------------------------------------------------------------------------
@@ -168,7 +211,7 @@ async def _ask(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: 
             news=AnnouncementNews(db, AnnouncementStore(db)),
         )
         await knowledge.reload()
-        engagement = EngagementLog(db)
+        engagement = EngagementLog(db, pseudonymizer_for(config))
         questions: Any = (
             [" ".join(args.question)] if args.question else (line.rstrip("\r\n") for line in stdin)
         )
@@ -326,7 +369,7 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
     )
 
     async def work(db: Database) -> int:
-        rows = [_row(e) for e in await EngagementLog(db).list(flt)]
+        rows = [_row(e) for e in await EngagementLog(db, pseudonymizer_for(config)).list(flt)]
         if args.format == "json":
             for row in rows:
                 stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -338,6 +381,61 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
             stdout.write(buffer.getvalue())
         else:
             _table(rows, stdout)
+        return 0
+
+    return await _with_db(config, work)
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def _read_password(args: argparse.Namespace, stdin: TextIO) -> str:
+    """From --password-file, else a prompt on a terminal, else the first line of stdin."""
+    if args.password_file:
+        try:
+            text = Path(args.password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.password_file}: {exc.strerror}") from None
+        return text.splitlines()[0] if text.strip() else ""
+    if stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            raise UsageError("the passwords differ; nothing changed")
+        return first
+    return stdin.readline().rstrip("\r\n")
+
+
+async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    from bot.store.users import UserError, UserStore, check_name, check_password, check_role
+
+    if args.action == "add":
+        try:
+            check_name(args.name)
+            check_role(args.role)
+            password = check_password(_read_password(args, stdin))
+        except UserError as exc:
+            raise UsageError(f"{exc}; nothing changed") from None
+
+    async def work(db: Database) -> int:
+        store = UserStore(db)
+        if args.action == "add":
+            try:
+                user = await store.add(args.name, args.role, password)
+            except UserError as exc:
+                raise UsageError(f"{exc}; nothing changed") from None
+            stdout.write(f"added user '{user.name}' ({user.role})\n")
+        elif args.action == "remove":
+            if not await store.remove(args.name):
+                raise UsageError(f"no user named {args.name!r}")
+            stdout.write(f"removed user '{args.name.strip().lower()}' and ended their sessions\n")
+        else:
+            for user in await store.all():
+                last = (
+                    user.last_login_at.isoformat(timespec="seconds")
+                    if user.last_login_at
+                    else "never"
+                )
+                stdout.write(f"{user.name:<30}  {user.role:<10}  last login {last}\n")
         return 0
 
     return await _with_db(config, work)
@@ -393,6 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--as-of", help="YYYY-MM-DD")
     add.add_argument("--slug", help="default: from the question")
 
+    discord = sub.add_parser("discord", help="Discord application setup")
+    discord_sub = discord.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sync = discord_sub.add_parser(
+        "sync-commands", help="register /announce (default: discord.command_guilds, else global)"
+    )
+    sync.add_argument("--guild", type=int, help="register in this server only (instant)")
+
     logs = sub.add_parser("logs", help="engagement log for moderators")
     logs.add_argument("--since", help="24h, 7d, 2026-01-31, 2026-01-31T09:00 ...")
     logs.add_argument("--platform")
@@ -400,6 +505,18 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--user")
     logs.add_argument("--limit", type=int)
     logs.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    users = sub.add_parser("users", help="dashboard accounts")
+    users_sub = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    user_add = users_sub.add_parser(
+        "add", help="create an account (password from a prompt, --password-file or stdin)"
+    )
+    user_add.add_argument("name")
+    user_add.add_argument("--role", choices=("moderator", "comms", "admin"), required=True)
+    user_add.add_argument("--password-file", help="read the password from this file")
+    users_sub.add_parser("list", help="one line per account")
+    user_remove = users_sub.add_parser("remove", help="delete an account and end its sessions")
+    user_remove.add_argument("name")
     return parser
 
 
@@ -413,7 +530,7 @@ def main(
     config: Config | None = None
     try:
         config = load_config(args.config)
-        quiet = args.command in ("ask", "logs", "faq", "db") or (
+        quiet = args.command in ("ask", "logs", "faq", "db", "discord", "users") or (
             args.command == "run" and args.console
         )
         _configure_logging(config, quiet and not args.verbose, args.verbose)
@@ -426,6 +543,10 @@ def main(
             coro = _db(config, args, stdout)
         elif args.command == "faq":
             coro = _faq(config, args, stdout)
+        elif args.command == "discord":
+            coro = _discord(config, args, stdout)
+        elif args.command == "users":
+            coro = _users(config, args, stdin, stdout)
         else:
             coro = _logs(config, args, stdout)
         return asyncio.run(coro)

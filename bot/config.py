@@ -10,6 +10,7 @@ naming the key.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from pydantic import (
     Strict,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from bot.errors import ConfigError
@@ -37,6 +39,7 @@ DATABASE_URL_ENV = "FOUNDATION_BOT_DATABASE_URL"
 #: TOML arrays arrive as lists; accept them for tuple fields while items stay strictly typed.
 Strs = Annotated[tuple[Annotated[str, Strict()], ...], Strict(False)]
 Ints = Annotated[tuple[Annotated[int, Strict()], ...], Strict(False)]
+Floats = Annotated[tuple[Annotated[float, Strict()], ...], Strict(False)]
 
 
 class _Section(BaseModel):
@@ -115,6 +118,31 @@ class WebSection(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class DashboardSection(_Section):
+    #: Serve the moderator dashboard on the web server under /dashboard/.
+    enabled: bool = True
+    #: How long a login lasts without activity.
+    session_hours: float = Field(default=12.0, gt=0)
+    #: Mark the session cookie Secure (set when the dashboard is behind HTTPS).
+    secure_cookie: bool = False
+    #: Failed logins allowed per client address (and per user name) in 15 minutes.
+    max_failed_logins: int = Field(default=5, ge=1)
+    #: Rows per page in the dashboard's tables.
+    page_size: int = Field(default=50, ge=5, le=1000)
+
+
+class PrivacySection(_Section):
+    #: Store a keyed hash (HMAC-SHA256) instead of platform user ids in the engagement log;
+    #: needs the secret FOUNDATION_BOT_PSEUDONYM_KEY (or privacy.pseudonym_key_file).
+    pseudonymize_users: bool = False
+    pseudonym_key_file: str | None = None
+    #: Delete engagement events (and closed review items) older than this many days;
+    #: unset keeps them forever.
+    retention_days: int | None = Field(default=None, ge=1)
+    #: How often the retention purge runs.
+    purge_interval_hours: float = Field(default=24.0, gt=0)
+
+
 class SlackSection(_Section):
     enabled: bool = False
     mode: Literal["socket", "http"] = "socket"
@@ -134,6 +162,34 @@ class DiscordSection(_Section):
     announce_channels: Strs = ()
     shard_count: int | None = Field(default=None, ge=1)
     shard_ids: Ints | None = None
+    #: Answer a mention in a new thread under it (text channels); false = an inline reply.
+    reply_in_thread: bool = True
+    #: Publish (crosspost) announcements posted in announcement channels to their followers.
+    publish_announcements: bool = False
+    #: Guilds ``discord sync-commands`` registers the commands in; empty = globally.
+    command_guilds: Ints = ()
+    #: Channel id where "ask a moderator" questions are posted.
+    moderators_channel: str | None = None
+
+    @field_validator("announce_channels")
+    @classmethod
+    def _snowflakes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for channel in value:
+            if not channel.isdigit():
+                raise ValueError(f"Discord channel ids are numbers, not {channel!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _shards(self) -> DiscordSection:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("shard_ids needs shard_count (the total over all processes)")
+            bad = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+            if bad or len(set(self.shard_ids)) != len(self.shard_ids) or not self.shard_ids:
+                raise ValueError(
+                    f"shard_ids must be distinct numbers from 0 to {self.shard_count - 1}"
+                )
+        return self
 
 
 class XSection(_Section):
@@ -143,6 +199,32 @@ class XSection(_Section):
     api_secret_file: str | None = None
     access_token_file: str | None = None
     access_token_secret_file: str | None = None
+    #: Post announcements to the account's timeline.
+    announce: bool = True
+    #: Answer FAQ questions in posts that mention the account (needs read access to the API).
+    mentions: bool = False
+    #: Seconds between two reads of the mentions timeline.
+    mentions_poll_seconds: float = Field(default=120.0, gt=0)
+    #: With no stored position yet (first start), answer mentions at most this many minutes old.
+    mentions_backlog_minutes: float = Field(default=60.0, ge=0)
+    #: Replies to one author per hour; further mentions are logged but not answered.
+    replies_per_author_per_hour: int = Field(default=3, ge=0)
+    #: When the bot has no answer: false = stay silent (moderators still see the question),
+    #: true = reply with the fallback text.
+    decline_reply: bool = False
+    #: Take public-metrics snapshots of posted announcements (needs read access to the API).
+    metrics: bool = True
+    #: Minutes after posting at which a snapshot is taken, increasing.
+    metrics_schedule_minutes: Floats = (10.0, 60.0, 360.0, 1440.0, 10080.0)
+    #: Seconds between two checks for snapshots that fell due.
+    metrics_poll_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("metrics_schedule_minutes")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or value[0] <= 0 or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("must be positive minutes in increasing order, e.g. [10, 60, 1440]")
+        return value
 
 
 class AnnouncementsSection(_Section):
@@ -172,6 +254,14 @@ class AnnouncementsSection(_Section):
     #: A delivery being posted is claimed for this long (renewed after every post); a claim
     #: left to expire means its process died, and the row becomes ``unknown``.
     claim_lease_seconds: float = Field(default=60.0, gt=0)
+    #: Posts one process claims and sends at once per platform; the rest wait ``pending``
+    #: (an instance that dies can only leave this many per platform ``unknown``).
+    max_parallel_posts: int = Field(default=100, ge=1)
+    #: A post that timed out is looked up on the platform (Slack, X) at the earliest this long
+    #: after the attempt, before it is posted again: the post may still be on its way.
+    reconcile_after_seconds: float = Field(default=10.0, ge=0)
+    #: PostgreSQL (several instances): how often each instance looks for timers others set.
+    sync_seconds: float = Field(default=5.0, gt=0)
     #: Default --to targets; empty = every running platform that can post announcements.
     default_targets: Strs = ()
 
@@ -186,6 +276,8 @@ class Settings(_Section):
     staff: StaffSection = StaffSection()
     console: ConsoleSection = ConsoleSection()
     web: WebSection = WebSection()
+    dashboard: DashboardSection = DashboardSection()
+    privacy: PrivacySection = PrivacySection()
     slack: SlackSection = SlackSection()
     discord: DiscordSection = DiscordSection()
     x: XSection = XSection()
@@ -202,6 +294,7 @@ SECRETS: dict[tuple[str, str], tuple[str, str]] = {
     ("x", "api_secret"): ("X_API_SECRET", "api_secret_file"),
     ("x", "access_token"): ("X_ACCESS_TOKEN", "access_token_file"),
     ("x", "access_token_secret"): ("X_ACCESS_TOKEN_SECRET", "access_token_secret_file"),
+    ("privacy", "pseudonym_key"): ("FOUNDATION_BOT_PSEUDONYM_KEY", "pseudonym_key_file"),
 }
 
 
@@ -221,6 +314,8 @@ def _required_secrets(settings: Settings) -> list[tuple[str, str]]:
             ("x", "access_token"),
             ("x", "access_token_secret"),
         ]
+    if settings.privacy.pseudonymize_users:
+        needed.append(("privacy", "pseudonym_key"))
     return needed
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from adapters.base import Adapter
 from bot.answering import Answer, Knowledge
 from bot.commands import CommandRouter
-from bot.errors import PlatformError, StoreError
+from bot.errors import PlatformError, StoreError, TransientPlatformError
 from bot.events import (
     Conversation,
     Feedback,
@@ -22,6 +22,7 @@ from bot.events import (
 )
 from bot.store.engagement import EngagementLog, Event
 from bot.store.models import ReviewItem
+from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ ESCALATED = "I've asked a moderator to look at your question."
 class Outbox:
     """Sends through the adapter of each platform; platform errors are logged, not raised."""
 
-    def __init__(self, adapters: Mapping[str, Adapter]) -> None:
+    def __init__(self, adapters: Mapping[str, Adapter], metrics: Metrics | None = None) -> None:
         self._adapters = adapters
+        self._metrics = metrics
 
     def has(self, platform: str) -> bool:
         """Whether an adapter for ``platform`` is running."""
@@ -51,6 +53,8 @@ class Outbox:
             return await adapter.send(message)
         except PlatformError as exc:
             log.warning("reply failed platform=%s error=%s", exc.platform, exc.reason)
+            if self._metrics is not None:
+                self._metrics.platform_error(exc.platform, isinstance(exc, TransientPlatformError))
             return None
 
 
@@ -66,7 +70,9 @@ class Dispatcher:
         outbox: Outbox,
         reply_in_thread: bool = True,
         moderator_channels: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._knowledge = knowledge
         self._log = engagement
         self._router = router
@@ -118,9 +124,11 @@ class Dispatcher:
             log.error("thread lookup failed, treating as a new conversation: %s", exc)
             in_bot_thread, announcement_id = False, None
         if not (msg.mentions_bot or msg.where.is_direct or in_bot_thread):
-            await self._log_reply(msg)
+            await log_announcement_reply(self._log, msg)
             return
         answer = await self._knowledge.respond(msg.text)
+        if self._metrics is not None:
+            self._metrics.question(msg.where.platform, answer.answered)
         ref = uuid.uuid4().hex
         sent = await self._outbox.send(
             self._reply(msg, answer.text, ref if answer.answered else None)
@@ -138,26 +146,6 @@ class Dispatcher:
             sent,
             announcement_id or answer.announcement_id,
             thread=thread,
-        )
-
-    async def _log_reply(self, msg: IncomingMessage) -> None:
-        """A reply under a posted announcement is engagement on it (no answer is given)."""
-        if msg.where.thread_id is None:
-            return
-        target = await self._log.find_bot_message(msg.where.platform, msg.where.thread_id)
-        if target is None or target.announcement_id is None:
-            return
-        await self._log.record(
-            Event(
-                platform=msg.where.platform,
-                kind="reply",
-                channel=msg.where.channel_id,
-                user=msg.author.id,
-                text=msg.text,
-                announcement_id=target.announcement_id,
-                message_id=msg.message_id,
-                thread_id=msg.where.thread_id,
-            )
         )
 
     async def on_command(self, cmd: SlashCommand) -> None:
@@ -259,9 +247,11 @@ async def record_exchange(
     announcement_id: int | None = None,
     *,
     thread: tuple[str, str, str] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> None:
     """Log a question, the bot's answer or decline, queue it for moderators if needed, and
-    remember the bot's thread — one transaction."""
+    remember the bot's thread — one transaction. ``extra`` is merged into the reply's detail
+    (e.g. ``{"delivery": "silent"}`` for a decline deliberately not posted)."""
     where = msg.where
     question = Event(
         platform=where.platform,
@@ -279,6 +269,7 @@ async def record_exchange(
     detail: dict[str, object] = {"reason": answer.reason}
     if sent is None:
         detail["delivery"] = "failed"
+    detail.update(extra or {})
     reply = Event(
         platform=where.platform,
         kind="answer" if answer.answered else "declined",
@@ -303,3 +294,24 @@ async def record_exchange(
             score=answer.score,
         )
     await engagement.record(question, reply, review=review, thread=thread)
+
+
+async def log_announcement_reply(log: EngagementLog, msg: IncomingMessage) -> None:
+    """A reply under a posted announcement is engagement on it (no answer is given)."""
+    if msg.where.thread_id is None:
+        return
+    target = await log.find_bot_message(msg.where.platform, msg.where.thread_id)
+    if target is None or target.announcement_id is None:
+        return
+    await log.record(
+        Event(
+            platform=msg.where.platform,
+            kind="reply",
+            channel=msg.where.channel_id,
+            user=msg.author.id,
+            text=msg.text,
+            announcement_id=target.announcement_id,
+            message_id=msg.message_id,
+            thread_id=msg.where.thread_id,
+        )
+    )

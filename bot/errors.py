@@ -53,7 +53,8 @@ class PlatformError(FoundationBotError):
         #: Seconds the platform asked us to wait (429 Retry-After / X's reset header).
         self.retry_after = retry_after
         #: The request may have taken effect (e.g. a timeout after it was sent): retrying
-        #: blindly could post twice, so deliveries go to ``unknown`` for a person instead.
+        #: blindly could post twice, so a delivery first looks the post up on the platform
+        #: (adapters that can, see ``adapters.base.Reconciler``) or goes to ``unknown``.
         self.ambiguous = ambiguous
 
 
@@ -63,3 +64,11 @@ class TransientPlatformError(PlatformError):
 
 class PermanentPlatformError(PlatformError):
     """Retrying cannot help: bad credentials, missing permission, content rejected."""
+
+
+class DuplicatePostError(PermanentPlatformError):
+    """The platform refused a post because the account already posted the same text (X).
+
+    Permanent for a new post; after an attempt that timed out it means that attempt most
+    likely went out, so the delivery engine looks the post up instead of failing.
+    """

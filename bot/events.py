@@ -125,6 +125,9 @@ class OutgoingMessage:
     handle: object = field(default=None, compare=False, repr=False)
     #: Structured layout for platforms that have one (Slack Block Kit); ``text`` is the fallback.
     blocks: tuple[dict[str, Any], ...] = ()
+    #: Unique per announcement post (delivery, channel, part): adapters attach it where the
+    #: platform keeps it (Slack message metadata), so a post whose answer was lost can be found.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

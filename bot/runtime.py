@@ -10,12 +10,17 @@ left half-written.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
+import secrets
 import signal
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.base import Adapter
@@ -32,10 +37,14 @@ from bot.dispatch import Dispatcher, Outbox
 from bot.errors import StoreError
 from bot.events import Conversation, InboundEvent, OutgoingMessage, utcnow
 from bot.faqfile import FaqRecord, builtin_pack, read_file
+from bot.polling import polling_jobs
+from bot.privacy import pseudonymizer_for, purge_engagement
 from bot.store.db import Database
 from bot.store.engagement import AuditTrail, EngagementLog
 from bot.store.faq import FaqStore
+from bot.store.locks import START_LOCK, InstanceLock, Leadership, exclusive
 from bot.store.models import Announcement
+from bot.telemetry import Metrics
 from bot.web import WebServer, build_app
 
 log = logging.getLogger(__name__)
@@ -54,19 +63,22 @@ async def prepare_database(db: Database, settings: Settings) -> None:
         StoreError: unreachable database, or a schema older than the code with migrations off.
     """
     await db.check()
-    if settings.database.migrate_on_start:
-        await db.upgrade()
-    else:
-        current, head = await db.current_revision(), Database.head_revision()
-        if current != head:
-            raise StoreError(
-                f"database schema is at {current or 'empty'} but this version needs {head}: "
-                "run `foundation-bot db upgrade`"
-            )
-    faq = FaqStore(db)
-    if settings.knowledge.load_on_first_start and await faq.count() == 0:
-        created, _, _ = await faq.upsert(_pack(settings))
-        log.info("knowledge pack loaded entries=%d", created)
+    # Several instances starting together on PostgreSQL: one migrates and loads the pack,
+    # the others wait, then find nothing left to do.
+    async with exclusive(db, START_LOCK):
+        if settings.database.migrate_on_start:
+            await db.upgrade()
+        else:
+            current, head = await db.current_revision(), Database.head_revision()
+            if current != head:
+                raise StoreError(
+                    f"database schema is at {current or 'empty'} but this version needs "
+                    f"{head}: run `foundation-bot db upgrade`"
+                )
+        faq = FaqStore(db)
+        if settings.knowledge.load_on_first_start and await faq.count() == 0:
+            created, _, _ = await faq.upsert(_pack(settings))
+            log.info("knowledge pack loaded entries=%d", created)
 
 
 class Runtime:
@@ -83,8 +95,13 @@ class Runtime:
         settings = config.settings
         self.config = config
         self.db = database or Database(settings.database.url, echo=settings.database.echo)
+        #: Names this process in delivery claims (``claimed_by``) and logs.
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._instance_lock = InstanceLock(self.db.url)
+        self.leadership = Leadership(self.db)
         self.faq = FaqStore(self.db)
-        self.engagement = EngagementLog(self.db)
+        self.metrics = Metrics()
+        self.engagement = EngagementLog(self.db, pseudonymizer_for(config))
         self.audit = AuditTrail(self.db)
         self.announcements = AnnouncementStore(self.db)
         self.knowledge = Knowledge(
@@ -97,12 +114,15 @@ class Runtime:
         self.router = CommandRouter(settings.staff, self.audit)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.adapters = {a.platform: a for a in adapters}
-        self.outbox = Outbox(self.adapters)
-        moderators = (
-            {"slack": settings.slack.moderators_channel}
-            if settings.slack.moderators_channel
-            else {}
-        )
+        self.outbox = Outbox(self.adapters, self.metrics)
+        moderators = {
+            platform: channel
+            for platform, channel in (
+                ("slack", settings.slack.moderators_channel),
+                ("discord", settings.discord.moderators_channel),
+            )
+            if channel
+        }
         self.dispatcher = Dispatcher(
             knowledge=self.knowledge,
             engagement=self.engagement,
@@ -110,6 +130,7 @@ class Runtime:
             outbox=self.outbox,
             reply_in_thread=settings.answering.reply_in_thread,
             moderator_channels=moderators,
+            metrics=self.metrics,
         )
         self._chain = build_chain(
             [
@@ -128,6 +149,8 @@ class Runtime:
             settings=settings.announcements,
             engagement=self.engagement,
             notify=self.notify_staff,
+            owner=self.instance_id,
+            metrics=self.metrics,
         )
         self.delivery.on_news_changed = self.knowledge.reload_soon
         self.announcement_timers = AnnouncementScheduler(
@@ -138,18 +161,30 @@ class Runtime:
             notify=self.notify_staff,
             clock=clock,
         )
+        self.announce_commands = AnnounceCommands(
+            settings=settings,
+            store=self.announcements,
+            engine=self.delivery,
+            scheduler=self.announcement_timers,
+            adapters=self.adapters,
+            clock=clock,
+        )
         self.router.register(
             "announce",
-            AnnounceCommands(
-                settings=settings,
-                store=self.announcements,
-                engine=self.delivery,
-                scheduler=self.announcement_timers,
-                adapters=self.adapters,
-                clock=clock,
-            ),
+            self.announce_commands,
             staff_only=True,
             summary="queue and manage announcements (/announce help)",
+        )
+        # Metrics snapshots and mention answers: one coroutine per tick each (bot/polling.py).
+        self.polling = polling_jobs(
+            settings,
+            self.adapters,
+            db=self.db,
+            knowledge=self.knowledge,
+            engagement=self.engagement,
+            outbox=self.outbox,
+            clock=clock,
+            telemetry=self.metrics,
         )
         self.web: WebServer | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -160,15 +195,31 @@ class Runtime:
     async def start(self) -> None:
         """Prepare the store, then start the scheduler, the web server and the adapters."""
         settings = self.config.settings
+        self._instance_lock.acquire()
         await prepare_database(self.db, settings)
         await self.knowledge.reload()
         # Paused while the timers are rebuilt from the database, so none fires half-armed.
         self.scheduler.start(paused=True)
         await self.announcement_timers.start(single_process=self.db.dialect == "sqlite")
+        for job in self.polling.jobs:
+            # One instance at a time polls X (the leader, on PostgreSQL); the claims in
+            # bot/store/claims.py keep a tick that overlaps a leadership move harmless.
+            self.add_singleton_job(job.run, job.seconds, name=job.name)
+        retention = settings.privacy.retention_days
+        if retention is not None:
+            self.add_singleton_job(
+                functools.partial(purge_engagement, self.db, retention),
+                settings.privacy.purge_interval_hours * 3600,
+                name="privacy-retention-purge",
+                first_run=datetime.now(UTC),
+            )
         self.scheduler.resume()
         if settings.web.enabled:
+            dashboard = self._dashboard() if settings.dashboard.enabled else None
             server = WebServer(
-                build_app(self.db.check, self.adapters), settings.web.host, settings.web.port
+                build_app(self.db.check, self.adapters, metrics=self.metrics, dashboard=dashboard),
+                settings.web.host,
+                settings.web.port,
             )
             try:
                 await server.start()
@@ -185,6 +236,56 @@ class Runtime:
             await adapter.start(self.handle)
             self._started.append(adapter)
             log.info("adapter started platform=%s", adapter.platform)
+
+    def add_singleton_job(
+        self,
+        job: Callable[[], Awaitable[object]],
+        seconds: float,
+        *,
+        name: str | None = None,
+        first_run: datetime | None = None,
+    ) -> None:
+        """Run ``job`` every ``seconds`` on one instance at a time (the leader).
+
+        With several processes on PostgreSQL the leader is whoever holds the advisory lock;
+        when it dies another instance takes over on its next tick. Jobs must be idempotent:
+        a tick can overlap the moment leadership moves.
+        """
+        name = name or getattr(job, "__qualname__", repr(job))
+
+        async def tick() -> object:
+            if await self.leadership.held():
+                return await job()
+            return None
+
+        self.scheduler.add_job(
+            tick,
+            trigger="interval",
+            seconds=seconds,
+            id=name,
+            name=f"singleton {name}",
+            next_run_time=first_run or datetime.now(UTC) + timedelta(seconds=seconds),
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def _dashboard(self) -> web.Application:
+        from bot.dashboard import DashboardDeps, build_dashboard
+
+        return build_dashboard(
+            DashboardDeps(
+                db=self.db,
+                settings=self.config.settings.dashboard,
+                engagement=self.engagement,
+                audit=self.audit,
+                faq=self.faq,
+                knowledge=self.knowledge,
+                announcements=self.announcements,
+                announce=self.announce_commands,
+                pseudonymized=self.config.settings.privacy.pseudonymize_users,
+            )
+        )
 
     async def handle(self, event: InboundEvent) -> None:
         """The sink adapters deliver events to. Never raises.
@@ -225,14 +326,19 @@ class Runtime:
         if self._stop_requested is not None:
             self._stop_requested.set()
 
-    async def run(self) -> None:
-        """Start, serve until SIGTERM/SIGINT or :meth:`request_stop`, then stop gracefully."""
+    async def run(self, on_started: Callable[[], None] | None = None) -> None:
+        """Start, serve until SIGTERM/SIGINT or :meth:`request_stop`, then stop gracefully.
+
+        ``on_started`` is called once everything is up (process supervisors, tests).
+        """
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         try:
             await self.start()
+            if on_started is not None:
+                on_started()
             await self._stop_requested.wait()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -247,6 +353,7 @@ class Runtime:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             if pending:
                 log.warning("shutdown: %d replies did not finish in %ss", len(pending), grace)
+        await self.polling.stop(self.config.settings.bot.shutdown_grace_seconds)
         unfinished = await self.delivery.drain(self.config.settings.bot.shutdown_grace_seconds)
         if unfinished:
             log.warning("shutdown: %d deliveries still posting; they become unknown", unfinished)
@@ -258,7 +365,10 @@ class Runtime:
         self._started.clear()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self.leadership.release()
         if self.web is not None:
             await self.web.stop()
             self.web = None
+        await self.knowledge.cancel_reload()  # else it may open a connection as the loop ends
         await self.db.close()
+        self._instance_lock.release()

@@ -1,5 +1,5 @@
-"""The bot's web server (aiohttp): health and readiness now; the dashboard and Slack HTTP mode
-mount their routes on the same application."""
+"""The bot's web server (aiohttp): health, readiness and metrics; the dashboard and Slack HTTP
+mode mount their routes on the same application."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ from aiohttp import web
 
 from adapters.base import Adapter
 from bot.errors import StoreError
+from bot.telemetry import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
 
 
 def build_app(
-    check_database: Callable[[], Awaitable[None]], adapters: Mapping[str, Adapter]
+    check_database: Callable[[], Awaitable[None]],
+    adapters: Mapping[str, Adapter],
+    *,
+    metrics: Metrics | None = None,
+    dashboard: web.Application | None = None,
 ) -> web.Application:
-    """The aiohttp application with ``/healthz``, ``/readyz`` and the adapters' routes.
+    """The aiohttp application with ``/healthz``, ``/readyz``, ``/metrics``, the dashboard
+    (under ``/dashboard/``) and the adapters' routes.
 
     An adapter that receives webhooks (Slack in HTTP mode) offers ``web_routes()``.
     """
@@ -40,9 +46,21 @@ def build_app(
             status=200 if ready else 503,
         )
 
+    async def prometheus(_request: web.Request) -> web.Response:
+        assert metrics is not None
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def to_dashboard(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/dashboard/")
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        app.router.add_get("/metrics", prometheus)
+    if dashboard is not None:
+        app.router.add_get("/", to_dashboard)
+        app.add_subapp("/dashboard/", dashboard)
     for adapter in adapters.values():
         routes: Callable[[], list[web.RouteDef]] | None = getattr(adapter, "web_routes", None)
         if routes is not None:

@@ -59,13 +59,26 @@ class Bot:
 
 @asynccontextmanager
 async def running_bot(
-    db_url: str, *, clock: Clock | None = None, latency: float = 0.0, **announcements: Any
+    db_url: str,
+    *,
+    clock: Clock | None = None,
+    latency: float = 0.0,
+    platforms: dict[str, MemoryAdapter] | None = None,
+    **announcements: Any,
 ) -> AsyncIterator[Bot]:
-    """A started runtime with slack/discord/x recording adapters; stopped on exit."""
+    """A started runtime with slack/discord/x recording adapters; stopped on exit.
+
+    ``platforms`` replaces some of them (e.g. ``{"x": ...}``) with the test's own.
+    """
     clock = clock or Clock()
-    slack = MemoryAdapter("slack", latency=latency, announce_channels=("C-news",))
-    discord = MemoryAdapter("discord", latency=latency, announce_channels=("D-news",))
-    x = MemoryAdapter("x", latency=latency, announce_channels=("timeline",))
+    given = platforms or {}
+    slack = given.get("slack") or MemoryAdapter(
+        "slack", latency=latency, announce_channels=("C-news",)
+    )
+    discord = given.get("discord") or MemoryAdapter(
+        "discord", latency=latency, announce_channels=("D-news",)
+    )
+    x = given.get("x") or MemoryAdapter("x", latency=latency, announce_channels=("timeline",))
     config = make_config(
         database={"url": db_url},
         web={"enabled": False},

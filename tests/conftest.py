@@ -71,6 +71,16 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """An empty PostgreSQL database URL (for tests of several instances on one database)."""
+    url = await create_pg_database(postgres_url_or_skip())
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     """An empty SQLite database URL (for tests whose subject is not the backend)."""
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"

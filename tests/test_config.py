@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_DATABASE_URL, load_config
+from bot.config import DEFAULT_DATABASE_URL, Settings, load_config
 from bot.errors import ConfigError
 
 
@@ -85,3 +86,12 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     for section_name, section in config.settings:
         for key in type(section).model_fields:
             assert f"{key} =" in text or f"# {key} =" in text, f"{section_name}.{key} undocumented"
+
+
+def test_compose_config_is_valid_and_keeps_secrets_in_files() -> None:
+    path = Path(__file__).parent.parent / "deploy" / "compose.toml"
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    settings = Settings.model_validate(raw)
+    assert settings.slack.enabled and settings.slack.mode == "http"
+    assert settings.slack.bot_token_file == "/run/secrets/slack_bot_token"
+    assert settings.web.host == "0.0.0.0"  # noqa: S104 - inside the container

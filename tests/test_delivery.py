@@ -3,12 +3,21 @@ X threads, and nothing posted twice."""
 
 from __future__ import annotations
 
+import asyncio
 import random
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
+import pytest
+from sqlalchemy import select
+
+from adapters.base import Reconciler
+from adapters.memory import MemoryAdapter
 from announcements.delivery import backoff
-from bot.errors import PermanentPlatformError, TransientPlatformError
-from tests.announce_helpers import running_bot
+from bot.errors import PermanentPlatformError, StoreError, TransientPlatformError
+from bot.events import OutgoingMessage, SentMessage, utcnow
+from bot.store.models import Delivery
+from tests.announce_helpers import Bot, running_bot
 
 LONG = " ".join(f"Sentence {i} explains one more detail of the foundation move." for i in range(14))
 
@@ -120,3 +129,210 @@ async def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     samples = [backoff(3, 2.0, 300.0, rng) for _ in range(200)]
     assert all(0 <= s <= 16 for s in samples) and max(samples) > 12
     assert all(backoff(30, 2.0, 300.0, rng) <= 300 for _ in range(50))
+
+
+async def test_a_process_claims_only_as_many_rows_as_it_has_post_slots(db_url: str) -> None:
+    async with running_bot(db_url, latency=0.3, max_parallel_posts=2) as bot:
+        for n in range(6):
+            await bot.announce(f'schedule --at "in 1 hour" --to x --force Queued news {n}')
+        fan_out = asyncio.create_task(
+            bot.runtime.delivery.fire_many([(i, "") for i in range(1, 7)])
+        )
+        seen: list[tuple[int, int]] = []  # (sending, pending) while the fan-out runs
+        while not fan_out.done():
+            async with bot.runtime.db.session() as session:  # one consistent snapshot
+                states = list((await session.scalars(select(Delivery.state))).all())
+            seen.append((states.count("sending"), states.count("pending")))
+            await asyncio.sleep(0.02)
+        await fan_out
+        # Never more than two claimed at once; while two were posting, the rest stayed
+        # pending for any instance to take if this one died.
+        assert max(sending for sending, _ in seen) == 2, seen
+        assert any(sending == 2 and pending >= 2 for sending, pending in seen), seen
+        assert sorted(bot.posts("x")) == [f"Queued news {n}" for n in range(6)]
+
+
+# --- posts in doubt (a timeout: the post may be up) on an adapter that can look them up ------
+
+
+class LookupMemory(MemoryAdapter):
+    """A memory adapter whose next posts can time out after going out (or before), and that
+    finds its posts by idempotency key, like the Slack adapter does."""
+
+    def __init__(self, platform: str, channels: tuple[str, ...]) -> None:
+        super().__init__(platform, announce_channels=channels)
+        #: One entry per coming announcement post: True = it goes out but the answer is lost;
+        #: False = lost before it went out; None = fine.
+        self.time_outs: list[bool | None] = []
+        self.lookups: list[tuple[str, datetime, datetime]] = []
+        self.lookup_errors: list[TransientPlatformError] = []
+        self.posted: dict[str, SentMessage] = {}
+        #: Called at each lookup (tests check the delivery row at that moment).
+        self.on_lookup: Callable[[], Awaitable[None]] | None = None
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        lost = self.time_outs.pop(0) if self.time_outs and message.idempotency_key else None
+        if lost is False:
+            raise TransientPlatformError(self.platform, "read timeout", ambiguous=True)
+        sent = await super().send(message)
+        if message.idempotency_key:
+            self.posted[message.idempotency_key] = sent
+        if lost:
+            raise TransientPlatformError(self.platform, "read timeout", ambiguous=True)
+        return sent
+
+    async def find_posted(
+        self, message: OutgoingMessage, key: str, since: datetime
+    ) -> SentMessage | None:
+        self.lookups.append((key, since, utcnow()))
+        if self.on_lookup is not None:
+            await self.on_lookup()
+        if self.lookup_errors:
+            raise self.lookup_errors.pop(0)
+        return self.posted.get(key)
+
+
+async def fire_retry(bot: Bot, delivery_id: int) -> None:
+    job = bot.runtime.scheduler.get_job(f"delivery-{delivery_id}")
+    assert job is not None
+    await job.func(*job.args)
+
+
+async def test_post_in_doubt_is_looked_up_after_the_delay_and_never_posted_twice(
+    db_url: str,
+) -> None:
+    slack = LookupMemory("slack", ("C-news", "C-more"))
+    assert isinstance(slack, Reconciler) and not isinstance(MemoryAdapter(), Reconciler)
+    async with running_bot(
+        db_url, platforms={"slack": slack}, reconcile_after_seconds=0.3, claim_lease_seconds=0.2
+    ) as bot:
+
+        async def claim_held() -> None:
+            # The wait before the lookup is longer than the lease: the claim was extended.
+            [row] = await bot.runtime.announcements.deliveries(1)
+            assert row.state == "sending"
+            assert row.claimed_until is not None and row.claimed_until > utcnow()
+
+        slack.on_lookup = claim_held
+        slack.time_outs = [None, True]  # C-news goes out fine, C-more's answer is lost
+        before = utcnow()
+        reply = await bot.announce("now --to slack Two channels")
+        assert "slack: will retry" in reply and "the post on C-more is looked up" in reply
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert delivery.state == "pending" and delivery.attempts == 1
+        assert delivery.progress[0] == "C-news|slack-1"
+        assert delivery.progress[1].startswith("?C-more|")
+        assert delivery.next_attempt_at is not None
+        assert delivery.next_attempt_at >= before + timedelta(seconds=0.3)
+        await fire_retry(bot, delivery.id)  # fired early by hand: it still waits the delay
+        [(key, since, looked_at)] = slack.lookups
+        assert key == f"fb-delivery:{delivery.id}:C-more:0"
+        assert since < before and looked_at >= before + timedelta(seconds=0.3)
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert delivery.state == "sent" and delivery.attempts == 2
+        assert delivery.progress == ["C-news|slack-1", "C-more|slack-2"]
+        assert bot.posts("slack") == ["Two channels", "Two channels"]  # once per channel
+        assert (await bot.runtime.announcements.require(1)).status == "done"
+
+
+async def test_post_in_doubt_that_is_not_there_is_posted_and_lookup_errors_retry(
+    db_url: str,
+) -> None:
+    slack = LookupMemory("slack", ("C-news",))
+    async with running_bot(db_url, platforms={"slack": slack}, reconcile_after_seconds=0.0) as bot:
+        slack.time_outs = [False]  # lost before it went out
+        slack.lookup_errors = [TransientPlatformError("slack", "HTTP 503", retry_after=20)]
+        await bot.announce("now --to slack Lost news")
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        await fire_retry(bot, delivery.id)
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert delivery.state == "pending" and delivery.progress[0].startswith("?C-news|")
+        assert "cannot check whether it went out: HTTP 503" in (delivery.error or "")
+        assert delivery.next_attempt_at is not None
+        assert delivery.next_attempt_at - delivery.updated_at >= timedelta(seconds=19)
+        assert bot.posts("slack") == []
+        await fire_retry(bot, delivery.id)
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert (delivery.state, delivery.attempts) == ("sent", 3)
+        assert bot.posts("slack") == ["Lost news"]
+        assert len(slack.lookups) == 2
+
+
+async def test_a_repost_that_times_out_again_is_awaited_again_and_looked_up_from_the_first(
+    db_url: str,
+) -> None:
+    slack = LookupMemory("slack", ("C-news",))
+    async with running_bot(db_url, platforms={"slack": slack}, reconcile_after_seconds=0.3) as bot:
+        slack.time_outs = [False, True]  # lost on the way; then up, but the answer is lost
+        first = utcnow()
+        await bot.announce("now --to slack Twice unlucky")
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        await fire_retry(bot, delivery.id)  # nothing there: posted again, and that times out
+        second = slack.lookups[0][2]
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert delivery.state == "pending" and bot.posts("slack") == ["Twice unlucky"]
+        _, since, last = delivery.progress[0].removeprefix("?").split("|")
+        assert datetime.fromisoformat(since) < second <= datetime.fromisoformat(last)
+        assert delivery.next_attempt_at is not None
+        assert delivery.next_attempt_at >= datetime.fromisoformat(last) + timedelta(seconds=0.3)
+        await fire_retry(bot, delivery.id)
+        [_, (_, window, looked_at)] = slack.lookups
+        assert window < first  # the lookup covers the first attempt too
+        assert looked_at >= datetime.fromisoformat(last) + timedelta(seconds=0.3)
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert (delivery.state, delivery.attempts) == ("sent", 3)
+        assert bot.posts("slack") == ["Twice unlucky"]
+
+
+async def test_mark_sent_on_a_post_left_in_doubt_drops_the_marker(db_url: str) -> None:
+    slack = LookupMemory("slack", ("C-news",))
+    async with running_bot(
+        db_url, platforms={"slack": slack}, max_attempts=1, reconcile_after_seconds=0.0
+    ) as bot:
+        slack.time_outs = [True]
+        reply = await bot.announce("now --to slack Checked by hand")
+        assert "slack: unknown (the post on C-news timed out and could not be confirmed" in reply
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert delivery.progress[0].startswith("?C-news|")
+        await bot.announce("mark-sent 1 --to slack")
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert (delivery.state, delivery.progress) == ("sent", [])
+        assert slack.lookups == [] and bot.posts("slack") == ["Checked by hand"]
+
+
+async def test_a_retry_that_fails_again_at_once_is_still_retried(db_url: str) -> None:
+    # The retry timer re-arms itself from inside its own run; with a near-zero backoff the
+    # new run falls due before the old one has returned, and must not be skipped.
+    async with running_bot(db_url, backoff_base_seconds=0.0001, backoff_max_seconds=0.001) as bot:
+        bot.runtime.scheduler.resume()
+        bot.x.fail_next(*(TransientPlatformError("x", "HTTP 503") for _ in range(3)))
+        await bot.announce("now --to x Third time lucky")
+        for _ in range(250):
+            [delivery] = await bot.runtime.announcements.deliveries(1)
+            if delivery.state not in ("pending", "sending"):
+                break
+            await asyncio.sleep(0.02)
+        assert (delivery.state, delivery.attempts) == ("sent", 4)
+        assert bot.posts("x") == ["Third time lucky"]
+
+
+async def test_a_claim_that_fails_while_the_database_is_away_gives_its_post_slots_back(
+    db_url: str,
+) -> None:
+    async with running_bot(db_url, max_parallel_posts=2) as bot:
+        for n in range(2):
+            await bot.announce(f'schedule --at "in 1 hour" --to x --force Outage news {n}')
+        store = bot.runtime.announcements
+        real_claim = store.claim_many
+
+        async def database_away(*args: object, **kwargs: object) -> dict[int, Delivery]:
+            raise StoreError("cannot reach the database at test: connection refused")
+
+        store.claim_many = database_away  # type: ignore[method-assign]
+        for _ in range(3):  # more failures than there are slots
+            with pytest.raises(StoreError):
+                await bot.runtime.delivery.fire_many([(1, ""), (2, "")])
+        store.claim_many = real_claim  # type: ignore[method-assign]
+        # The database is back: the same process still posts (no slot was lost).
+        await asyncio.wait_for(bot.runtime.delivery.fire_many([(1, ""), (2, "")]), timeout=5)
+        assert sorted(bot.posts("x")) == ["Outage news 0", "Outage news 1"]

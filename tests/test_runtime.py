@@ -12,6 +12,7 @@ from sqlalchemy import select
 from adapters.memory import MemoryAdapter
 from bot.errors import TransientPlatformError
 from bot.events import Author, Conversation, Feedback, IncomingMessage, Reaction, SlashCommand
+from bot.faqfile import FaqRecord
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import AuditLog, ReviewItem
@@ -107,6 +108,29 @@ async def test_off_topic_is_declined_honestly_and_queued_for_moderators(
         items = (await session.scalars(select(ReviewItem))).all()
     assert [i.question for i in items] == [text]
     assert [e.kind for e in await runtime.engagement.list(LogFilter())] == ["question", "declined"]
+
+
+async def test_a_question_declined_then_taught_is_answered_the_next_time(
+    bot: tuple[Runtime, MemoryAdapter],
+) -> None:
+    runtime, adapter = bot
+    text = "<@BOT> where is the pytorch conference held this year?"
+    await adapter.inject(question(text, "m1"))
+    assert "won't guess" in adapter.sent[-1].text
+    # A moderator turns it into an FAQ entry: the same words must not get the old verdict.
+    record = FaqRecord(
+        "conference-venue",
+        "Where is the PyTorch Conference held this year?",
+        ("where is the pytorch conference",),
+        "The PyTorch Conference is in San Francisco this year.",
+        (),
+        None,
+        None,
+    )
+    await runtime.faq.upsert([record])
+    await runtime.knowledge.reload()
+    await adapter.inject(question(text, "m2"))
+    assert "San Francisco" in adapter.sent[-1].text
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +19,8 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
 from adapters.slack import SlackAdapter
+from bot.errors import TransientPlatformError
+from bot.events import Conversation, OutgoingMessage
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import Announcement, Delivery
@@ -139,7 +143,9 @@ def mention(text: str, ts: str = "1700000100.000100", **extra: Any) -> dict[str,
 
 
 @asynccontextmanager
-async def slack_http(db_url: str, **slack_config: Any) -> AsyncIterator[SlackBot]:
+async def slack_http(
+    db_url: str, *, client_timeout: float = 30.0, **slack_config: Any
+) -> AsyncIterator[SlackBot]:
     async with fake_slack() as fake:
         adapter = SlackAdapter(
             bot_token="xoxb-test",
@@ -147,6 +153,7 @@ async def slack_http(db_url: str, **slack_config: Any) -> AsyncIterator[SlackBot
             mode="http",
             api_url=f"{fake.base}/api/",
             announce_channels=("C-news",),
+            timeout=client_timeout,
         )
         config = make_config(
             database={"url": db_url},
@@ -524,3 +531,197 @@ async def test_socket_mode_reconnects_after_disconnect(sqlite_url: str) -> None:
             assert "Zuckerberg" in fake.calls_to("chat.postMessage")[0].args["text"]
         finally:
             await runtime.stop()
+
+
+# --- a post whose answer is lost (timeout) is looked up, never posted twice ------------------
+
+#: Client timeout and the fake's late answer: the answer always comes after the client gave up.
+CLIENT_TIMEOUT = 0.3
+LATE = 1.0
+FAST_RETRIES = {
+    "reconcile_after_seconds": 0.3,
+    "backoff_base_seconds": 0.01,
+    "backoff_max_seconds": 0.05,
+}
+
+
+async def settled(bot: SlackBot) -> Delivery:
+    """The delivery once it is no longer pending or sending (the retry timer is live)."""
+    async with asyncio.timeout(10):
+        while True:
+            async with bot.runtime.db.session() as session:
+                [delivery] = (await session.scalars(select(Delivery))).all()
+            if delivery.state not in ("pending", "sending"):
+                return delivery
+            await asyncio.sleep(0.05)
+
+
+async def test_timed_out_post_that_went_out_is_found_by_its_key_not_posted_again(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(
+        sqlite_url, client_timeout=CLIENT_TIMEOUT, announcements=FAST_RETRIES
+    ) as bot:
+        bot.fake.time_out("chat.postMessage", posted=True, seconds=LATE)
+        bot.runtime.scheduler.pause()  # look at the row between the two attempts
+        started = time.time()
+        await bot.command("now --to slack Big *news* today")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        report = bot.fake.hooks[0]["text"]
+        assert "slack: will retry" in report and "Slack did not answer in time" in report
+        assert "is looked up before it is posted again" in report
+        async with bot.runtime.db.session() as session:
+            [pending] = (await session.scalars(select(Delivery))).all()
+        [marker] = pending.progress
+        assert pending.state == "pending" and marker.startswith("?C-news|")
+        assert bot.fake.posted("C-news")  # it did go out, only the answer was lost
+        bot.runtime.scheduler.resume()
+        delivery = await settled(bot)
+        [post] = bot.fake.posted("C-news")
+        assert post["metadata"] == {
+            "event_type": "foundation_bot_post",
+            "event_payload": {"key": f"fb-delivery:{delivery.id}:C-news:0"},
+        }
+        assert (delivery.state, delivery.external_id) == ("sent", post["ts"])
+        assert delivery.progress == [f"C-news|{post['ts']}"]
+        assert delivery.url and delivery.url.endswith(post["ts"].replace(".", ""))
+        posts = [c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "C-news"]
+        assert len(posts) == 1  # found, so never sent again
+        [lookup] = bot.fake.calls_to("conversations.history")
+        assert lookup.args["channel"] == "C-news"
+        assert lookup.args["include_all_metadata"] in ("1", "true", True)
+        assert float(lookup.args["oldest"]) < started < float(post["ts"]) + 1
+        # Not looked up before the settling delay had passed since the lost attempt.
+        assert bot.fake.calls.index(lookup) > bot.fake.calls.index(posts[0])
+        [event] = await logged(bot, "announcement_posted")
+        assert event.message_id == post["ts"]
+
+
+async def test_timed_out_post_that_never_arrived_is_posted_once_on_the_retry(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(
+        sqlite_url, client_timeout=CLIENT_TIMEOUT, announcements=FAST_RETRIES
+    ) as bot:
+        bot.fake.time_out("chat.postMessage", posted=False, seconds=LATE)
+        await bot.command("now --to slack Lost on the way")
+        delivery = await settled(bot)
+        [post] = bot.fake.posted("C-news")
+        assert post["text"] == "Lost on the way"
+        assert (delivery.state, delivery.external_id) == ("sent", post["ts"])
+        assert delivery.attempts == 2
+        calls = [c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "C-news"]
+        assert len(calls) == 2  # the lost request, then the one posted after the lookup
+        assert calls[0].args["metadata"] == calls[1].args["metadata"]
+        assert len(bot.fake.calls_to("conversations.history")) == 1
+
+
+async def test_find_posted_looks_in_the_thread_for_a_reply_and_matches_the_key_only(
+    sqlite_url: str,
+) -> None:
+    async with fake_slack() as fake:
+        adapter = SlackAdapter(
+            bot_token="xoxb-test",
+            signing_secret=SECRET,
+            mode="http",
+            api_url=f"{fake.base}/api/",
+            timeout=CLIENT_TIMEOUT,
+        )
+        await adapter.start(_no_events)
+        try:
+            since = datetime.now(UTC) - timedelta(seconds=5)
+            root = await adapter.send(OutgoingMessage(Conversation("slack", "C-news"), "Root"))
+            reply = OutgoingMessage(
+                Conversation("slack", "C-news"),
+                "Part two",
+                reply_to=root.message_id,
+                idempotency_key="k-2",
+            )
+            fake.time_out("chat.postMessage", posted=True, seconds=LATE)
+            with pytest.raises(TransientPlatformError) as caught:
+                await adapter.send(reply)
+            assert caught.value.ambiguous
+            found = await adapter.find_posted(reply, "k-2", since)
+            [posted] = fake.posted("C-news", "Part two")
+            assert found is not None and found.message_id == posted["ts"]
+            assert found.thread_id == root.message_id
+            [lookup] = fake.calls_to("conversations.replies")
+            assert lookup.args["ts"] == root.message_id
+            assert await adapter.find_posted(reply, "k-other", since) is None
+            later = datetime.now(UTC) + timedelta(seconds=5)
+            assert await adapter.find_posted(reply, "k-2", later) is None
+        finally:
+            await adapter.stop()
+
+
+async def _no_events(event: object) -> None:
+    raise AssertionError(f"unexpected event {event!r}")
+
+
+async def test_connection_dropped_after_the_post_is_looked_up_not_resent_by_the_sdk(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(
+        sqlite_url, client_timeout=CLIENT_TIMEOUT, announcements=FAST_RETRIES
+    ) as bot:
+        bot.fake.drop("chat.postMessage")  # posted, then the connection closes unanswered
+        await bot.command("now --to slack Dropped line")
+        delivery = await settled(bot)
+        [post] = bot.fake.posted("C-news")
+        assert (delivery.state, delivery.external_id) == ("sent", post["ts"])
+        posts = [c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "C-news"]
+        assert len(posts) == 1 and len(bot.fake.calls_to("conversations.history")) == 1
+
+
+async def test_an_answer_is_still_resent_by_the_sdk_when_the_connection_drops(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(sqlite_url) as bot:
+        bot.fake.drop("chat.postMessage")  # keep-alive connection closed under the request
+        await bot.event(mention("who is on the pytorch foundation board?"))
+        await bot.fake.wait_for(lambda: len(bot.fake.calls_to("chat.postMessage")) == 2)
+        [answer] = await logged(bot, "answer")
+        assert answer.message_id
+
+
+async def test_a_permalink_failure_after_the_post_does_not_post_it_again(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url, announcements=FAST_RETRIES) as bot:
+        bot.fake.fail["chat.getPermalink"] = [(500, {"ok": False, "error": "internal_error"}, {})]
+        await bot.command("now --to slack Linkless but posted")
+        delivery = await settled(bot)
+        [post] = bot.fake.posted("C-news")
+        assert (delivery.state, delivery.external_id, delivery.url) == ("sent", post["ts"], None)
+
+
+async def test_with_a_fifth_of_requests_failing_every_announcement_goes_out_once(
+    sqlite_url: str,
+) -> None:
+    """429s, 500s, timeouts (with and without the post made) and dropped connections at
+    random, 20 % of the posts and history reads: each announcement is posted exactly once."""
+    texts = [f"Announcement number {n} for the foundation" for n in range(10)]
+    async with slack_http(
+        sqlite_url,
+        client_timeout=CLIENT_TIMEOUT,
+        announcements={**FAST_RETRIES, "max_attempts": 12},
+    ) as bot:
+        bot.fake.chaos, bot.fake.rng = 0.2, random.Random(5)
+        bot.fake.time_out("chat.postMessage", posted=True, seconds=LATE)  # at least this one
+        for text in texts:
+            await bot.command(f"now --to slack {text}")
+        await bot.fake.wait_for(lambda: len(bot.fake.hooks) == len(texts), limit=30)
+        async with asyncio.timeout(30):
+            while True:
+                async with bot.runtime.db.session() as session:
+                    rows = (await session.scalars(select(Delivery))).all()
+                assert all(d.state in ("pending", "sending", "sent") for d in rows)
+                if len(rows) == len(texts) and all(d.state == "sent" for d in rows):
+                    break
+                await asyncio.sleep(0.05)
+        posted = [m["text"] for m in bot.fake.posted("C-news")]
+        assert sorted(posted) == sorted(texts)  # each exactly once
+        for delivery in rows:
+            [post] = [m for m in bot.fake.posted("C-news") if m["ts"] == delivery.external_id]
+            assert post["metadata"]["event_payload"]["key"].startswith(
+                f"fb-delivery:{delivery.id}:"
+            )
+        assert bot.fake.calls_to("conversations.history")

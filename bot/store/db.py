@@ -47,6 +47,26 @@ def safe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+#: SQLSTATE classes of a database that is away rather than of a bad statement:
+#: 08 connection exception, 57 operator intervention (shutdown, cannot connect now).
+OUTAGE_SQLSTATE_CLASSES = ("08", "57")
+#: asyncpg errors raised without a SQLSTATE when the connection broke mid-operation.
+OUTAGE_CAUSES = ("ConnectionDoesNotExistError", "InternalClientError")
+
+
+def is_outage(exc: DBAPIError) -> bool:
+    """Whether a driver error means the database is unreachable (a restart, a failover)
+    rather than something wrong with the statement or the data."""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(code, str) and code[:2] in OUTAGE_SQLSTATE_CLASSES:
+        return True
+    cause = getattr(orig, "__cause__", None)
+    return type(cause).__name__ in OUTAGE_CAUSES
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the dashboard read while the bot writes; busy_timeout waits instead of failing.
@@ -107,6 +127,10 @@ class Database:
             async with self.sessions() as session, session.begin():
                 yield session
         except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
+            raise StoreError(self._unreachable(exc)) from exc
+        except DBAPIError as exc:
+            if not is_outage(exc):
+                raise
             raise StoreError(self._unreachable(exc)) from exc
 
     async def check(self) -> None:

@@ -100,3 +100,12 @@ class FaqStore:
             if phrasing not in entry.phrasings:
                 entry.phrasings = [*entry.phrasings, phrasing]
             return True
+
+    async def delete(self, entry_id: int) -> bool:
+        """Delete an entry; False if it does not exist."""
+        async with self._db.session() as session:
+            entry = await session.get(FaqEntry, entry_id)
+            if entry is None:
+                return False
+            await session.delete(entry)
+            return True

@@ -235,3 +235,34 @@ class AuditLog(Base):
     allowed: Mapped[bool] = mapped_column(Boolean, default=True)
     detail: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DashboardUser(Base):
+    """A person who may log in to the dashboard (created with ``foundation-bot users add``)."""
+
+    __tablename__ = "dashboard_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: argon2id hash (argon2-cffi's encoded form, parameters included).
+    password_hash: Mapped[str] = mapped_column(String(200))
+    #: moderator, comms or admin
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DashboardSession(Base):
+    """A logged-in browser. Only a hash of the cookie value is stored."""
+
+    __tablename__ = "dashboard_sessions"
+
+    #: SHA-256 of the session cookie value.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("dashboard_users.id", ondelete="CASCADE"), index=True
+    )
+    #: The CSRF token every form of this session must carry.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,12 +1,20 @@
 """A fake Slack on 127.0.0.1: the Web API methods the bot calls, response URLs, and a Socket
-Mode websocket. It records every call so tests assert on what the real slack-sdk sent."""
+Mode websocket. It records every call so tests assert on what the real slack-sdk sent.
+
+Posted messages are kept per channel with their metadata, and ``conversations.history`` /
+``conversations.replies`` read them back (``oldest``, ``include_all_metadata``, cursors).
+:meth:`FakeSlack.time_out` makes the next call of a method answer too late for the client,
+after doing the work (the post is up) or without doing it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+import random
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,10 +42,38 @@ class FakeSlack:
     usergroups: list[dict[str, Any]] = field(default_factory=list)
     acks: list[dict[str, Any]] = field(default_factory=list)
     outbox: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    _sender: asyncio.Task[None] | None = None
+    #: Called with every call as it arrives (benchmarks time answers with it).
+    observer: Callable[[Call], None] | None = None
     port: int = 0
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _counts: dict[str, int] = field(default_factory=dict)
+    #: channel -> messages posted there (thread replies too), oldest first.
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: method -> scripted late answers: (the work is done first, seconds before answering).
+    timeouts: dict[str, list[tuple[bool, float]]] = field(default_factory=dict)
+    #: Methods whose next call closes the connection after doing the work (in order).
+    drops: list[str] = field(default_factory=list)
+    #: Share of posts and history reads that fail at random: 429, 500, a late answer (after
+    #: posting, or without), or a connection closed after posting.
+    chaos: float = 0.0
+    chaos_late: float = 1.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def drop(self, method: str) -> None:
+        """The next call of ``method`` does its work, then the connection closes unanswered."""
+        self.drops.append(method)
+
+    def time_out(self, method: str, *, posted: bool, seconds: float) -> None:
+        """The next call of ``method`` answers only after ``seconds`` (past the client's
+        timeout): ``posted`` = the work is done first, like a slow Slack; otherwise it is not
+        done at all, like a request lost on the way."""
+        self.timeouts.setdefault(method, []).append((posted, seconds))
+
+    def posted(self, channel: str, text: str | None = None) -> list[dict[str, Any]]:
+        """Messages the bot posted in ``channel`` (with ``text`` only, if given)."""
+        return [m for m in self.messages.get(channel, []) if text is None or m["text"] == text]
 
     @property
     def base(self) -> str:
@@ -64,14 +100,51 @@ class FakeSlack:
             args = json.loads(body)
         else:
             args = dict(parse_qsl(body)) | dict(request.query)
-        self.calls.append(Call(method, args, dict(request.headers)))
+        call = Call(method, args, dict(request.headers))
+        self.calls.append(call)
         self._counts[method] = self._counts.get(method, 0) + 1
         self._changed.set()
+        if self.observer is not None:
+            self.observer(call)
+        if (
+            self.chaos
+            and method in ("chat.postMessage", "conversations.history")
+            and self.rng.random() < self.chaos
+        ):
+            self._misbehave(method)
+        if method in self.drops:
+            self.drops.remove(method)
+            self._answer(method, args)
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()  # never reaches the client
+        late = self.timeouts.get(method)
+        if late:
+            posted, seconds = late.pop(0)
+            answer = self._answer(method, args) if posted else None
+            await asyncio.sleep(seconds)
+            if answer is None:
+                return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
+            return web.json_response(answer)
         scripted = self.fail.get(method)
         if scripted:
             status, payload, headers = scripted.pop(0)
             return web.json_response(payload, status=status, headers=headers)
         return web.json_response(self._answer(method, args))
+
+    def _misbehave(self, method: str) -> None:
+        """Script this very call to fail one of the ways Slack (or the network) can."""
+        kind = self.rng.choice(("429", "500", "late", "lost", "drop"))
+        if kind == "429":
+            failure = (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "0"})
+            self.fail.setdefault(method, []).insert(0, failure)
+        elif kind == "500":
+            failure = (500, {"ok": False, "error": "internal_error"}, {})
+            self.fail.setdefault(method, []).insert(0, failure)
+        elif kind == "drop":
+            self.drops.insert(0, method)
+        else:
+            self.timeouts.setdefault(method, []).insert(0, (kind == "late", self.chaos_late))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -83,13 +156,26 @@ class FakeSlack:
                 "url": "https://fake.slack.com/",
             }
         if method == "chat.postMessage":
-            ts = f"1700000000.{next(self._ts):06d}"
-            return {
-                "ok": True,
-                "channel": args.get("channel"),
+            # Real time, like Slack's: conversations.history filters on it with ``oldest``.
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": BOT_USER,
+                "bot_id": "BBOT",
+                "text": args.get("text"),
                 "ts": ts,
-                "message": {"text": args.get("text"), "ts": ts},
             }
+            if args.get("thread_ts"):
+                message["thread_ts"] = args["thread_ts"]
+            metadata = args.get("metadata")
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            if metadata:
+                message["metadata"] = metadata
+            self.messages.setdefault(str(args.get("channel")), []).append(message)
+            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
+        if method in ("conversations.history", "conversations.replies"):
+            return self._history(method, args)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}
         if method == "chat.getPermalink":
@@ -103,6 +189,31 @@ class FakeSlack:
         if method == "usergroups.list":
             return {"ok": True, "usergroups": self.usergroups}
         return {"ok": True}
+
+    def _history(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        posted = self.messages.get(str(args.get("channel")), [])
+        oldest = float(args.get("oldest") or 0)
+        if method == "conversations.history":
+            found = [m for m in posted if m.get("thread_ts", m["ts"]) == m["ts"]]
+        else:
+            parent = str(args.get("ts"))
+            found = [m for m in posted if parent in (m["ts"], m.get("thread_ts"))]
+        found = [m for m in found if float(m["ts"]) > oldest]
+        if method == "conversations.history":
+            found.reverse()  # newest first, like Slack
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        if not with_metadata:
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        limit = int(args.get("limit") or 100)
+        offset = int(args.get("cursor") or 0)
+        page = found[offset : offset + limit]
+        more = offset + limit < len(found)
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+        }
 
     async def hook(self, request: web.Request) -> web.Response:
         self.hooks.append(await request.json())
@@ -118,9 +229,16 @@ class FakeSlack:
 
         async def pump() -> None:
             while True:
-                await ws.send_json(await self.outbox.get())
+                envelope = await self.outbox.get()
+                await ws.send_json(envelope)
+                if envelope.get("type") == "disconnect":
+                    return  # like Slack: nothing more on a connection told to go away
 
-        sender = asyncio.create_task(pump())
+        # Only the newest connection gets envelopes: an older one the client has not closed
+        # yet must not take them.
+        if self._sender is not None:
+            self._sender.cancel()
+        sender = self._sender = asyncio.create_task(pump())
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:

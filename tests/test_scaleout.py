@@ -1,0 +1,180 @@
+"""Several bot instances on one database: claims, singleton jobs, start-up, and SQLite's
+one-instance rule. Instances here are Runtimes in one process with their own engines and
+connections, which is what the database sees of separate processes; the reliability suite
+(tests/reliability/) repeats the key cases with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from adapters.memory import MemoryAdapter
+from announcements.store import AnnouncementStore, NewAnnouncement
+from bot.errors import StoreError
+from bot.events import Author, Conversation, SlashCommand, utcnow
+from bot.runtime import Runtime
+from bot.store.db import Database
+from bot.store.locks import Leadership
+from bot.store.models import Delivery
+from tests.conftest import make_config
+
+PLATFORMS = {"slack": "C-news", "discord": "D-news", "x": "timeline"}
+OPS = Author("ops")
+
+
+def instance(url: str, **announcements: object) -> tuple[Runtime, list[MemoryAdapter]]:
+    adapters = [MemoryAdapter(p, announce_channels=(c,)) for p, c in PLATFORMS.items()]
+    config = make_config(
+        database={"url": url},
+        web={"enabled": False},
+        staff={"slack_users": [OPS.id]},
+        announcements={"sync_seconds": 0.2, "claim_lease_seconds": 5.0, **announcements},
+    )
+    return Runtime(config, adapters), adapters
+
+
+def announcement_posts(adapters: list[MemoryAdapter]) -> Counter[tuple[str, str]]:
+    """(platform, text) -> how many times it was posted to an announcement channel."""
+    return Counter(
+        (a.platform, m.text)
+        for a in adapters
+        for m in a.sent
+        if m.where.channel_id in a.announce_channels
+    )
+
+
+async def test_second_instance_on_one_sqlite_file_is_refused(sqlite_url: str) -> None:
+    first, _ = instance(sqlite_url)
+    await first.start()
+    try:
+        second, _ = instance(sqlite_url)
+        with pytest.raises(StoreError, match="already running") as caught:
+            await second.start()
+        message = str(caught.value)
+        assert "\n" not in message and "PostgreSQL" in message
+        await second.stop()
+    finally:
+        await first.stop()
+    # Once the first has stopped, the file is free again.
+    third, _ = instance(sqlite_url)
+    await third.start()
+    await third.stop()
+
+
+async def test_claims_skip_rows_another_instance_is_claiming(pg_url: str) -> None:
+    runtime, _ = instance(pg_url)
+    await runtime.start()
+    try:
+        store = AnnouncementStore(runtime.db)
+        created = await store.create(
+            NewAnnouncement("ops", "Hello", ("slack", "discord"), utcnow(), "UTC", {})
+        )
+        ids = sorted(d.id for d in created.deliveries)
+        other = Database(pg_url)
+        try:
+            async with other.session() as session:
+                # Another instance is in the middle of claiming the first row.
+                await session.execute(
+                    select(Delivery).where(Delivery.id == ids[0]).with_for_update()
+                )
+                won = await asyncio.wait_for(
+                    store.claim_many(ids, "me", timedelta(seconds=30)), timeout=5
+                )
+            assert set(won) == {ids[1]}  # no waiting behind the lock, no double claim
+        finally:
+            await other.close()
+    finally:
+        await runtime.stop()
+
+
+async def test_singleton_jobs_run_on_one_instance_and_move_when_it_dies(pg_url: str) -> None:
+    runs: Counter[str] = Counter()
+    runtimes = [instance(pg_url)[0] for _ in range(3)]
+    for number, runtime in enumerate(runtimes):
+        await runtime.start()
+
+        async def job(name: str = f"i{number}") -> None:
+            runs[name] += 1
+
+        runtime.add_singleton_job(job, 0.1)
+    try:
+        await asyncio.sleep(1.0)
+        assert len(runs) == 1 and sum(runs.values()) >= 5, runs
+        [leader_name] = runs
+        leader = runtimes[int(leader_name[1:])]
+        # The leader's process dies: PostgreSQL drops its session and with it the lock.
+        async with runtimes[0 if leader is not runtimes[0] else 1].db.session() as session:
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                )
+            )
+        await leader.stop()
+        runtimes.remove(leader)
+        runs.clear()
+        await asyncio.sleep(1.0)
+        assert len(runs) == 1 and leader_name not in runs and sum(runs.values()) >= 3, runs
+    finally:
+        for runtime in runtimes:
+            await runtime.stop()
+
+
+async def test_announcements_go_out_once_when_the_instance_that_queued_them_dies(
+    pg_url: str,
+) -> None:
+    instances = [instance(pg_url) for _ in range(3)]
+    for runtime, _ in instances:
+        await runtime.start()
+    (queuer, queuer_adapters), survivors = instances[0], instances[1:]
+    texts = [f"Announcement number {n} is here." for n in range(20)]
+    try:
+        for body in texts:
+            await queuer.handle(
+                SlashCommand(
+                    Conversation("slack", "C-comms"),
+                    OPS,
+                    "announce",
+                    f'schedule --at "in 3 seconds" {body}',
+                )
+            )
+        queued = await queuer.announcements.active()
+        assert len(queued) == 20, [m.text for m in queuer_adapters[0].sent]
+        await queuer.stop()  # before anything is due: only the others can post them
+        deadline = asyncio.get_running_loop().time() + 20
+        everything = {(p, t) for p in PLATFORMS for t in texts}
+        while asyncio.get_running_loop().time() < deadline:
+            posted = announcement_posts([a for _, adapters in survivors for a in adapters])
+            if set(posted) >= everything:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # a double post would show up now
+        posted = announcement_posts([a for _, adapters in instances for a in adapters])
+        assert set(posted) == everything
+        assert max(posted.values()) == 1, [k for k, v in posted.items() if v > 1]
+    finally:
+        for runtime, _ in survivors:
+            await runtime.stop()
+
+
+async def test_instances_starting_together_migrate_and_load_the_pack_once(pg_url: str) -> None:
+    runtimes = [instance(pg_url)[0] for _ in range(3)]
+    try:
+        await asyncio.gather(*(r.start() for r in runtimes))
+        counts = {len(await r.faq.all()) for r in runtimes}
+        assert counts == {33}
+    finally:
+        for runtime in runtimes:
+            await runtime.stop()
+
+
+async def test_leadership_is_always_held_on_sqlite(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    try:
+        assert await Leadership(db).held()
+    finally:
+        await db.close()
