@@ -550,9 +550,13 @@ async def settled(bot: SlackBot) -> Delivery:
     async with asyncio.timeout(10):
         while True:
             async with bot.runtime.db.session() as session:
-                [delivery] = (await session.scalars(select(Delivery))).all()
-            if delivery.state not in ("pending", "sending"):
-                return delivery
+                rows = (await session.scalars(select(Delivery))).all()
+            # The slash command is acknowledged before the announcement is stored, so the
+            # row may not exist yet on the first look.
+            if rows:
+                [delivery] = rows
+                if delivery.state not in ("pending", "sending"):
+                    return delivery
             await asyncio.sleep(0.05)
 
 
