@@ -69,15 +69,16 @@ def dashboard_config(
 
 
 @asynccontextmanager
-async def dashboard_bot(config: Config) -> AsyncIterator[DashBot]:
-    """A started runtime with the dashboard and one user per role; stopped on exit."""
+async def dashboard_bot(config: Config, add_users: bool = True) -> AsyncIterator[DashBot]:
+    """A started runtime with the dashboard and one user per role (unless another instance
+    on the same database added them already); stopped on exit."""
     slack = MemoryAdapter("slack", announce_channels=("C-news",))
     x = MemoryAdapter("x", announce_channels=("timeline",))
     runtime = Runtime(config, [slack, x])
     await runtime.start()
     try:
         users = UserStore(runtime.db)
-        for name, password in PASSWORDS.items():
+        for name, password in PASSWORDS.items() if add_users else ():
             await users.add(name, ROLES[name], password)
         assert runtime.web is not None and runtime.web.port
         yield DashBot(runtime, slack, x, f"http://127.0.0.1:{runtime.web.port}")

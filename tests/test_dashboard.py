@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,9 @@ from bot.dashboard.charts import engagement_curves, questions_per_day, top_entri
 from bot.errors import PermanentPlatformError, TransientPlatformError
 from bot.events import utcnow
 from bot.privacy import Pseudonymizer, purge_engagement
+from bot.store.db import Database
 from bot.store.engagement import Event, LogFilter
-from bot.store.models import AuditLog, EngagementEvent, ReviewItem
+from bot.store.models import AuditLog, EngagementEvent, LoginFailure, ReviewItem
 from tests.dashboard_helpers import DashBot, client, dashboard_bot, dashboard_config
 
 PAGES = (
@@ -763,21 +764,53 @@ async def test_odd_ids_and_pages_are_not_found_not_errors(bot: DashBot) -> None:
         assert "Choose an FAQ entry and give the phrasing; nothing changed." in page
 
 
-def test_login_limiter_forgets_failures_after_the_window() -> None:
-    from bot.dashboard.auth import LoginLimiter
+async def test_login_limiter_forgets_failures_after_the_window(database: Database) -> None:
+    from bot.store.users import LoginLimiter
 
-    now = [0.0]
-    limiter = LoginLimiter(2, window=60, clock=lambda: now[0])
-    limiter.failed("ip:1", "name:mia")
-    now[0] = 10
-    limiter.failed("ip:1", "name:mia")
-    assert limiter.retry_after("ip:1", "name:other") == pytest.approx(50)
-    assert limiter.retry_after("ip:2", "name:other") == 0
-    limiter.succeeded("name:mia")
-    assert limiter.retry_after("ip:2", "name:mia") == 0
-    assert limiter.retry_after("ip:1") > 0  # a right password elsewhere does not reset an address
-    now[0] = 61
-    assert limiter.retry_after("ip:1") == 0
+    start = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    now = [start]
+    limiter = LoginLimiter(database, 2, window=timedelta(seconds=60), clock=lambda: now[0])
+    await limiter.failed("ip:1", "name:mia")
+    now[0] = start + timedelta(seconds=10)
+    await limiter.failed("ip:1", "name:mia")
+    assert await limiter.retry_after("ip:1", "name:other") == pytest.approx(50)
+    assert await limiter.retry_after("ip:2", "name:other") == 0
+    await limiter.succeeded("name:mia")
+    assert await limiter.retry_after("ip:2", "name:mia") == 0
+    assert await limiter.retry_after("ip:1") > 0  # a right password elsewhere keeps the address's
+    now[0] = start + timedelta(seconds=61)
+    assert await limiter.retry_after("ip:1") == 0
+
+
+async def test_login_limit_is_shared_by_every_instance_on_the_database(pg_url: str) -> None:
+    """Behind a load balancer, guesses spread over instances still hit one limit."""
+    async with (
+        dashboard_bot(dashboard_config(pg_url)) as first,
+        dashboard_bot(dashboard_config(pg_url), add_users=False) as second,
+    ):
+        async with client(first.base) as browser:
+            for _ in range(3):
+                assert await browser.login("mia", "wrong-password") == 401
+        async with client(second.base) as elsewhere:
+            await elsewhere.get("/dashboard/login")
+            status, text, _ = await elsewhere.post(
+                "/dashboard/login", {"name": "mia", "password": "mia-password-1"}
+            )
+            assert status == 429 and "Too many failed logins" in text
+
+
+async def test_a_mistyped_name_is_neither_audited_nor_stored_as_typed(bot: DashBot) -> None:
+    """Someone who types their password into the name field leaves no copy of it."""
+    typed = "Tr0ub4dor&3-secret"
+    async with client(bot.base) as browser:
+        assert await browser.login(typed, "whatever-123") == 401
+        assert await browser.login("mia", "wrong-password") == 401
+    refused = [r for r in await _audit(bot) if r.action == "dashboard.login"]
+    assert sorted(r.actor for r in refused) == ["dashboard:?", "dashboard:mia"]
+    assert all(typed.lower() not in f"{r.actor} {r.detail}".lower() for r in refused)
+    async with bot.runtime.db.session() as session:
+        keys = (await session.scalars(select(LoginFailure.key))).all()
+    assert len(keys) == 4 and all(typed.lower() not in key for key in keys)
 
 
 async def test_sessions_expire_after_the_configured_idle_time(bot: DashBot) -> None:

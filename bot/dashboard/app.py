@@ -26,7 +26,6 @@ from bot.dashboard.auth import (
     SESSION_COOKIE,
     USER_KEY,
     Handler,
-    LoginLimiter,
     allowed,
     same_token,
 )
@@ -34,7 +33,7 @@ from bot.errors import StoreError
 from bot.store.db import Database
 from bot.store.engagement import AuditTrail, EngagementLog
 from bot.store.faq import FaqStore
-from bot.store.users import UserStore
+from bot.store.users import LoginLimiter, UserStore
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +175,7 @@ def build_dashboard(deps: DashboardDeps) -> web.Application:
 
     pages = Pages()
     users = UserStore(deps.db)
-    limiter = LoginLimiter(deps.settings.max_failed_logins)
+    limiter = LoginLimiter(deps.db, deps.settings.max_failed_logins)
     app = web.Application(middlewares=_middlewares(deps, pages, users))
     login = views.Login(deps, pages, users, limiter)
     app.router.add_get("/login", login.form, name="login")

@@ -34,7 +34,6 @@ from bot.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
-    LoginLimiter,
     current_user,
     requires,
     same_token,
@@ -47,7 +46,7 @@ from bot.events import Author, Conversation, SlashCommand, utcnow
 from bot.faqfile import slugify, validate_records
 from bot.store.engagement import LogFilter
 from bot.store.models import EngagementEvent, FaqEntry
-from bot.store.users import UserStore
+from bot.store.users import LoginLimiter, UserStore
 
 KINDS = (
     "question",
@@ -190,10 +189,12 @@ class Login:
         address = request.remote or "unknown"
         keys = (f"ip:{address}", f"name:{name.lower()}")
         audit = self._deps.audit
-        wait = self._limiter.retry_after(*keys)
+        # Only names of real users go into the audit log: what was typed could be a password.
+        actor = f"dashboard:{name}" if name and await self._users.exists(name) else "dashboard:?"
+        wait = await self._limiter.retry_after(*keys)
         if wait > 0:
             await audit.record(
-                f"dashboard:{name or '?'}",
+                actor,
                 "dashboard.login",
                 allowed=False,
                 detail=f"rate limited, from {address}",
@@ -211,15 +212,15 @@ class Login:
             return response
         user = await self._users.authenticate(name, password) if name and password else None
         if user is None:
-            self._limiter.failed(*keys)
+            await self._limiter.failed(*keys)
             await audit.record(
-                f"dashboard:{name or '?'}",
+                actor,
                 "dashboard.login",
                 allowed=False,
                 detail=f"wrong name or password, from {address}",
             )
             return self._form(request, 401, "Wrong user name or password.", name, target)
-        self._limiter.succeeded(keys[1])
+        await self._limiter.succeeded(keys[1])
         token, _ = await self._users.open_session(
             user.id, timedelta(hours=self._deps.settings.session_hours)
         )

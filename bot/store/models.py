@@ -252,6 +252,23 @@ class DashboardUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class LoginFailure(Base):
+    """A failed dashboard login, counted by the login rate limit.
+
+    In the database so every instance behind a load balancer sees the same count. Only a
+    hash of the key is stored: a password typed into the name field is never kept.
+    """
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: SHA-256 of ``ip:<address>`` or ``name:<name as typed, lower case>``.
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+
 class DashboardSession(Base):
     """A logged-in browser. Only a hash of the cookie value is stored."""
 

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.errors import FoundationBotError
 from bot.events import utcnow
 from bot.store.db import Database
-from bot.store.models import DashboardSession, DashboardUser
+from bot.store.models import DashboardSession, DashboardUser, LoginFailure
 
 ROLES = ("moderator", "comms", "admin")
 MIN_PASSWORD_CHARS = 10
@@ -104,6 +104,14 @@ class UserStore:
         async with self._db.session() as session:
             return (await session.scalars(select(DashboardUser).order_by(DashboardUser.name))).all()
 
+    async def exists(self, name: str) -> bool:
+        """Whether a user of that name exists (the audit log names only real users)."""
+        async with self._db.session() as session:
+            found = await session.scalar(
+                select(DashboardUser.id).where(DashboardUser.name == name.strip().lower())
+            )
+        return found is not None
+
     async def remove(self, name: str) -> bool:
         """Delete a user and end their sessions; False if there is no such user."""
         async with self._db.session() as session:
@@ -180,3 +188,57 @@ class UserStore:
             await session.execute(
                 delete(DashboardSession).where(DashboardSession.id == _digest(token))
             )
+
+
+class LoginLimiter:
+    """Counts failed logins per client address and per user name in a sliding window.
+
+    The counts live in the database, so every instance behind a load balancer enforces one
+    shared limit and a restart forgets nothing. Keys are stored hashed.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        max_failures: int,
+        window: timedelta = timedelta(minutes=15),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self._max = max_failures
+        self._window = window
+        self._clock = clock
+
+    async def retry_after(self, *keys: str) -> float:
+        """Seconds until another attempt is allowed (0 if allowed now)."""
+        now = self._clock()
+        digests = {_digest(key) for key in keys}
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(LoginFailure.key, LoginFailure.at)
+                    .where(LoginFailure.key.in_(digests), LoginFailure.at > now - self._window)
+                    .order_by(LoginFailure.at.desc())
+                )
+            ).all()
+        recent: dict[str, list[datetime]] = {}
+        for key, at in rows:
+            recent.setdefault(key, []).append(at)
+        wait = 0.0
+        for stamps in recent.values():
+            if len(stamps) >= self._max:
+                # Allowed again once the max-th most recent failure leaves the window.
+                wait = max(wait, (stamps[self._max - 1] + self._window - now).total_seconds())
+        return wait
+
+    async def failed(self, *keys: str) -> None:
+        """Record a failed attempt under each key (and forget failures older than the window)."""
+        now = self._clock()
+        async with self._db.session() as session:
+            await session.execute(delete(LoginFailure).where(LoginFailure.at <= now - self._window))
+            session.add_all(LoginFailure(key=_digest(key), at=now) for key in keys)
+
+    async def succeeded(self, name_key: str) -> None:
+        """A right password clears that name's failures (not the address's)."""
+        async with self._db.session() as session:
+            await session.execute(delete(LoginFailure).where(LoginFailure.key == _digest(name_key)))
