@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -64,23 +64,45 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+class RedactingFormatter(logging.Formatter):
+    """The log line format, with every configured secret blanked out of the finished line.
+
+    Defence in depth: secrets are never logged on purpose, but a library's debug output or an
+    exception message could carry one (a token in a URL, a header dump).
+    """
+
+    #: Shorter values could be common words; no real token or key is this short.
+    MIN_SECRET_CHARS = 8
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self._secrets = sorted(
+            {s for s in secrets if len(s) >= self.MIN_SECRET_CHARS}, key=len, reverse=True
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        for secret in self._secrets:
+            line = line.replace(secret, "[redacted]")
+        return line
+
+
 def _configure_logging(config: Config | None, quiet: bool, verbose: bool) -> None:
     level = config.settings.bot.log_level if config else "INFO"
     if quiet:
         level = "WARNING"
     if verbose:
         level = "DEBUG"
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        force=True,
-    )
+    logging.basicConfig(level=level, stream=sys.stderr, force=True)
+    formatter = RedactingFormatter(config.secret_values() if config else ())
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
     # SQLAlchemy's echo and aiohttp's access log are noisy at INFO; keep ours readable.
     logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
     # tweepy and oauthlib log request headers and OAuth parameters (the X API key and access
-    # token) at DEBUG: never let them through, even with --verbose.
-    for name in ("tweepy", "oauthlib"):
+    # token) at DEBUG, slack_sdk's webhook client the response_url (a short-lived posting
+    # capability): never let them through, even with --verbose.
+    for name in ("tweepy", "oauthlib", "slack_sdk.webhook"):
         logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
 
 

@@ -347,6 +347,10 @@ class Config:
         """Whether the secret is available."""
         return (section, name) in self._secrets
 
+    def secret_values(self) -> list[str]:
+        """Every secret's value, for the log formatter that blanks them out."""
+        return [value.get_secret_value() for value in self._secrets.values()]
+
     def __repr__(self) -> str:
         return f"Config(source={self.source!r}, secrets={sorted(k[1] for k in self._secrets)})"
 

@@ -247,3 +247,38 @@ def test_sigterm_stops_the_bot_gracefully(tmp_path: Path) -> None:
     assert "Nvidia" in seen
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_a_secret_that_reaches_a_log_line_is_blanked_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Even a library's debug dump or an exception message cannot print a configured token."""
+    import logging
+
+    from pydantic import SecretStr
+
+    from bot.cli import _configure_logging
+    from bot.config import Config, Settings
+
+    token = "xoxb-1111-2222-secret-value"
+    config = Config(Settings(), {("slack", "bot_token"): SecretStr(token)}, "test")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    webhook_level = logging.getLogger("slack_sdk.webhook").level
+    try:
+        _configure_logging(config, quiet=False, verbose=True)
+        logging.getLogger("slack_bolt.App").debug("headers: Authorization=Bearer %s", token)
+        try:
+            raise RuntimeError(f"bad url https://slack.com/api?token={token}")
+        except RuntimeError:
+            logging.getLogger("bot").exception("request failed")
+        # slack_sdk's webhook client logs the response_url at DEBUG: not even --verbose shows it.
+        assert logging.getLogger("slack_sdk.webhook.async_client").getEffectiveLevel() >= 20
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.getLogger("slack_sdk.webhook").setLevel(webhook_level)
+    err = capsys.readouterr().err
+    assert "Authorization=Bearer [redacted]" in err
+    assert "token=[redacted]" in err and "Traceback" in err
+    assert token not in err
