@@ -6,22 +6,38 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.cli import main
 from bot.dashboard.charts import engagement_curves, questions_per_day, top_entries
 from bot.errors import PermanentPlatformError, TransientPlatformError
-from bot.events import utcnow
+from bot.events import Author, Feedback, utcnow
 from bot.privacy import Pseudonymizer, purge_engagement
 from bot.store.db import Database
 from bot.store.engagement import Event, LogFilter
-from bot.store.models import AuditLog, EngagementEvent, LoginFailure, ReviewItem
-from tests.dashboard_helpers import DashBot, client, dashboard_bot, dashboard_config
+from bot.store.models import (
+    AuditLog,
+    DashboardUser,
+    EngagementEvent,
+    LoginFailure,
+    ReviewItem,
+)
+from tests.dashboard_helpers import (
+    GENERAL,
+    PASSWORDS,
+    DashBot,
+    client,
+    dashboard_bot,
+    dashboard_config,
+)
 
 PAGES = (
     "/dashboard/",
@@ -32,6 +48,7 @@ PAGES = (
     "/dashboard/announcements/1",
     "/dashboard/announcements/1.csv",
     "/dashboard/announcements/1/deliveries.csv",
+    "/dashboard/announcements/1/metrics.csv",
     "/dashboard/attention.csv",
     "/dashboard/review",
     "/dashboard/review.csv",
@@ -133,6 +150,28 @@ async def test_secure_cookie_option(db_url: str) -> None:
         _, _, resp = await browser.get("/dashboard/login")
         cookie = resp.cookies["fb_login_csrf"]
         assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"
+        # A client only sends Secure cookies over HTTPS (as behind a TLS proxy): hand it over.
+        form = {"name": "mia", "password": "mia-password-1", "csrf_token": browser.csrf}
+        async with browser.http.post(
+            f"{bot.base}/dashboard/login",
+            data=form,
+            headers={"Cookie": f"fb_login_csrf={cookie.value}"},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 303
+        session = resp.cookies["fb_session"]
+        assert session["secure"] and session["httponly"] and session["samesite"] == "Lax"
+
+
+async def test_passwords_are_stored_as_argon2id_hashes_only(bot: DashBot) -> None:
+    async with bot.runtime.db.session() as session:
+        stored = dict(
+            (await session.execute(select(DashboardUser.name, DashboardUser.password_hash))).all()
+        )
+    assert set(stored) == {"mia", "cody", "ada"}
+    for name, hashed in stored.items():
+        assert hashed.startswith("$argon2id$") and PASSWORDS[name] not in hashed
+    assert len(set(stored.values())) == 3  # salted: no two alike
 
 
 async def test_failed_logins_are_rate_limited_and_audited(bot: DashBot) -> None:
@@ -248,7 +287,14 @@ async def test_log_filters_search_pages_and_exports_what_is_shown(bot: DashBot) 
     for i in range(6):
         await bot.ask(f"who is on the pytorch foundation board? ({i})", f"m{i}", user="U-bob")
     await bot.ask("what is the weather in Paris", "m-w", user="U-carol")
+    await bot.runtime.engagement.record(
+        Event(platform="x", kind="question", user="U-dan", text="asked on x about the board")
+    )
     async with client(bot.base, "mia") as moderator:
+        _, on_x, _ = await moderator.get("/dashboard/log?platform=x")
+        assert "asked on x about the board" in on_x and "1 rows" in on_x
+        _, on_slack, _ = await moderator.get("/dashboard/log?platform=slack&kind=question")
+        assert "asked on x" not in on_slack and "7 rows" in on_slack
         status, page, _ = await moderator.get("/dashboard/log?kind=question&user=U-bob")
         assert status == 200
         assert "Page 1 of 2 · 6 rows" in page
@@ -384,6 +430,8 @@ async def test_create_entry_from_a_group_answers_every_phrasing(bot: DashBot) ->
     assert reply.startswith("Yes: the Lisbon meetup is on 12 April.")
     assert "as of 1 November 2026" in reply
     assert await _review_ids(bot) == []
+    audited = {(r.actor, r.action) for r in await _audit(bot)}
+    assert ("dashboard:mia", "faq.create") in audited
 
 
 async def test_a_bad_new_entry_is_refused_with_one_line_and_changes_nothing(
@@ -412,6 +460,21 @@ async def test_dismiss_closes_the_group(bot: DashBot) -> None:
         await moderator.post("/dashboard/review/dismiss", [("review_id", str(i)) for i in ids])
         _, page, _ = await moderator.get("/dashboard/review")
     assert "Dismissed 1 question(s)." in page and "Nothing waiting for review." in page
+    assert ("dashboard:mia", "review.dismiss") in {(r.actor, r.action) for r in await _audit(bot)}
+
+
+async def test_a_thumbs_down_answer_waits_in_the_review_queue(bot: DashBot) -> None:
+    await bot.ask("is pytorch still open source?", "m1")
+    token = bot.slack.sent[-1].feedback_token
+    assert token
+    await bot.slack.inject(Feedback(GENERAL, Author("U-carol"), token, helpful=False))
+    async with client(bot.base, "mia") as moderator:
+        _, page, _ = await moderator.get("/dashboard/review")
+        _, exported, _ = await moderator.get("/dashboard/review.csv")
+    assert "<h2>is pytorch still open source?</h2>" in page and "thumbs_down" in page
+    assert [(r["question"], r["reason"]) for r in _csv(exported)] == [
+        ("is pytorch still open source?", "thumbs_down")
+    ]
 
 
 async def test_faq_editor_changes_answers_at_once(bot: DashBot) -> None:
@@ -510,6 +573,9 @@ async def test_mark_sent_an_unknown_delivery(bot: DashBot) -> None:
         assert "Marked announcement #1 as sent on slack." in detail
     [delivery] = await bot.runtime.announcements.deliveries(1)
     assert delivery.state == "sent" and delivery.error == "marked sent by dashboard:ada"
+    assert ("dashboard:ada", "announce.mark-sent") in {
+        (r.actor, r.action) for r in await _audit(bot)
+    }
 
 
 async def test_announcement_engagement_per_platform_side_by_side(bot: DashBot) -> None:
@@ -547,6 +613,16 @@ async def test_x_metrics_snapshots_show_as_a_curve_on_the_announcement(bot: Dash
     assert "<tr><th>x reposts</th><td>9</td></tr>" in page
     assert "x likes: 40" in page and "x reposts: 9" in page  # one line per metric
     assert "x step" not in page
+    assert 'href="/dashboard/announcements/1/metrics.csv"' in page
+    async with client(bot.base, "mia") as moderator:
+        _, text, _ = await moderator.get("/dashboard/announcements/1/metrics.csv")
+    rows = _csv(text)
+    assert [(r["platform"], r["likes"], r["reposts"], r["step"]) for r in rows] == [
+        ("x", "3", "0", "0"),
+        ("x", "12", "2", "0"),
+        ("x", "40", "9", "0"),
+    ]
+    assert rows[0]["impressions"] == ""  # not in the snapshot (access tier): empty, not 0
 
 
 # --- overview and charts -----------------------------------------------------------------
@@ -560,7 +636,16 @@ async def test_overview_charts_questions_and_top_entries(bot: DashBot) -> None:
     assert "<strong>1</strong> questions answered" in page
     assert "<strong>1</strong> declined" in page
     assert ": 1 answered</title>" in page and ": 1 declined</title>" in page
-    assert "Most used FAQ entries" in page and "<svg" in page
+    assert "Most used FAQ entries" in page
+    [event] = [
+        e
+        for e in await bot.runtime.engagement.list(LogFilter(kind="answer"))
+        if e.faq_entry_id is not None
+    ]
+    assert event.faq_entry_id is not None
+    entry = await bot.runtime.faq.get(event.faq_entry_id)
+    assert entry is not None
+    assert f"<title>{escape(entry.question)}: 1</title>" in page
 
 
 def test_chart_geometry() -> None:
@@ -607,6 +692,17 @@ async def test_readyz_checks_the_database_and_every_adapter(bot: DashBot) -> Non
         status, text, _ = await anonymous.get("/readyz")
         assert status == 503 and '"x": "disconnected"' in text
         assert (await anonymous.get("/healthz"))[0] == 200
+        # The database goes away (here: the pool points at a port where nothing listens).
+        engine = bot.runtime.db.engine
+        bot.runtime.db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
+        try:
+            status, text, _ = await anonymous.get("/readyz")
+        finally:
+            await bot.runtime.db.engine.dispose()
+            bot.runtime.db.engine = engine
+        checks = json.loads(text)["checks"]
+        assert status == 503 and checks["database"] != "ok"
+        assert (await anonymous.get("/healthz"))[0] == 200  # alive, only not ready
 
 
 # --- privacy -----------------------------------------------------------------------------

@@ -499,6 +499,22 @@ class Views:
         return csv_response(f"announcement-{announcement.id}-engagement.csv", header, rows)
 
     @requires("view")
+    async def metrics_csv(self, request: web.Request) -> web.StreamResponse:
+        """An announcement's platform metrics: every snapshot, oldest first."""
+        announcement, _ = await self._announcement_data(request)
+        header = ("platform", "at", "step", *METRIC_NAMES)
+        rows = [
+            (
+                platform,
+                at.isoformat(timespec="seconds"),
+                detail.get("step", ""),
+                *(detail.get(name, "") for name in METRIC_NAMES),
+            )
+            for platform, at, detail in await self._queries.metrics_of(announcement.id)
+        ]
+        return csv_response(f"announcement-{announcement.id}-metrics.csv", header, rows)
+
+    @requires("view")
     async def deliveries_csv(self, request: web.Request) -> web.StreamResponse:
         """An announcement's deliveries table."""
         announcement, _ = await self._announcement_data(request)
@@ -860,6 +876,7 @@ def add_routes(app: web.Application, deps: DashboardDeps, pages: Pages) -> None:
     r.add_get(r"/announcements/{ident:\d+}", views.announcement)
     r.add_get(r"/announcements/{ident:\d+}.csv", views.announcement_csv)
     r.add_get(r"/announcements/{ident:\d+}/deliveries.csv", views.deliveries_csv)
+    r.add_get(r"/announcements/{ident:\d+}/metrics.csv", views.metrics_csv)
     r.add_get("/attention.csv", views.attention_csv)
     r.add_post(r"/announcements/{ident:\d+}/{action:retry|mark-sent}", views.announcement_action)
     r.add_get("/review", views.review)
