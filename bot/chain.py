@@ -13,6 +13,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from bot.errors import StoreError
 from bot.events import InboundEvent, IncomingMessage
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,23 @@ class IgnoreOwnMessages:
         await call_next(event)
 
 
-class DropDuplicates:
-    """Drop an event whose platform delivery id was seen recently (Slack and X retry)."""
+#: Asks the shared store whether this (platform, event id) is new: True for the first caller.
+FirstDelivery = Callable[[str, str], Awaitable[bool]]
 
-    def __init__(self, capacity: int = 10_000) -> None:
+
+class DropDuplicates:
+    """Drop an event whose platform delivery id was seen already (Slack and X retry).
+
+    Ids are remembered in memory, which is enough for one process. With several instances
+    (PostgreSQL) a retry can reach another instance than the first delivery did, so ``shared``
+    also claims each id in the database and only the first claimant goes on. If the database
+    cannot be asked, the event goes on: answering twice beats not answering.
+    """
+
+    def __init__(self, capacity: int = 10_000, shared: FirstDelivery | None = None) -> None:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._capacity = capacity
+        self._shared = shared
 
     async def __call__(self, event: InboundEvent, call_next: Next) -> None:
         if event.event_id:
@@ -66,7 +78,22 @@ class DropDuplicates:
             self._seen[key] = None
             if len(self._seen) > self._capacity:
                 self._seen.popitem(last=False)
+            if self._shared is not None and not await self._first_here(*key):
+                log.info(
+                    "duplicate event dropped (seen by another instance) platform=%s id=%s", *key
+                )
+                return
         await call_next(event)
+
+    async def _first_here(self, platform: str, event_id: str) -> bool:
+        assert self._shared is not None
+        try:
+            return await self._shared(platform, event_id)
+        except StoreError as exc:
+            log.warning(
+                "cannot check for a duplicate event platform=%s id=%s: %s", platform, event_id, exc
+            )
+            return True
 
 
 class RateLimitQuestions:

@@ -39,6 +39,7 @@ from bot.events import Conversation, InboundEvent, OutgoingMessage, utcnow
 from bot.faqfile import FaqRecord, builtin_pack, read_file
 from bot.polling import polling_jobs
 from bot.privacy import pseudonymizer_for, purge_engagement
+from bot.store.claims import EVENT_CLAIM_HOURS, EVENT_PREFIX, Claims
 from bot.store.db import Database
 from bot.store.engagement import AuditTrail, EngagementLog
 from bot.store.faq import FaqStore
@@ -132,10 +133,15 @@ class Runtime:
             moderator_channels=moderators,
             metrics=self.metrics,
         )
+        self._claims = Claims(self.db)
+        self._shared_db = self.db.dialect == "postgresql"
         self._chain = build_chain(
             [
                 IgnoreOwnMessages(),
-                DropDuplicates(),
+                # One process remembers retried deliveries in memory; several instances on
+                # PostgreSQL also claim each delivery id in the database (a load balancer can
+                # send Slack's retry to another instance).
+                DropDuplicates(shared=self._claims.first_delivery if self._shared_db else None),
                 RateLimitQuestions(
                     settings.answering.per_user_per_minute, self.dispatcher.slow_down
                 ),
@@ -205,6 +211,10 @@ class Runtime:
             # One instance at a time polls X (the leader, on PostgreSQL); the claims in
             # bot/store/claims.py keep a tick that overlaps a leadership move harmless.
             self.add_singleton_job(job.run, job.seconds, name=job.name)
+        if self._shared_db:
+            self.add_singleton_job(
+                self._prune_event_claims, 600, name="event-claims-prune", first_run=utcnow()
+            )
         retention = settings.privacy.retention_days
         if retention is not None:
             self.add_singleton_job(
@@ -236,6 +246,10 @@ class Runtime:
             await adapter.start(self.handle)
             self._started.append(adapter)
             log.info("adapter started platform=%s", adapter.platform)
+
+    async def _prune_event_claims(self) -> int:
+        older_than = utcnow() - timedelta(hours=EVENT_CLAIM_HOURS)
+        return await self._claims.prune(EVENT_PREFIX, older_than)
 
     def add_singleton_job(
         self,

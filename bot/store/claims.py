@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,11 @@ from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.engagement import Event
 from bot.store.models import BotState, EngagementEvent
+
+#: Prefix of the claims on inbound delivery ids (pruned after :data:`EVENT_CLAIM_HOURS`).
+EVENT_PREFIX = "event."
+#: Platforms stop retrying a delivery within minutes (Slack: 3 tries over about 5 minutes).
+EVENT_CLAIM_HOURS = 1
 
 
 class Claims:
@@ -44,6 +49,18 @@ class Claims:
         """Insert ``key``; True for the one caller that did, False if it already existed."""
         async with self._db.session() as session:
             return await self._claim_in(session, key, value)
+
+    async def first_delivery(self, platform: str, event_id: str) -> bool:
+        """Claim a platform's delivery id (``event.<platform>.<id>``): True the first time.
+
+        Asked for every inbound event when several instances share the database, so on
+        PostgreSQL the commit does not wait for the disk: a claim lost in a crash can at
+        worst let one retried event be answered twice.
+        """
+        async with self._db.session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                await session.execute(text("SET LOCAL synchronous_commit = off"))
+            return await self._claim_in(session, f"{EVENT_PREFIX}{platform}.{event_id}", "")
 
     async def claim_with_event(self, key: str, value: str, event: Event) -> bool:
         """Claim ``key`` and, only if won, store ``event`` — one transaction."""

@@ -1,0 +1,76 @@
+"""A platform's retried delivery is answered once, even when a load balancer sends the retry to
+another instance than the first delivery (several instances on PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from adapters.memory import MemoryAdapter
+from bot.events import Author, Conversation, IncomingMessage, utcnow
+from bot.runtime import Runtime
+from bot.store.claims import EVENT_PREFIX
+from bot.store.models import BotState
+from tests.conftest import make_config
+
+GENERAL = Conversation("slack", "C-general")
+
+
+def instance(url: str) -> tuple[Runtime, MemoryAdapter]:
+    adapter = MemoryAdapter("slack", announce_channels=("C-news",))
+    config = make_config(database={"url": url}, web={"enabled": False})
+    return Runtime(config, [adapter]), adapter
+
+
+def mention(event_id: str, ts: str) -> IncomingMessage:
+    return IncomingMessage(
+        GENERAL,
+        Author("U-alice"),
+        "is pytorch still open source?",
+        ts,
+        mentions_bot=True,
+        event_id=event_id,
+    )
+
+
+async def test_a_retry_that_reaches_another_instance_is_not_answered_twice(pg_url: str) -> None:
+    first, here = instance(pg_url)
+    second, there = instance(pg_url)
+    await first.start()
+    await second.start()
+    try:
+        await here.inject(mention("Ev-1", "1700000000.000100"))
+        await there.inject(mention("Ev-1", "1700000000.000100"))  # Slack's retry, elsewhere
+        await there.inject(mention("Ev-2", "1700000000.000200"))  # a new question
+        answers = [m for m in here.sent + there.sent if m.where.channel_id == "C-general"]
+        assert len(here.sent) == 1 and len(there.sent) == 1
+        assert [m.feedback_token is not None for m in answers] == [True, True]  # both answers
+        # Old claims are pruned by the leader's job; fresh ones are kept.
+        async with first.db.session() as session:
+            await session.execute(
+                update(BotState)
+                .where(BotState.key == f"{EVENT_PREFIX}slack.Ev-1")
+                .values(updated_at=utcnow() - timedelta(hours=2))
+            )
+        assert await first._prune_event_claims() == 1
+        async with first.db.session() as session:
+            keys = (await session.scalars(select(BotState.key))).all()
+        assert f"{EVENT_PREFIX}slack.Ev-2" in keys and f"{EVENT_PREFIX}slack.Ev-1" not in keys
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def test_one_sqlite_instance_keeps_delivery_ids_in_memory_only(sqlite_url: str) -> None:
+    runtime, adapter = instance(sqlite_url)
+    await runtime.start()
+    try:
+        await adapter.inject(mention("Ev-1", "1700000000.000100"))
+        await adapter.inject(mention("Ev-1", "1700000000.000100"))
+        assert len(adapter.sent) == 1
+        async with runtime.db.session() as session:
+            keys = (await session.scalars(select(BotState.key))).all()
+        assert not [k for k in keys if k.startswith(EVENT_PREFIX)]
+    finally:
+        await runtime.stop()
