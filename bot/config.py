@@ -1,11 +1,11 @@
 """Typed, frozen configuration, parsed once at start.
 
-Sources, in order of precedence: environment variables (secrets and
-``FOUNDATION_BOT_DATABASE_URL``), the TOML file (``--config PATH`` or
-``FOUNDATION_BOT_CONFIG``), then defaults. With no file at all the bot runs on SQLite in the
-working directory with the console adapter. Every key is documented in
-``config.example.toml``. Any problem raises :class:`~bot.errors.ConfigError` with one line
-naming the key.
+Sources, in order of precedence: environment variables (secrets,
+``FOUNDATION_BOT_DATABASE_URL`` and, per instance, ``FOUNDATION_BOT_DISCORD_SHARD_IDS``), the
+TOML file (``--config PATH`` or ``FOUNDATION_BOT_CONFIG``), then defaults. With no file at
+all the bot runs on SQLite in the working directory with the console adapter. Every key is
+documented in ``config.example.toml``. Any problem raises :class:`~bot.errors.ConfigError`
+with one line naming the key.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -34,6 +35,7 @@ from bot.errors import ConfigError
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///foundation-bot.db"
 CONFIG_ENV = "FOUNDATION_BOT_CONFIG"
 DATABASE_URL_ENV = "FOUNDATION_BOT_DATABASE_URL"
+SHARD_IDS_ENV = "FOUNDATION_BOT_DISCORD_SHARD_IDS"
 
 
 #: TOML arrays arrive as lists; accept them for tuple fields while items stay strictly typed.
@@ -348,8 +350,11 @@ class Config:
         return (section, name) in self._secrets
 
     def secret_values(self) -> list[str]:
-        """Every secret's value, for the log formatter that blanks them out."""
-        return [value.get_secret_value() for value in self._secrets.values()]
+        """Every secret's value (and the database URL's password), for the log formatter
+        that blanks them out."""
+        values = [value.get_secret_value() for value in self._secrets.values()]
+        password = urlsplit(self.settings.database.url).password
+        return [*values, unquote(password)] if password else values
 
     def __repr__(self) -> str:
         return f"Config(source={self.source!r}, secrets={sorted(k[1] for k in self._secrets)})"
@@ -421,6 +426,17 @@ def load_config(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config error in {file}: not valid TOML: {exc}") from exc
         base = file.resolve().parent
+    if env.get(SHARD_IDS_ENV):
+        # Per instance in a shared config: the only Discord setting that differs between them.
+        text = env[SHARD_IDS_ENV]
+        try:
+            ids = [int(part) for part in text.replace(" ", "").split(",") if part]
+        except ValueError:
+            raise ConfigError(
+                f"config error: {SHARD_IDS_ENV} must be shard numbers like 0 or 0,1; got {text!r}"
+            ) from None
+        raw = {**raw, "discord": {**raw.get("discord", {}), "shard_ids": ids}}
+        source = f"{source} + {SHARD_IDS_ENV}"
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:

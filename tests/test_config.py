@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -95,3 +96,37 @@ def test_compose_config_is_valid_and_keeps_secrets_in_files() -> None:
     assert settings.slack.enabled and settings.slack.mode == "http"
     assert settings.slack.bot_token_file == "/run/secrets/slack_bot_token"
     assert settings.web.host == "0.0.0.0"  # noqa: S104 - inside the container
+
+
+def test_compose_instances_split_the_discord_shards_through_the_environment() -> None:
+    root = Path(__file__).parent.parent
+    compose = (root / "docker-compose.yml").read_text(encoding="utf-8")
+    shards = sorted(re.findall(r'FOUNDATION_BOT_DISCORD_SHARD_IDS: "(\d+)"', compose))
+    env = {
+        "FOUNDATION_BOT_CONFIG": str(root / "deploy" / "compose.toml"),
+        # In the containers these are files under /run/secrets.
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "test-signing-secret",
+    }
+    count = load_config(environ=env).settings.discord.shard_count
+    assert count is not None and shards == [str(i) for i in range(count)]  # each shard once
+    for shard in shards:
+        one = load_config(environ={**env, "FOUNDATION_BOT_DISCORD_SHARD_IDS": shard})
+        assert one.settings.discord.shard_ids == (int(shard),)
+    both = load_config(environ={**env, "FOUNDATION_BOT_DISCORD_SHARD_IDS": "0, 2"})
+    assert both.settings.discord.shard_ids == (0, 2)
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={**env, "FOUNDATION_BOT_DISCORD_SHARD_IDS": "first"})
+    assert str(caught.value) == (
+        "config error: FOUNDATION_BOT_DISCORD_SHARD_IDS must be shard numbers like 0 or 0,1;"
+        " got 'first'"
+    )
+    with pytest.raises(ConfigError, match="shard_ids must be distinct numbers from 0 to 2"):
+        load_config(environ={**env, "FOUNDATION_BOT_DISCORD_SHARD_IDS": "3"})
+
+
+def test_the_database_password_counts_as_a_secret_for_the_logs() -> None:
+    config = load_config(
+        environ={"FOUNDATION_BOT_DATABASE_URL": "postgresql+asyncpg://bot:s3cr%40t-pw@db/fb"}
+    )
+    assert "s3cr@t-pw" in config.secret_values()
