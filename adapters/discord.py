@@ -46,6 +46,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.base import EventSink
+from bot.commands import FAILURE as COMMAND_FAILED
 from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
 from bot.events import (
     Author,
@@ -201,6 +202,12 @@ def chunks(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
         text = text[cut:].lstrip("\n")
     parts.append(text)
     return parts
+
+
+def _jump_url(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    """The message's link, as ``discord.Message.jump_url`` makes it (raw events have no
+    message object)."""
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 
 
 def _quote(value: str) -> str:
@@ -868,6 +875,7 @@ class DiscordAdapter:
                 mentions_bot=mentions_bot,
                 event_id=f"message:{message.id}",
                 reply_to_id=reply_to,
+                url=message.jump_url,
             )
         )
 
@@ -892,6 +900,7 @@ class DiscordAdapter:
                 message_id=str(payload.message_id),
                 emoji=str(payload.emoji),
                 added=added,
+                url=_jump_url(payload.guild_id, payload.channel_id, payload.message_id),
             )
         )
 
@@ -1013,6 +1022,15 @@ def build_commands(client: discord.Client, on_announce: Announce) -> app_command
     async def on_error(
         interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        log.error("discord app command failed: %s", type(error).__name__)
+        # The traceback is for the operator's log; the user gets one line instead of a
+        # "thinking…" that never ends.
+        log.error("discord app command failed: %s", type(error).__name__, exc_info=error)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(COMMAND_FAILED, ephemeral=True)
+            else:
+                await interaction.response.send_message(COMMAND_FAILED, ephemeral=True)
+        except DISCORD_ERRORS as exc:
+            log.warning("discord apology not sent: %s", translate(exc).reason)
 
     return tree

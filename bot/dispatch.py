@@ -182,6 +182,7 @@ class Dispatcher:
                 faq_entry_id=target.faq_entry_id,
                 announcement_id=target.announcement_id,
                 message_id=reaction.message_id,
+                url=reaction.url,
                 ref=target.ref,
                 detail={"emoji": reaction.emoji, "added": reaction.added},
             )
@@ -264,6 +265,7 @@ async def record_exchange(
         score=answer.score,
         message_id=msg.message_id,
         thread_id=where.thread_id,
+        url=msg.url,
         ref=ref,
     )
     detail: dict[str, object] = {"reason": answer.reason}

@@ -55,6 +55,8 @@ class IncomingMessage:
     event_id: str = ""
     #: The message this one replies to, if the platform says so (X ``in_reply_to``).
     reply_to_id: str | None = None
+    #: A link to the message on its platform, when the adapter knows one (Discord jump URL).
+    url: str | None = None
     received_at: datetime = field(default_factory=utcnow)
     handle: object = field(default=None, compare=False, repr=False)
 
@@ -84,6 +86,8 @@ class Reaction:
     emoji: str
     added: bool
     event_id: str = ""
+    #: A link to the reacted-to message, when the adapter knows one.
+    url: str | None = None
     received_at: datetime = field(default_factory=utcnow)
 
 

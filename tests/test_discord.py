@@ -141,6 +141,9 @@ async def test_mention_answered_in_a_thread_with_buttons_and_follow_up(sqlite_ur
         token = buttons[0]["custom_id"].split(":")[2]
         assert [b["custom_id"] for b in buttons] == [f"fb:up:{token}", f"fb:down:{token}"]
         await bot.logged("answer")
+        [asked] = await bot.logged("question")
+        # The log links the question to where it was asked (the dashboard shows the link).
+        assert asked.url == f"https://discord.com/channels/{GUILD_ID}/{GENERAL}/{question['id']}"
         await bot.ask("does meta still invest in it?", channel_id=thread)
         await bot.fake.wait_for(lambda: len(bot.fake.posts(thread)) == 2)
         follow_up = bot.fake.posts(thread)[1].body
@@ -335,6 +338,8 @@ async def test_announcement_posted_published_and_engagement_logged(sqlite_url: s
             (1, "🎉", True),
             (1, "🎉", False),
         ]
+        link = f"https://discord.com/channels/{GUILD_ID}/{NEWS}/{message_id}"
+        assert {r.url for r in reactions} == {link}
         announcement = bot.fake.messages[str(message_id)]
         await bot.ask("congrats!!", channel_id=NEWS, reply_to=announcement)
         [reply_row] = await bot.logged("reply")
