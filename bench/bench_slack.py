@@ -210,7 +210,12 @@ async def main(count: int, concurrency: int, rounds: int = 3) -> None:
             f"| {label} | {med[name]:.0f} | {med[name] / med['floor']:.2f} "
             f"| {med[name] / med['pooled']:.2f} | {done} |"
         )
-    print("\ntarget: foundation-bot >= 0.8 of the floor")
+    print("\ntarget: foundation-bot >= 0.8 of the floor, every question logged")
+    for name in ("repeated", "distinct"):
+        ratio = med[name] / med["floor"]
+        all_logged = min(logged[name]) == count
+        verdict = "met" if ratio >= 0.8 and all_logged else "NOT met"
+        print(f"  {name}: {ratio:.2f} of the floor, all logged: {all_logged} -> {verdict}")
 
 
 if __name__ == "__main__":
