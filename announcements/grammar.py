@@ -162,7 +162,10 @@ def parse(
     if not action or action in ("help", "-h", "--help"):
         return AnnounceArgs("help")
     if action not in USAGE:
-        raise CommandError(f"Unknown action '{_short(action)}'.", "Usage:\n" + help_text())
+        raise CommandError(
+            f"Unknown action '{_short(action)}'.",
+            f"Usage: /announce {'|'.join(USAGE)} … (/announce help explains each)",
+        )
     usage = "Usage: " + USAGE[action]
     ident = None
     if action in NEEDS_ID:

@@ -77,6 +77,7 @@ async def test_bad_input_gets_one_line_reason_with_usage_and_changes_nothing(
         first_line = reply.splitlines()[0]
         assert reason in first_line
         assert "Usage" in reply
+        assert len(reply.splitlines()) <= 3  # the reason and a short usage, not the manual
         assert await count(bot, Announcement) == 0
         assert bot.posts("slack") == [] and bot.posts("x") == []
 
