@@ -33,9 +33,8 @@ from bot.faqfile import FaqRecord, Format, dump, guess_format, read_file, slugif
 from bot.privacy import pseudonymizer_for
 from bot.runtime import Runtime, prepare_database
 from bot.store.db import Database
-from bot.store.engagement import EngagementLog, LogFilter
+from bot.store.engagement import LOG_COLUMNS, EngagementLog, LogFilter, log_record
 from bot.store.faq import FaqStore, to_record
-from bot.store.models import EngagementEvent
 
 log = logging.getLogger("bot.cli")
 
@@ -336,36 +335,6 @@ async def _faq(config: Config, args: argparse.Namespace, stdout: TextIO) -> int:
 
 # --- logs ------------------------------------------------------------------------------------
 
-LOG_COLUMNS = (
-    "id",
-    "created_at",
-    "platform",
-    "channel",
-    "user",
-    "kind",
-    "text",
-    "faq_entry_id",
-    "announcement_id",
-    "score",
-    "url",
-)
-
-
-def _row(event: EngagementEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "created_at": event.created_at.isoformat(timespec="seconds"),
-        "platform": event.platform,
-        "channel": event.channel,
-        "user": event.user,
-        "kind": event.kind,
-        "text": event.text,
-        "faq_entry_id": event.faq_entry_id,
-        "announcement_id": event.announcement_id,
-        "score": None if event.score is None else round(event.score, 4),
-        "url": event.url,
-    }
-
 
 def _table(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
     columns = ("id", "created_at", "platform", "channel", "user", "kind", "text")
@@ -391,7 +360,7 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
     )
 
     async def work(db: Database) -> int:
-        rows = [_row(e) for e in await EngagementLog(db, pseudonymizer_for(config)).list(flt)]
+        rows = [log_record(e) for e in await EngagementLog(db, pseudonymizer_for(config)).list(flt)]
         if args.format == "json":
             for row in rows:
                 stdout.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -44,7 +44,7 @@ from bot.dashboard.queries import DashboardQueries
 from bot.errors import CommandError, FaqImportError
 from bot.events import Author, Conversation, SlashCommand, utcnow
 from bot.faqfile import slugify, validate_records
-from bot.store.engagement import LogFilter
+from bot.store.engagement import LOG_COLUMNS, LogFilter, log_record, message_link
 from bot.store.models import EngagementEvent, FaqEntry
 from bot.store.users import LoginLimiter, UserStore
 
@@ -59,8 +59,6 @@ KINDS = (
     "announcement_posted",
 )
 EXPORT_LIMIT = 100_000
-_SLACK_TS = re.compile(r"\d+\.\d+")
-_DIGITS = re.compile(r"\d+")
 _PLATFORM = re.compile(r"[a-z0-9_-]{1,32}")
 
 
@@ -85,18 +83,6 @@ def _safe_next(value: object) -> str:
     if isinstance(value, str) and value.startswith("/dashboard/") and "//" not in value:
         return value
     return "/dashboard/"
-
-
-def message_link(event: EngagementEvent) -> str | None:
-    """A link to the message on its platform, where one can be made."""
-    if event.url and event.url.startswith(("https://", "http://")):
-        return event.url
-    mid = event.message_id or ""
-    if event.platform == "x" and _DIGITS.fullmatch(mid):
-        return f"https://x.com/i/web/status/{mid}"
-    if event.platform == "slack" and event.channel and _SLACK_TS.fullmatch(mid):
-        return f"https://slack.com/archives/{quote(event.channel)}/p{mid.replace('.', '')}"
-    return None
 
 
 def _field(form: MultiDictProxy[Any], name: str, limit: int = 10_000) -> str:
@@ -335,36 +321,8 @@ class Views:
         if error:
             raise web.HTTPBadRequest(text=error)
         events = await self._deps.engagement.list(replace(flt, limit=EXPORT_LIMIT))
-        header = (
-            "id",
-            "created_at",
-            "platform",
-            "channel",
-            "user",
-            "kind",
-            "text",
-            "faq_entry_id",
-            "announcement_id",
-            "score",
-            "link",
-        )
-        rows = (
-            (
-                e.id,
-                e.created_at.isoformat(timespec="seconds"),
-                e.platform,
-                e.channel,
-                e.user,
-                e.kind,
-                e.text,
-                e.faq_entry_id,
-                e.announcement_id,
-                None if e.score is None else round(e.score, 4),
-                message_link(e),
-            )
-            for e in events
-        )
-        return csv_response("engagement-log.csv", header, rows)
+        rows = ([record[c] for c in LOG_COLUMNS] for record in map(log_record, events))
+        return csv_response("engagement-log.csv", LOG_COLUMNS, rows)
 
     # --- announcements ------------------------------------------------------------------
 

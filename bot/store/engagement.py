@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
+from urllib.parse import quote
 
 from sqlalchemy import Select, Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -72,6 +73,53 @@ class Event:
     def row(self) -> EngagementEvent:
         """The ORM row for this event."""
         return EngagementEvent(**self.values(utcnow()))
+
+
+#: The columns of an exported engagement log (CLI ``logs --format csv|json``, dashboard CSV).
+LOG_COLUMNS = (
+    "id",
+    "created_at",
+    "platform",
+    "channel",
+    "user",
+    "kind",
+    "text",
+    "faq_entry_id",
+    "announcement_id",
+    "score",
+    "link",
+)
+_SLACK_TS = re.compile(r"\d+\.\d+")
+_DIGITS = re.compile(r"\d+")
+
+
+def message_link(event: EngagementEvent) -> str | None:
+    """A link to the message on its platform, where one can be made."""
+    if event.url and event.url.startswith(("https://", "http://")):
+        return event.url
+    mid = event.message_id or ""
+    if event.platform == "x" and _DIGITS.fullmatch(mid):
+        return f"https://x.com/i/web/status/{mid}"
+    if event.platform == "slack" and event.channel and _SLACK_TS.fullmatch(mid):
+        return f"https://slack.com/archives/{quote(event.channel)}/p{mid.replace('.', '')}"
+    return None
+
+
+def log_record(event: EngagementEvent) -> dict[str, Any]:
+    """One logged event as an export row (keys: :data:`LOG_COLUMNS`)."""
+    return {
+        "id": event.id,
+        "created_at": event.created_at.isoformat(timespec="seconds"),
+        "platform": event.platform,
+        "channel": event.channel,
+        "user": event.user,
+        "kind": event.kind,
+        "text": event.text,
+        "faq_entry_id": event.faq_entry_id,
+        "announcement_id": event.announcement_id,
+        "score": None if event.score is None else round(event.score, 4),
+        "link": message_link(event),
+    }
 
 
 @dataclass(frozen=True, slots=True)
