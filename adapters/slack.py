@@ -121,6 +121,13 @@ def translate(exc: BaseException, *, write: bool = False) -> PlatformError:
     return TransientPlatformError(PLATFORM, f"cannot reach Slack ({type(exc).__name__})")
 
 
+def _code(exc: SlackApiError) -> str:
+    """Slack's error code (``invalid_auth``), or the HTTP status."""
+    response = exc.response
+    code = str(response.get("error", "")) if response is not None else ""
+    return code or str(getattr(response, "status_code", "") or "no answer")
+
+
 def feedback_blocks(text: str, token: str) -> list[dict[str, Any]]:
     """The answer as a section plus 👍/👎 buttons carrying the feedback token."""
     return [
@@ -299,15 +306,60 @@ class SlackAdapter:
                 timeout=aiohttp.ClientTimeout(total=self._timeout)
             )
             self.client.session = self._keyed_client.session = self._session
-        if self._mode == "socket":
-            self._socket = AsyncSocketModeHandler(
-                self.app, app_token=self._app_token, web_client=self.client
-            )
-            try:
-                await self._socket.connect_async()  # type: ignore[no-untyped-call]
-            except (SlackApiError, aiohttp.ClientError, OSError) as exc:
-                raise translate(exc) from exc
+        try:
+            await self._check_bot_token()
+            if self._mode == "socket":
+                await self._connect_socket()
+        except BaseException:
+            # The runtime stops only adapters that started: close what is open here.
+            await self.stop()
+            raise
         self._connected = True
+
+    async def _connect_socket(self) -> None:
+        # slack-sdk retries a failed connect forever (a rejected app token included), which
+        # would hold up the whole start-up: open the connection URL here once, so a bad token
+        # fails now with a message, and hand that URL to the SDK (the method is rate limited
+        # to about one call a minute: no second call for the same connection).
+        url = await self._open_socket_url()
+        self._socket = AsyncSocketModeHandler(
+            self.app, app_token=self._app_token, web_client=self.client
+        )
+        self._socket.client.wss_uri = url
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+
+    async def _check_bot_token(self) -> None:
+        """``auth.test`` with the bot token; a rejected token fails the start in one line."""
+        try:
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            error = translate(exc)
+            if isinstance(error, PermanentPlatformError):
+                raise PermanentPlatformError(
+                    PLATFORM,
+                    f"Slack rejected the bot token ({_code(exc)}): check SLACK_BOT_TOKEN, the "
+                    "app's xoxb- Bot User OAuth Token",
+                ) from exc
+            raise error from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def _open_socket_url(self) -> str:
+        """A Socket Mode websocket URL from ``apps.connections.open`` with the app token."""
+        try:
+            response = await self.client.apps_connections_open(app_token=self._app_token or "")
+        except SlackApiError as exc:
+            error = translate(exc)
+            if isinstance(error, PermanentPlatformError):
+                raise PermanentPlatformError(
+                    PLATFORM,
+                    f"Slack rejected the app-level token ({_code(exc)}): check SLACK_APP_TOKEN, "
+                    "an xapp- token with the connections:write scope",
+                ) from exc
+            raise error from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate(exc) from exc
+        return str(response["url"])
 
     async def stop(self) -> None:
         self._connected = False

@@ -508,8 +508,11 @@ async def test_socket_mode_reconnects_after_disconnect(sqlite_url: str) -> None:
         )
         await runtime.start()
         try:
+            opened = len(fake.calls_to("apps.connections.open"))
             await fake.outbox.put({"type": "disconnect", "reason": "refresh_requested"})
-            await fake.wait_for(lambda: len(fake.calls_to("apps.connections.open")) >= 2, limit=30)
+            await fake.wait_for(
+                lambda: len(fake.calls_to("apps.connections.open")) > opened, limit=30
+            )
             await fake.outbox.put(
                 {
                     "envelope_id": "env-after",
