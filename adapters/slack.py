@@ -13,6 +13,7 @@ was lost (a timeout) can be found in the channel history (:meth:`SlackAdapter.fi
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -172,8 +173,13 @@ def escalation_blocks(text: str, token: str) -> list[dict[str, Any]]:
     ]
 
 
-def announce_modal(channel: str) -> dict[str, Any]:
-    """The ``/announce schedule`` form: text, time, zone and platforms."""
+def announce_modal(channel: str, response_url: str | None = None) -> dict[str, Any]:
+    """The ``/announce schedule`` form: text, time, zone and platforms.
+
+    The command's channel and response URL ride along in ``private_metadata``: the
+    confirmation goes back through the response URL, which works in channels the bot is not
+    a member of (``chat.postEphemeral`` does not).
+    """
 
     def field(
         block_id: str,
@@ -199,7 +205,7 @@ def announce_modal(channel: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": MODAL_CALLBACK,
-        "private_metadata": channel,
+        "private_metadata": json.dumps({"channel": channel, "response_url": response_url}),
         "title": {"type": "plain_text", "text": "Schedule announcement"},
         "submit": {"type": "plain_text", "text": "Schedule"},
         "blocks": [
@@ -211,6 +217,20 @@ def announce_modal(channel: str) -> dict[str, Any]:
             field("to", "Platforms", "slack,discord,x (default: all)", optional=True),
         ],
     }
+
+
+def modal_origin(private_metadata: str) -> tuple[str, str | None]:
+    """The command's channel and response URL a submitted modal carries.
+
+    A bare channel id (modals opened before the response URL was kept) has no response URL.
+    """
+    try:
+        data = json.loads(private_metadata)
+    except ValueError:
+        return private_metadata, None
+    if not isinstance(data, dict):
+        return private_metadata, None
+    return str(data.get("channel") or ""), (str(data.get("response_url") or "") or None)
 
 
 def modal_command(values: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
@@ -246,6 +266,7 @@ class SlackAdapter:
         mode: str = "socket",
         api_url: str | None = None,
         announce_channels: tuple[str, ...] = (),
+        staff_users: tuple[str, ...] = (),
         staff_usergroups: tuple[str, ...] = (),
         retries: int = 2,
         timeout: float = 30.0,
@@ -257,6 +278,7 @@ class SlackAdapter:
         self.announce_channels = announce_channels
         self._mode = mode
         self._app_token = app_token
+        self._staff_users = staff_users
         self._staff_groups = staff_usergroups
         self._timeout = timeout
         self.client = AsyncWebClient(
@@ -392,10 +414,17 @@ class SlackAdapter:
                 extra: dict[str, Any] = {}
                 if message.escalation_token:
                     extra["blocks"] = escalation_blocks(message.text, message.escalation_token)
-                await webhook.send(
+                answer = await webhook.send(
                     text=message.text, response_type="ephemeral", replace_original=False, **extra
                 )
-                return SentMessage(PLATFORM, channel, "", None)
+                if 200 <= answer.status_code < 300:
+                    return SentMessage(PLATFORM, channel, "", None)
+                # Refused, so not shown: a response URL lasts 30 minutes and 5 uses (a modal
+                # can be submitted later than that). Never log the URL: it can post.
+                log.warning(
+                    "response_url refused status=%s; answering with chat.postEphemeral",
+                    answer.status_code,
+                )
             if message.ephemeral_to:
                 response = await self.client.chat_postEphemeral(
                     channel=channel, user=message.ephemeral_to, text=message.text
@@ -543,23 +572,25 @@ class SlackAdapter:
             await ack()
             text = str(command.get("text") or "").strip()
             channel = str(command.get("channel_id") or "")
-            if text.lower() == "schedule" and command.get("trigger_id"):
+            user = str(command.get("user_id") or "")
+            author = await self._author(user)
+            # Only staff get the form; anyone else's "schedule" goes to the core like any other
+            # command, which refuses it in one line (and audits it) before they type anything.
+            is_staff = user in self._staff_users or bool(author.roles)
+            if text.lower() == "schedule" and command.get("trigger_id") and is_staff:
+                view = announce_modal(channel, command.get("response_url"))
                 try:
-                    await client.views_open(
-                        trigger_id=command["trigger_id"], view=announce_modal(channel)
-                    )
+                    await client.views_open(trigger_id=command["trigger_id"], view=view)
                     return
                 except SlackApiError as exc:
                     log.warning("announce modal not opened: %s", translate(exc).reason)
             await self._deliver(
                 SlashCommand(
                     where=Conversation(PLATFORM, channel),
-                    author=await self._author(str(command.get("user_id") or "")),
+                    author=author,
                     name="announce",
                     text=text,
-                    handle=_Reply(
-                        command.get("response_url"), channel, str(command.get("user_id") or "")
-                    ),
+                    handle=_Reply(command.get("response_url"), channel, user),
                 )
             )
 
@@ -567,7 +598,8 @@ class SlackAdapter:
         async def modal(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
             await ack()
             user = str((body.get("user") or {}).get("id") or "")
-            channel = str(view.get("private_metadata") or user)
+            channel, response_url = modal_origin(str(view.get("private_metadata") or ""))
+            channel = channel or user
             values = (view.get("state") or {}).get("values") or {}
             await self._deliver(
                 SlashCommand(
@@ -575,7 +607,7 @@ class SlackAdapter:
                     author=await self._author(user),
                     name="announce",
                     text=modal_command(values),
-                    handle=_Reply(None, channel, user),
+                    handle=_Reply(response_url, channel, user),
                 )
             )
 

@@ -28,6 +28,7 @@ from tests.conftest import make_config
 from tests.fakes.slack_api import BOT_USER, FakeSlack, fake_slack
 
 SECRET = "test-signing-secret"
+TEST_BOT_TOKEN = "xoxb-test"
 STAFF = "U-staff"
 
 
@@ -37,6 +38,7 @@ class SlackBot:
     fake: FakeSlack
     url: str
     http: aiohttp.ClientSession
+    secret: str = SECRET
     _events: int = 0
 
     async def post(
@@ -44,11 +46,13 @@ class SlackBot:
         body: str,
         content_type: str,
         *,
-        secret: str = SECRET,
+        secret: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         stamp = str(int(time.time()))
-        signature = str(SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body))
+        signature = str(
+            SignatureVerifier(secret or self.secret).generate_signature(timestamp=stamp, body=body)
+        )
         all_headers = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": stamp,
@@ -144,21 +148,30 @@ def mention(text: str, ts: str = "1700000100.000100", **extra: Any) -> dict[str,
 
 @asynccontextmanager
 async def slack_http(
-    db_url: str, *, client_timeout: float = 30.0, **slack_config: Any
+    db_url: str,
+    *,
+    client_timeout: float = 30.0,
+    staff: dict[str, list[str]] | None = None,
+    bot_token: str = TEST_BOT_TOKEN,
+    signing_secret: str = SECRET,
+    **slack_config: Any,
 ) -> AsyncIterator[SlackBot]:
+    staff = staff or {"slack_users": [STAFF]}
     async with fake_slack() as fake:
         adapter = SlackAdapter(
-            bot_token="xoxb-test",
-            signing_secret=SECRET,
+            bot_token=bot_token,
+            signing_secret=signing_secret,
             mode="http",
             api_url=f"{fake.base}/api/",
             announce_channels=("C-news",),
+            staff_users=tuple(staff.get("slack_users", ())),
+            staff_usergroups=tuple(staff.get("slack_usergroups", ())),
             timeout=client_timeout,
         )
         config = make_config(
             database={"url": db_url},
             web={"enabled": True, "port": 0},
-            staff={"slack_users": [STAFF]},
+            staff=dict[str, object](staff),
             **slack_config,
         )
         runtime = Runtime(config, [adapter])
@@ -167,7 +180,11 @@ async def slack_http(
         try:
             async with aiohttp.ClientSession() as http:
                 yield SlackBot(
-                    runtime, fake, f"http://127.0.0.1:{runtime.web.port}/slack/events", http
+                    runtime,
+                    fake,
+                    f"http://127.0.0.1:{runtime.web.port}/slack/events",
+                    http,
+                    secret=signing_secret,
                 )
         finally:
             await runtime.stop()
@@ -434,45 +451,94 @@ async def test_thumbs_down_offers_a_moderator_who_gets_the_question(sqlite_url: 
         assert "asked a moderator" in bot.fake.hooks[1]["text"]
 
 
-async def test_announce_schedule_without_arguments_opens_a_modal(sqlite_url: str) -> None:
+def modal_submission(private_metadata: str, text: str = "Modal *news*") -> str:
+    """A filled-in ``/announce schedule`` form as Slack posts it."""
+    submission = {
+        "type": "view_submission",
+        "team": {"id": "T1"},
+        "user": {"id": STAFF},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "trigger_id": "t",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": "announce_schedule",
+            "private_metadata": private_metadata,
+            "state": {
+                "values": {
+                    "text": {"value": {"type": "plain_text_input", "value": text}},
+                    "at": {"value": {"type": "plain_text_input", "value": "in 3 days"}},
+                    "tz": {"value": {"type": "plain_text_input", "value": None}},
+                    "to": {"value": {"type": "plain_text_input", "value": "slack"}},
+                }
+            },
+        },
+    }
+    return urlencode({"payload": json.dumps(submission)})
+
+
+async def test_announce_schedule_modal_is_confirmed_through_the_response_url(
+    sqlite_url: str,
+) -> None:
+    """The command's channel may be one the bot is not in: chat.postEphemeral would fail."""
     async with slack_http(sqlite_url) as bot:
+        bot.fake.fail["chat.postEphemeral"] = [(200, {"ok": False, "error": "not_in_channel"}, {})]
         await bot.command("schedule")
         await bot.fake.wait_for(lambda: bot.fake.calls_to("views.open"))
         view = bot.fake.calls_to("views.open")[0].args["view"]
         view = json.loads(view) if isinstance(view, str) else view
         assert [b["block_id"] for b in view["blocks"]] == ["text", "at", "tz", "to"]
-        submission = {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": STAFF},
-            "api_app_id": "A1",
-            "token": "legacy",
-            "trigger_id": "t",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": "announce_schedule",
-                "private_metadata": "C-desk",
-                "state": {
-                    "values": {
-                        "text": {"value": {"type": "plain_text_input", "value": "Modal *news*"}},
-                        "at": {"value": {"type": "plain_text_input", "value": "in 3 days"}},
-                        "tz": {"value": {"type": "plain_text_input", "value": None}},
-                        "to": {"value": {"type": "plain_text_input", "value": "slack"}},
-                    }
-                },
-            },
-        }
         resp = await bot.post(
-            urlencode({"payload": json.dumps(submission)}), "application/x-www-form-urlencoded"
+            modal_submission(view["private_metadata"]), "application/x-www-form-urlencoded"
         )
         assert resp.status == 200
-        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postEphemeral"))
-        reply = bot.fake.calls_to("chat.postEphemeral")[0].args
-        assert reply["user"] == STAFF and reply["text"].startswith("Scheduled announcement #1")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        [reply] = bot.fake.hooks
+        assert reply["text"].startswith("Scheduled announcement #1")
+        assert reply["response_type"] == "ephemeral"
+        assert bot.fake.calls_to("chat.postEphemeral") == []
         async with bot.runtime.db.session() as session:
             [stored] = (await session.scalars(select(Announcement))).all()
-        assert stored.text == "Modal *news*"
+        assert stored.text == "Modal *news*" and stored.origin_channel == "C-desk"
+
+
+async def test_announce_schedule_modal_without_a_usable_response_url_confirms_ephemerally(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(sqlite_url) as bot:
+        # A form opened before response URLs were kept (bare channel id), then one submitted
+        # after its response URL expired: both confirmed with chat.postEphemeral, once each.
+        expired = json.dumps({"channel": "C-desk", "response_url": f"{bot.fake.base}/hooks/old"})
+        bot.fake.expired_hooks.add("old")
+        for count, metadata in enumerate(("C-desk", expired), start=1):
+            resp = await bot.post(
+                modal_submission(metadata, f"News number {count}"),
+                "application/x-www-form-urlencoded",
+            )
+            assert resp.status == 200
+            await bot.fake.wait_for(
+                lambda n=count: len(bot.fake.calls_to("chat.postEphemeral")) == n
+            )
+        replies = [c.args for c in bot.fake.calls_to("chat.postEphemeral")]
+        assert [(r["channel"], r["user"]) for r in replies] == [("C-desk", STAFF)] * 2
+        assert replies[0]["text"].startswith("Scheduled announcement #1")
+        assert replies[1]["text"].startswith("Scheduled announcement #2")
+        assert bot.fake.hooks == []
+
+
+async def test_announce_schedule_from_non_staff_is_refused_before_the_modal(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.command("schedule", user="U-random")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        [refusal] = bot.fake.hooks
+        assert refusal["text"] == (
+            "Sorry, only the comms staff can use /announce. If you think you should, ask an admin."
+        )
+        assert refusal["response_type"] == "ephemeral"
+        assert bot.fake.calls_to("views.open") == []
 
 
 async def test_replies_to_a_posted_announcement_are_logged_not_answered(sqlite_url: str) -> None:
