@@ -36,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.base import EventSink
+from bot.commands import FAILURE
 from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
 from bot.events import (
     Author,
@@ -59,6 +60,9 @@ MODAL_CALLBACK = "announce_schedule"
 POST_METADATA_EVENT = "foundation_bot_post"
 #: Pages of channel history read when looking for a post whose answer was lost.
 HISTORY_PAGES = 5
+#: The Events API events the adapter listens to; slack-app-manifest.yml must subscribe to
+#: each (``message`` as message.channels, message.groups and message.im).
+BOT_EVENTS = ("app_mention", "message", "reaction_added", "reaction_removed")
 
 #: Slack error codes retrying cannot fix, with the sentence staff see.
 PERMANENT_ERRORS = {
@@ -246,6 +250,30 @@ def modal_command(values: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
         parts += ["--to", value("to").replace(" ", "")]
     parts.append(value("text"))
     return " ".join(parts)
+
+
+def _describe(body: Mapping[str, Any]) -> str:
+    """What a failed request was, as key=value fields: kinds, names and ids, never tokens."""
+    if not isinstance(body, Mapping):
+        return "request=unknown"
+
+    def inner(key: str) -> Mapping[str, Any]:
+        value = body.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else {}
+    fields = {
+        "type": body.get("type") or ("slash_command" if body.get("command") else None),
+        "event": inner("event").get("type"),
+        "event_id": body.get("event_id"),
+        "command": body.get("command"),
+        "action": action.get("action_id") if isinstance(action, Mapping) else None,
+        "callback": inner("view").get("callback_id"),
+        "user": body.get("user_id") or inner("user").get("id") or inner("event").get("user"),
+        "channel": body.get("channel_id") or inner("channel").get("id"),
+    }
+    return " ".join(f"{k}={v}" for k, v in fields.items() if v) or "request=unknown"
 
 
 def _quote(text: str) -> str:
@@ -644,13 +672,31 @@ class SlackAdapter:
             await feedback(body, helpful=False, escalate=True)
 
         @app.error
-        async def on_error(error: Exception) -> None:
-            log.error("slack listener failed: %s", type(error).__name__)
+        async def on_error(error: Exception, body: dict[str, Any]) -> None:
+            # The traceback goes to the server log with what the request was (ids and names
+            # only: the body also carries tokens and response URLs); the user gets one line.
+            log.exception("slack listener failed %s", _describe(body), exc_info=error)
+            response_url = body.get("response_url") if isinstance(body, dict) else None
+            if response_url:
+                await self._apologize(str(response_url))
 
-        app.event("app_mention")(mention)
-        app.event("message")(message)
-        app.event("reaction_added")(reaction_added)
-        app.event("reaction_removed")(reaction_removed)
+        handlers = {
+            "app_mention": mention,
+            "message": message,
+            "reaction_added": reaction_added,
+            "reaction_removed": reaction_removed,
+        }
+        for name in BOT_EVENTS:
+            app.event(name)(handlers[name])
+
+    async def _apologize(self, response_url: str) -> None:
+        """The generic one-line apology, to the user only; a failure here is only logged."""
+        try:
+            await AsyncWebhookClient(response_url).send(
+                text=FAILURE, response_type="ephemeral", replace_original=False
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("apology not sent: %s", translate(exc).reason)
 
     async def _message(
         self, event: dict[str, Any], body: dict[str, Any], *, mentions_bot: bool
