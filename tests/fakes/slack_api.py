@@ -30,6 +30,8 @@ class Call:
     method: str
     args: dict[str, Any]
     headers: dict[str, str]
+    #: When the call arrived (time.monotonic()).
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
