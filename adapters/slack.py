@@ -13,6 +13,7 @@ was lost (a timeout) can be found in the channel history (:meth:`SlackAdapter.fi
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -35,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.base import EventSink
+from bot.commands import FAILURE
 from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
 from bot.events import (
     Author,
@@ -58,6 +60,9 @@ MODAL_CALLBACK = "announce_schedule"
 POST_METADATA_EVENT = "foundation_bot_post"
 #: Pages of channel history read when looking for a post whose answer was lost.
 HISTORY_PAGES = 5
+#: The Events API events the adapter listens to; slack-app-manifest.yml must subscribe to
+#: each (``message`` as message.channels, message.groups and message.im).
+BOT_EVENTS = ("app_mention", "message", "reaction_added", "reaction_removed")
 
 #: Slack error codes retrying cannot fix, with the sentence staff see.
 PERMANENT_ERRORS = {
@@ -121,6 +126,13 @@ def translate(exc: BaseException, *, write: bool = False) -> PlatformError:
     return TransientPlatformError(PLATFORM, f"cannot reach Slack ({type(exc).__name__})")
 
 
+def _code(exc: SlackApiError) -> str:
+    """Slack's error code (``invalid_auth``), or the HTTP status."""
+    response = exc.response
+    code = str(response.get("error", "")) if response is not None else ""
+    return code or str(getattr(response, "status_code", "") or "no answer")
+
+
 def feedback_blocks(text: str, token: str) -> list[dict[str, Any]]:
     """The answer as a section plus 👍/👎 buttons carrying the feedback token."""
     return [
@@ -165,8 +177,13 @@ def escalation_blocks(text: str, token: str) -> list[dict[str, Any]]:
     ]
 
 
-def announce_modal(channel: str) -> dict[str, Any]:
-    """The ``/announce schedule`` form: text, time, zone and platforms."""
+def announce_modal(channel: str, response_url: str | None = None) -> dict[str, Any]:
+    """The ``/announce schedule`` form: text, time, zone and platforms.
+
+    The command's channel and response URL ride along in ``private_metadata``: the
+    confirmation goes back through the response URL, which works in channels the bot is not
+    a member of (``chat.postEphemeral`` does not).
+    """
 
     def field(
         block_id: str,
@@ -192,7 +209,7 @@ def announce_modal(channel: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": MODAL_CALLBACK,
-        "private_metadata": channel,
+        "private_metadata": json.dumps({"channel": channel, "response_url": response_url}),
         "title": {"type": "plain_text", "text": "Schedule announcement"},
         "submit": {"type": "plain_text", "text": "Schedule"},
         "blocks": [
@@ -204,6 +221,20 @@ def announce_modal(channel: str) -> dict[str, Any]:
             field("to", "Platforms", "slack,discord,x (default: all)", optional=True),
         ],
     }
+
+
+def modal_origin(private_metadata: str) -> tuple[str, str | None]:
+    """The command's channel and response URL a submitted modal carries.
+
+    A bare channel id (modals opened before the response URL was kept) has no response URL.
+    """
+    try:
+        data = json.loads(private_metadata)
+    except ValueError:
+        return private_metadata, None
+    if not isinstance(data, dict):
+        return private_metadata, None
+    return str(data.get("channel") or ""), (str(data.get("response_url") or "") or None)
 
 
 def modal_command(values: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
@@ -219,6 +250,30 @@ def modal_command(values: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
         parts += ["--to", value("to").replace(" ", "")]
     parts.append(value("text"))
     return " ".join(parts)
+
+
+def _describe(body: Mapping[str, Any]) -> str:
+    """What a failed request was, as key=value fields: kinds, names and ids, never tokens."""
+    if not isinstance(body, Mapping):
+        return "request=unknown"
+
+    def inner(key: str) -> Mapping[str, Any]:
+        value = body.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else {}
+    fields = {
+        "type": body.get("type") or ("slash_command" if body.get("command") else None),
+        "event": inner("event").get("type"),
+        "event_id": body.get("event_id"),
+        "command": body.get("command"),
+        "action": action.get("action_id") if isinstance(action, Mapping) else None,
+        "callback": inner("view").get("callback_id"),
+        "user": body.get("user_id") or inner("user").get("id") or inner("event").get("user"),
+        "channel": body.get("channel_id") or inner("channel").get("id"),
+    }
+    return " ".join(f"{k}={v}" for k, v in fields.items() if v) or "request=unknown"
 
 
 def _quote(text: str) -> str:
@@ -239,6 +294,7 @@ class SlackAdapter:
         mode: str = "socket",
         api_url: str | None = None,
         announce_channels: tuple[str, ...] = (),
+        staff_users: tuple[str, ...] = (),
         staff_usergroups: tuple[str, ...] = (),
         retries: int = 2,
         timeout: float = 30.0,
@@ -250,6 +306,7 @@ class SlackAdapter:
         self.announce_channels = announce_channels
         self._mode = mode
         self._app_token = app_token
+        self._staff_users = staff_users
         self._staff_groups = staff_usergroups
         self._timeout = timeout
         self.client = AsyncWebClient(
@@ -299,15 +356,60 @@ class SlackAdapter:
                 timeout=aiohttp.ClientTimeout(total=self._timeout)
             )
             self.client.session = self._keyed_client.session = self._session
-        if self._mode == "socket":
-            self._socket = AsyncSocketModeHandler(
-                self.app, app_token=self._app_token, web_client=self.client
-            )
-            try:
-                await self._socket.connect_async()  # type: ignore[no-untyped-call]
-            except (SlackApiError, aiohttp.ClientError, OSError) as exc:
-                raise translate(exc) from exc
+        try:
+            await self._check_bot_token()
+            if self._mode == "socket":
+                await self._connect_socket()
+        except BaseException:
+            # The runtime stops only adapters that started: close what is open here.
+            await self.stop()
+            raise
         self._connected = True
+
+    async def _connect_socket(self) -> None:
+        # slack-sdk retries a failed connect forever (a rejected app token included), which
+        # would hold up the whole start-up: open the connection URL here once, so a bad token
+        # fails now with a message, and hand that URL to the SDK (the method is rate limited
+        # to about one call a minute: no second call for the same connection).
+        url = await self._open_socket_url()
+        self._socket = AsyncSocketModeHandler(
+            self.app, app_token=self._app_token, web_client=self.client
+        )
+        self._socket.client.wss_uri = url
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+
+    async def _check_bot_token(self) -> None:
+        """``auth.test`` with the bot token; a rejected token fails the start in one line."""
+        try:
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            error = translate(exc)
+            if isinstance(error, PermanentPlatformError):
+                raise PermanentPlatformError(
+                    PLATFORM,
+                    f"Slack rejected the bot token ({_code(exc)}): check SLACK_BOT_TOKEN, the "
+                    "app's xoxb- Bot User OAuth Token",
+                ) from exc
+            raise error from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def _open_socket_url(self) -> str:
+        """A Socket Mode websocket URL from ``apps.connections.open`` with the app token."""
+        try:
+            response = await self.client.apps_connections_open(app_token=self._app_token or "")
+        except SlackApiError as exc:
+            error = translate(exc)
+            if isinstance(error, PermanentPlatformError):
+                raise PermanentPlatformError(
+                    PLATFORM,
+                    f"Slack rejected the app-level token ({_code(exc)}): check SLACK_APP_TOKEN, "
+                    "an xapp- token with the connections:write scope",
+                ) from exc
+            raise error from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate(exc) from exc
+        return str(response["url"])
 
     async def stop(self) -> None:
         self._connected = False
@@ -340,10 +442,17 @@ class SlackAdapter:
                 extra: dict[str, Any] = {}
                 if message.escalation_token:
                     extra["blocks"] = escalation_blocks(message.text, message.escalation_token)
-                await webhook.send(
+                answer = await webhook.send(
                     text=message.text, response_type="ephemeral", replace_original=False, **extra
                 )
-                return SentMessage(PLATFORM, channel, "", None)
+                if 200 <= answer.status_code < 300:
+                    return SentMessage(PLATFORM, channel, "", None)
+                # Refused, so not shown: a response URL lasts 30 minutes and 5 uses (a modal
+                # can be submitted later than that). Never log the URL: it can post.
+                log.warning(
+                    "response_url refused status=%s; answering with chat.postEphemeral",
+                    answer.status_code,
+                )
             if message.ephemeral_to:
                 response = await self.client.chat_postEphemeral(
                     channel=channel, user=message.ephemeral_to, text=message.text
@@ -491,23 +600,25 @@ class SlackAdapter:
             await ack()
             text = str(command.get("text") or "").strip()
             channel = str(command.get("channel_id") or "")
-            if text.lower() == "schedule" and command.get("trigger_id"):
+            user = str(command.get("user_id") or "")
+            author = await self._author(user)
+            # Only staff get the form; anyone else's "schedule" goes to the core like any other
+            # command, which refuses it in one line (and audits it) before they type anything.
+            is_staff = user in self._staff_users or bool(author.roles)
+            if text.lower() == "schedule" and command.get("trigger_id") and is_staff:
+                view = announce_modal(channel, command.get("response_url"))
                 try:
-                    await client.views_open(
-                        trigger_id=command["trigger_id"], view=announce_modal(channel)
-                    )
+                    await client.views_open(trigger_id=command["trigger_id"], view=view)
                     return
                 except SlackApiError as exc:
                     log.warning("announce modal not opened: %s", translate(exc).reason)
             await self._deliver(
                 SlashCommand(
                     where=Conversation(PLATFORM, channel),
-                    author=await self._author(str(command.get("user_id") or "")),
+                    author=author,
                     name="announce",
                     text=text,
-                    handle=_Reply(
-                        command.get("response_url"), channel, str(command.get("user_id") or "")
-                    ),
+                    handle=_Reply(command.get("response_url"), channel, user),
                 )
             )
 
@@ -515,7 +626,8 @@ class SlackAdapter:
         async def modal(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
             await ack()
             user = str((body.get("user") or {}).get("id") or "")
-            channel = str(view.get("private_metadata") or user)
+            channel, response_url = modal_origin(str(view.get("private_metadata") or ""))
+            channel = channel or user
             values = (view.get("state") or {}).get("values") or {}
             await self._deliver(
                 SlashCommand(
@@ -523,7 +635,7 @@ class SlackAdapter:
                     author=await self._author(user),
                     name="announce",
                     text=modal_command(values),
-                    handle=_Reply(None, channel, user),
+                    handle=_Reply(response_url, channel, user),
                 )
             )
 
@@ -560,13 +672,31 @@ class SlackAdapter:
             await feedback(body, helpful=False, escalate=True)
 
         @app.error
-        async def on_error(error: Exception) -> None:
-            log.error("slack listener failed: %s", type(error).__name__)
+        async def on_error(error: Exception, body: dict[str, Any]) -> None:
+            # The traceback goes to the server log with what the request was (ids and names
+            # only: the body also carries tokens and response URLs); the user gets one line.
+            log.exception("slack listener failed %s", _describe(body), exc_info=error)
+            response_url = body.get("response_url") if isinstance(body, dict) else None
+            if response_url:
+                await self._apologize(str(response_url))
 
-        app.event("app_mention")(mention)
-        app.event("message")(message)
-        app.event("reaction_added")(reaction_added)
-        app.event("reaction_removed")(reaction_removed)
+        handlers = {
+            "app_mention": mention,
+            "message": message,
+            "reaction_added": reaction_added,
+            "reaction_removed": reaction_removed,
+        }
+        for name in BOT_EVENTS:
+            app.event(name)(handlers[name])
+
+    async def _apologize(self, response_url: str) -> None:
+        """The generic one-line apology, to the user only; a failure here is only logged."""
+        try:
+            await AsyncWebhookClient(response_url).send(
+                text=FAILURE, response_type="ephemeral", replace_original=False
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("apology not sent: %s", translate(exc).reason)
 
     async def _message(
         self, event: dict[str, Any], body: dict[str, Any], *, mentions_bot: bool

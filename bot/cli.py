@@ -169,6 +169,7 @@ def _platform_adapters(config: Config) -> list[Any]:
                 mode=slack.mode,
                 api_url=slack.api_url,
                 announce_channels=slack.announce_channels,
+                staff_users=settings.staff.slack_users,
                 staff_usergroups=settings.staff.slack_usergroups,
             )
         )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,9 +21,10 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from adapters.slack import SlackAdapter
-from bot.errors import TransientPlatformError
-from bot.events import Conversation, OutgoingMessage
+from adapters.slack import BOT_EVENTS, SlackAdapter
+from bot.commands import FAILURE
+from bot.errors import PermanentPlatformError, TransientPlatformError
+from bot.events import Conversation, OutgoingMessage, SlashCommand
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import Announcement, Delivery
@@ -28,6 +32,7 @@ from tests.conftest import make_config
 from tests.fakes.slack_api import BOT_USER, FakeSlack, fake_slack
 
 SECRET = "test-signing-secret"
+TEST_BOT_TOKEN = "xoxb-test"
 STAFF = "U-staff"
 
 
@@ -37,6 +42,7 @@ class SlackBot:
     fake: FakeSlack
     url: str
     http: aiohttp.ClientSession
+    secret: str = SECRET
     _events: int = 0
 
     async def post(
@@ -44,11 +50,13 @@ class SlackBot:
         body: str,
         content_type: str,
         *,
-        secret: str = SECRET,
+        secret: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         stamp = str(int(time.time()))
-        signature = str(SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body))
+        signature = str(
+            SignatureVerifier(secret or self.secret).generate_signature(timestamp=stamp, body=body)
+        )
         all_headers = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": stamp,
@@ -144,21 +152,30 @@ def mention(text: str, ts: str = "1700000100.000100", **extra: Any) -> dict[str,
 
 @asynccontextmanager
 async def slack_http(
-    db_url: str, *, client_timeout: float = 30.0, **slack_config: Any
+    db_url: str,
+    *,
+    client_timeout: float = 30.0,
+    staff: dict[str, list[str]] | None = None,
+    bot_token: str = TEST_BOT_TOKEN,
+    signing_secret: str = SECRET,
+    **slack_config: Any,
 ) -> AsyncIterator[SlackBot]:
+    staff = staff or {"slack_users": [STAFF]}
     async with fake_slack() as fake:
         adapter = SlackAdapter(
-            bot_token="xoxb-test",
-            signing_secret=SECRET,
+            bot_token=bot_token,
+            signing_secret=signing_secret,
             mode="http",
             api_url=f"{fake.base}/api/",
             announce_channels=("C-news",),
+            staff_users=tuple(staff.get("slack_users", ())),
+            staff_usergroups=tuple(staff.get("slack_usergroups", ())),
             timeout=client_timeout,
         )
         config = make_config(
             database={"url": db_url},
             web={"enabled": True, "port": 0},
-            staff={"slack_users": [STAFF]},
+            staff=dict[str, object](staff),
             **slack_config,
         )
         runtime = Runtime(config, [adapter])
@@ -167,7 +184,11 @@ async def slack_http(
         try:
             async with aiohttp.ClientSession() as http:
                 yield SlackBot(
-                    runtime, fake, f"http://127.0.0.1:{runtime.web.port}/slack/events", http
+                    runtime,
+                    fake,
+                    f"http://127.0.0.1:{runtime.web.port}/slack/events",
+                    http,
+                    secret=signing_secret,
                 )
         finally:
             await runtime.stop()
@@ -255,6 +276,8 @@ async def test_rate_limited_post_is_retried_by_the_sdk(sqlite_url: str) -> None:
         ]
         await bot.event(mention("who announced the pytorch foundation?"))
         await bot.fake.wait_for(lambda: len(bot.fake.calls_to("chat.postMessage")) == 2)
+        first, second = bot.fake.calls_to("chat.postMessage")
+        assert second.at - first.at >= 1.0  # waited out Retry-After before asking again
         [answer] = await logged(bot, "answer")
         assert answer.message_id and "delivery" not in answer.detail
 
@@ -283,8 +306,15 @@ async def test_bad_signature_is_401_and_nothing_happens(sqlite_url: str) -> None
         )
         assert stale.status == 401
         stale.release()
-        assert bot.fake.calls_to("chat.postMessage") == []
-        assert await bot.runtime.engagement.list(LogFilter()) == []
+        # The same question, properly signed: answered once, so the two refused requests did
+        # not get through (they would have been answered too: other event ids).
+        resp = await bot.event(mention("who is on the pytorch foundation board?"))
+        assert resp.status == 200
+        await logged(bot, "answer")
+        await asyncio.sleep(0.3)  # a late listener for a refused request would show by now
+        [post] = bot.fake.calls_to("chat.postMessage")
+        assert "Nvidia" in post.args["text"]
+        assert len(await bot.runtime.engagement.list(LogFilter(kind="answer"))) == 1
 
 
 async def test_event_retried_by_slack_is_answered_once(sqlite_url: str) -> None:
@@ -343,12 +373,31 @@ async def test_announcement_posted_with_permalink_and_reactions_logged(sqlite_ur
         ]
 
 
-async def test_channel_the_bot_is_not_in_fails_with_a_clear_reason(sqlite_url: str) -> None:
-    async with slack_http(sqlite_url) as bot:
-        bot.fake.fail["chat.postMessage"] = [(200, {"ok": False, "error": "not_in_channel"}, {})]
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("not_in_channel", "the bot is not a member of the channel: invite it with /invite"),
+        ("not_authed", "no Slack token was sent (check SLACK_BOT_TOKEN)"),
+        ("invalid_auth", "Slack rejected the bot token (check SLACK_BOT_TOKEN)"),
+        ("channel_not_found", "the channel does not exist or the bot cannot see it"),
+    ],
+)
+async def test_a_post_slack_refuses_for_good_fails_at_once_with_a_clear_reason(
+    sqlite_url: str, code: str, reason: str
+) -> None:
+    async with slack_http(sqlite_url, announcements=FAST_RETRIES) as bot:
+        bot.fake.fail["chat.postMessage"] = [(200, {"ok": False, "error": code}, {})]
         await bot.command("now --to slack Hello")
         await bot.fake.wait_for(lambda: bot.fake.hooks)
-        assert "slack: failed (the bot is not a member of the channel" in bot.fake.hooks[0]["text"]
+        [report] = bot.fake.hooks
+        assert f"slack: failed ({reason}" in report["text"]
+        assert report["response_type"] == "ephemeral"
+        delivery = await settled(bot)
+        assert delivery.state == "failed"
+        await asyncio.sleep(0.3)  # several backoffs of FAST_RETRIES: a retry would show
+        posts = [c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "C-news"]
+        assert len(posts) == 1  # not retried
+        assert bot.fake.posted("C-news") == []
 
 
 @pytest.mark.parametrize("mode", ["socket"])
@@ -434,45 +483,94 @@ async def test_thumbs_down_offers_a_moderator_who_gets_the_question(sqlite_url: 
         assert "asked a moderator" in bot.fake.hooks[1]["text"]
 
 
-async def test_announce_schedule_without_arguments_opens_a_modal(sqlite_url: str) -> None:
+def modal_submission(private_metadata: str, text: str = "Modal *news*") -> str:
+    """A filled-in ``/announce schedule`` form as Slack posts it."""
+    submission = {
+        "type": "view_submission",
+        "team": {"id": "T1"},
+        "user": {"id": STAFF},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "trigger_id": "t",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": "announce_schedule",
+            "private_metadata": private_metadata,
+            "state": {
+                "values": {
+                    "text": {"value": {"type": "plain_text_input", "value": text}},
+                    "at": {"value": {"type": "plain_text_input", "value": "in 3 days"}},
+                    "tz": {"value": {"type": "plain_text_input", "value": None}},
+                    "to": {"value": {"type": "plain_text_input", "value": "slack"}},
+                }
+            },
+        },
+    }
+    return urlencode({"payload": json.dumps(submission)})
+
+
+async def test_announce_schedule_modal_is_confirmed_through_the_response_url(
+    sqlite_url: str,
+) -> None:
+    """The command's channel may be one the bot is not in: chat.postEphemeral would fail."""
     async with slack_http(sqlite_url) as bot:
+        bot.fake.fail["chat.postEphemeral"] = [(200, {"ok": False, "error": "not_in_channel"}, {})]
         await bot.command("schedule")
         await bot.fake.wait_for(lambda: bot.fake.calls_to("views.open"))
         view = bot.fake.calls_to("views.open")[0].args["view"]
         view = json.loads(view) if isinstance(view, str) else view
         assert [b["block_id"] for b in view["blocks"]] == ["text", "at", "tz", "to"]
-        submission = {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": STAFF},
-            "api_app_id": "A1",
-            "token": "legacy",
-            "trigger_id": "t",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": "announce_schedule",
-                "private_metadata": "C-desk",
-                "state": {
-                    "values": {
-                        "text": {"value": {"type": "plain_text_input", "value": "Modal *news*"}},
-                        "at": {"value": {"type": "plain_text_input", "value": "in 3 days"}},
-                        "tz": {"value": {"type": "plain_text_input", "value": None}},
-                        "to": {"value": {"type": "plain_text_input", "value": "slack"}},
-                    }
-                },
-            },
-        }
         resp = await bot.post(
-            urlencode({"payload": json.dumps(submission)}), "application/x-www-form-urlencoded"
+            modal_submission(view["private_metadata"]), "application/x-www-form-urlencoded"
         )
         assert resp.status == 200
-        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postEphemeral"))
-        reply = bot.fake.calls_to("chat.postEphemeral")[0].args
-        assert reply["user"] == STAFF and reply["text"].startswith("Scheduled announcement #1")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        [reply] = bot.fake.hooks
+        assert reply["text"].startswith("Scheduled announcement #1")
+        assert reply["response_type"] == "ephemeral"
+        assert bot.fake.calls_to("chat.postEphemeral") == []
         async with bot.runtime.db.session() as session:
             [stored] = (await session.scalars(select(Announcement))).all()
-        assert stored.text == "Modal *news*"
+        assert stored.text == "Modal *news*" and stored.origin_channel == "C-desk"
+
+
+async def test_announce_schedule_modal_without_a_usable_response_url_confirms_ephemerally(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(sqlite_url) as bot:
+        # A form opened before response URLs were kept (bare channel id), then one submitted
+        # after its response URL expired: both confirmed with chat.postEphemeral, once each.
+        expired = json.dumps({"channel": "C-desk", "response_url": f"{bot.fake.base}/hooks/old"})
+        bot.fake.expired_hooks.add("old")
+        for count, metadata in enumerate(("C-desk", expired), start=1):
+            resp = await bot.post(
+                modal_submission(metadata, f"News number {count}"),
+                "application/x-www-form-urlencoded",
+            )
+            assert resp.status == 200
+            await bot.fake.wait_for(
+                lambda n=count: len(bot.fake.calls_to("chat.postEphemeral")) == n
+            )
+        replies = [c.args for c in bot.fake.calls_to("chat.postEphemeral")]
+        assert [(r["channel"], r["user"]) for r in replies] == [("C-desk", STAFF)] * 2
+        assert replies[0]["text"].startswith("Scheduled announcement #1")
+        assert replies[1]["text"].startswith("Scheduled announcement #2")
+        assert bot.fake.hooks == []
+
+
+async def test_announce_schedule_from_non_staff_is_refused_before_the_modal(
+    sqlite_url: str,
+) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.command("schedule", user="U-random")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        [refusal] = bot.fake.hooks
+        assert refusal["text"] == (
+            "Sorry, only the comms staff can use /announce. If you think you should, ask an admin."
+        )
+        assert refusal["response_type"] == "ephemeral"
+        assert bot.fake.calls_to("views.open") == []
 
 
 async def test_replies_to_a_posted_announcement_are_logged_not_answered(sqlite_url: str) -> None:
@@ -508,8 +606,11 @@ async def test_socket_mode_reconnects_after_disconnect(sqlite_url: str) -> None:
         )
         await runtime.start()
         try:
+            opened = len(fake.calls_to("apps.connections.open"))
             await fake.outbox.put({"type": "disconnect", "reason": "refresh_requested"})
-            await fake.wait_for(lambda: len(fake.calls_to("apps.connections.open")) >= 2, limit=30)
+            await fake.wait_for(
+                lambda: len(fake.calls_to("apps.connections.open")) > opened, limit=30
+            )
             await fake.outbox.put(
                 {
                     "envelope_id": "env-after",
@@ -729,3 +830,331 @@ async def test_with_a_fifth_of_requests_failing_every_announcement_goes_out_once
                 f"fb-delivery:{delivery.id}:"
             )
         assert bot.fake.calls_to("conversations.history")
+
+
+# --- start-up: rejected tokens fail at once, with the token's name -------------------------
+
+
+def socket_runtime(fake: FakeSlack, db_url: str, **tokens: str) -> Runtime:
+    adapter = SlackAdapter(
+        bot_token=tokens.get("bot_token", "xoxb-test"),
+        app_token=tokens.get("app_token", "xapp-test"),
+        signing_secret=tokens.get("signing_secret"),
+        mode="socket",
+        api_url=f"{fake.base}/api/",
+        announce_channels=("C-news",),
+        staff_users=(STAFF,),
+    )
+    config = make_config(
+        database={"url": db_url}, web={"enabled": False}, staff={"slack_users": [STAFF]}
+    )
+    return Runtime(config, [adapter])
+
+
+async def test_a_rejected_app_token_fails_the_start_at_once_naming_slack_app_token(
+    sqlite_url: str,
+) -> None:
+    async with fake_slack() as fake:
+        # Rejected every time: slack-sdk alone would retry the connection forever.
+        fake.fail["apps.connections.open"] = [(200, {"ok": False, "error": "invalid_auth"}, {})] * 5
+        runtime = socket_runtime(fake, sqlite_url)
+        try:
+            with pytest.raises(PermanentPlatformError) as caught:
+                async with asyncio.timeout(5):
+                    await runtime.start()
+        finally:
+            await runtime.stop()
+        message = str(caught.value)
+        assert message == (
+            "slack: Slack rejected the app-level token (invalid_auth): check SLACK_APP_TOKEN, "
+            "an xapp- token with the connections:write scope"
+        )
+        assert len(fake.calls_to("apps.connections.open")) == 1
+        assert fake.calls_to("apps.connections.open")[0].headers["Authorization"] == (
+            "Bearer xapp-test"
+        )
+
+
+@pytest.mark.parametrize("mode", ["socket", "http"])
+async def test_a_rejected_bot_token_fails_the_start_naming_slack_bot_token(
+    sqlite_url: str, mode: str
+) -> None:
+    async with fake_slack() as fake:
+        fake.fail["auth.test"] = [(200, {"ok": False, "error": "invalid_auth"}, {})]
+        adapter = SlackAdapter(
+            bot_token="xoxb-revoked",
+            app_token="xapp-test" if mode == "socket" else None,
+            signing_secret=SECRET if mode == "http" else None,
+            mode=mode,
+            api_url=f"{fake.base}/api/",
+        )
+        with pytest.raises(PermanentPlatformError) as caught:
+            async with asyncio.timeout(5):
+                await adapter.start(_no_events)
+        await adapter.stop()
+        assert str(caught.value) == (
+            "slack: Slack rejected the bot token (invalid_auth): check SLACK_BOT_TOKEN, the app's "
+            "xoxb- Bot User OAuth Token"
+        )
+        [check] = fake.calls_to("auth.test")
+        assert check.headers["Authorization"] == "Bearer xoxb-revoked"
+        assert fake.calls_to("apps.connections.open") == []  # the app token is not the problem
+        assert not adapter.is_connected()
+
+
+# --- who gets answered, who counts as staff -----------------------------------------------
+
+
+async def test_a_direct_message_without_a_mention_is_answered(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url) as bot:
+        await bot.event(
+            {
+                "type": "message",
+                "channel_type": "im",
+                "channel": "D-reader",
+                "user": "U-reader",
+                "text": "who is on the pytorch foundation board?",
+                "ts": "1700000400.000400",
+                "event_ts": "1700000400.000400",
+            }
+        )
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("chat.postMessage"))
+        await logged(bot, "answer")
+        [post] = bot.fake.calls_to("chat.postMessage")
+        assert post.args["channel"] == "D-reader"
+        assert "Nvidia" in post.args["text"]
+
+
+async def test_staff_by_user_group_member_allowed_non_member_refused(sqlite_url: str) -> None:
+    async with slack_http(sqlite_url, staff={"slack_usergroups": ["S-comms"]}) as bot:
+        bot.fake.usergroups = [
+            {"id": "S-comms", "handle": "comms", "users": ["U-comms"]},
+            {"id": "S-other", "handle": "other", "users": ["U-outsider"]},
+        ]
+        await bot.command("list", user="U-comms")
+        await bot.fake.wait_for(lambda: len(bot.fake.hooks) == 1)
+        assert "Nothing queued" in bot.fake.hooks[0]["text"]
+        await bot.command("list", user="U-outsider")
+        await bot.fake.wait_for(lambda: len(bot.fake.hooks) == 2)
+        assert "only the comms staff" in bot.fake.hooks[1]["text"]
+        await bot.command("schedule", user="U-comms")  # the form, for group members too
+        await bot.fake.wait_for(lambda: bot.fake.calls_to("views.open"))
+        assert len(bot.fake.hooks) == 2
+
+
+# --- the app manifest subscribes to what the adapter listens to ---------------------------
+
+#: Manifest bot events an Events API event needs (``message`` arrives per conversation kind).
+MANIFEST_EVENTS = {"message": {"message.channels", "message.groups", "message.im"}}
+
+
+def test_the_app_manifest_subscribes_to_every_event_the_adapter_handles() -> None:
+    manifest = read_yaml((Path(__file__).parent.parent / "slack-app-manifest.yml").read_text())
+    assert manifest["display_information"]["background_color"] == "#812ce5"  # reader check
+    settings = manifest["settings"]
+    subscribed = set(settings["event_subscriptions"]["bot_events"])
+    for event in BOT_EVENTS:
+        needed = MANIFEST_EVENTS.get(event, {event})
+        assert needed <= subscribed, f"{event}: the manifest lacks {needed - subscribed}"
+    commands = [c["command"] for c in manifest["features"]["slash_commands"]]
+    assert commands == ["/announce"]
+    assert settings["interactivity"]["is_enabled"] is True
+    assert settings["socket_mode_enabled"] is True
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"app_mentions:read", "chat:write", "commands", "reactions:read"} <= scopes
+
+
+def read_yaml(text: str) -> Any:
+    """The block-style YAML subset the manifest uses: mappings, lists, scalars, comments.
+
+    PyYAML is not a dependency of the project, and this file needs no more than this.
+    """
+    lines: list[tuple[int, str]] = []
+    for raw in text.splitlines():
+        line = _without_comment(raw).rstrip()
+        if line.strip():
+            lines.append((len(line) - len(line.lstrip()), line.strip()))
+    value, end = _yaml_block(lines, 0, lines[0][0])
+    assert end == len(lines), f"cannot read line {end + 1}: {lines[end][1]!r}"
+    return value
+
+
+def _without_comment(line: str) -> str:
+    quote = ""
+    for i, char in enumerate(line):
+        if quote:
+            if char == "\\" and quote == '"':
+                continue
+            if char == quote and line[i - 1] != "\\":
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+_KEY = re.compile(r"^([A-Za-z_][\w.-]*):(?:\s+(.*))?$")
+
+
+def _yaml_block(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[Any, int]:
+    if lines[i][1].startswith("- "):
+        items: list[Any] = []
+        while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("- "):
+            item = lines[i][1][2:].strip()
+            if _KEY.match(item):  # "- key: value": a mapping, its other keys two columns in
+                lines[i] = (indent + 2, item)
+                value, i = _yaml_block(lines, i, indent + 2)
+            else:
+                value, i = _yaml_scalar(item), i + 1
+            items.append(value)
+        return items, i
+    mapping: dict[str, Any] = {}
+    while i < len(lines) and lines[i][0] == indent and not lines[i][1].startswith("- "):
+        match = _KEY.match(lines[i][1])
+        assert match, f"not a key: {lines[i][1]!r}"
+        key, rest = match.group(1), match.group(2)
+        i += 1
+        if rest:
+            mapping[key] = _yaml_scalar(rest)
+        elif i < len(lines) and (
+            lines[i][0] > indent or (lines[i][0] == indent and lines[i][1].startswith("- "))
+        ):
+            mapping[key], i = _yaml_block(lines, i, lines[i][0])
+        else:
+            mapping[key] = None
+    return mapping, i
+
+
+def _yaml_scalar(text: str) -> Any:
+    if text.startswith('"'):
+        return json.loads(text)
+    if text.startswith("'"):
+        return text[1:-1].replace("''", "'")
+    return {"true": True, "false": False, "null": None, "~": None}.get(text, text)
+
+
+# --- secrets never reach a log record -------------------------------------------------------
+
+BOT_TOKEN = "xoxb-1234567890-0987654321-secretbottokenvalue"
+APP_TOKEN = "xapp-1-A0123456789-1234567890-secretapptokenvalue"
+SIGNING = "8f742231b10e8888abcd99yyysecretsigning"
+
+
+def envelope(number: int, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "envelope_id": f"env-{number}",
+        "type": kind,
+        "accepts_response_payload": kind == "slash_commands",
+        "retry_attempt": 0,
+        "retry_reason": "",
+        "payload": payload,
+    }
+
+
+def event_callback(event: dict[str, Any], event_id: str) -> dict[str, Any]:
+    return {
+        "type": "event_callback",
+        "event_id": event_id,
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "event": event,
+        "authorizations": [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}],
+    }
+
+
+@pytest.mark.parametrize("mode", ["socket", "http"])
+async def test_no_token_or_signing_secret_in_any_log_record_at_debug(
+    sqlite_url: str, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A whole session at DEBUG: a question, a command and an announcement posted."""
+    caplog.set_level(logging.DEBUG)
+    if mode == "http":
+        async with slack_http(sqlite_url, bot_token=BOT_TOKEN, signing_secret=SIGNING) as bot:
+            await bot.event(mention("who is on the pytorch foundation board?"))
+            await bot.command("now --to slack The foundation is live")
+            await bot.fake.wait_for(
+                lambda: len(bot.fake.calls_to("chat.postMessage")) == 2 and bot.fake.hooks
+            )
+            await bot.action("feedback_up", "token")
+            await logged(bot, "answer")
+            headers = [c.headers.get("Authorization") for c in bot.fake.calls]
+    else:
+        async with fake_slack() as fake:
+            runtime = socket_runtime(
+                fake, sqlite_url, bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING
+            )
+            await runtime.start()
+            try:
+                question = event_callback(mention("who is on the pytorch foundation board?"), "E1")
+                await fake.outbox.put(envelope(1, "events_api", question))
+                command = {
+                    "command": "/announce",
+                    "text": "now --to slack The foundation is live",
+                    "user_id": STAFF,
+                    "channel_id": "C-desk",
+                    "team_id": "T1",
+                    "trigger_id": "t",
+                    "response_url": f"{fake.base}/hooks/s",
+                }
+                await fake.outbox.put(envelope(2, "slash_commands", command))
+                await fake.wait_for(
+                    lambda: len(fake.calls_to("chat.postMessage")) == 2 and fake.hooks
+                )
+                await fake.wait_for(
+                    lambda: {"env-1", "env-2"} <= {a["envelope_id"] for a in fake.acks}
+                )
+            finally:
+                await runtime.stop()
+            headers = [c.headers.get("Authorization") for c in fake.calls]
+    assert f"Bearer {BOT_TOKEN}" in headers  # the secrets were in use
+    assert mode == "http" or f"Bearer {APP_TOKEN}" in headers
+    assert len(caplog.records) > 20  # DEBUG was on: the SDKs had plenty to say
+    everything = caplog.text + "\n".join(
+        f"{r.getMessage()} {r.args!r} {r.exc_text or ''} {r.stack_info or ''}"
+        for r in caplog.records
+    )
+    for secret in (BOT_TOKEN, APP_TOKEN, SIGNING):
+        assert secret not in everything
+        assert secret[-16:] not in everything  # not even the end of one
+
+
+# --- an unexpected failure: a traceback in the server log, one line to the user ------------
+
+
+async def test_a_command_that_crashes_gets_the_one_line_apology_and_a_logged_traceback(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(command: SlashCommand) -> str:
+        raise RuntimeError("Traceback (most recent call last): internal detail")
+
+    async with slack_http(sqlite_url) as bot:
+        bot.runtime.router.register("announce", broken, staff_only=True, summary="broken")
+        await bot.command("list")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        [reply] = bot.fake.hooks
+        assert reply["text"] == FAILURE and "\n" not in reply["text"]
+        assert "internal detail" not in reply["text"]
+        assert reply["response_type"] == "ephemeral"
+    [record] = [r for r in caplog.records if r.exc_info and r.exc_info[0] is RuntimeError]
+    assert "command failed name=announce" in record.getMessage()
+
+
+async def test_a_slack_listener_that_crashes_logs_a_traceback_with_context_and_apologizes(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with slack_http(sqlite_url) as bot:
+        for _ in range(3):  # the first try and both of the SDK's retries
+            bot.fake.drop("views.open")
+        await bot.command("schedule")
+        await bot.fake.wait_for(lambda: bot.fake.hooks)
+        [reply] = bot.fake.hooks
+        assert reply["text"] == FAILURE
+        assert reply["response_type"] == "ephemeral"
+        assert len(bot.fake.calls_to("views.open")) == 3
+    [record] = [r for r in caplog.records if r.getMessage().startswith("slack listener failed")]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert "Traceback" in caplog.text
+    message = record.getMessage()
+    assert "command=/announce" in message and f"user={STAFF}" in message
+    assert "hooks" not in message and "legacy" not in message  # no response URL, no token

@@ -30,6 +30,8 @@ class Call:
     method: str
     args: dict[str, Any]
     headers: dict[str, str]
+    #: When the call arrived (time.monotonic()).
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -40,6 +42,9 @@ class FakeSlack:
     hooks: list[dict[str, Any]] = field(default_factory=list)
     fail: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=dict)
     usergroups: list[dict[str, Any]] = field(default_factory=list)
+    #: Response URL ids (``/hooks/{id}``) that answer 404 ``expired_url``, as Slack does after
+    #: 30 minutes or 5 uses; nothing is shown.
+    expired_hooks: set[str] = field(default_factory=set)
     acks: list[dict[str, Any]] = field(default_factory=list)
     outbox: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     _sender: asyncio.Task[None] | None = None
@@ -216,6 +221,8 @@ class FakeSlack:
         }
 
     async def hook(self, request: web.Request) -> web.Response:
+        if request.match_info["id"] in self.expired_hooks:
+            return web.Response(status=404, text="expired_url")
         self.hooks.append(await request.json())
         self._changed.set()
         return web.Response(text="ok")
