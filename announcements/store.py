@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from tenacity import (
@@ -214,28 +216,44 @@ class AnnouncementStore:
                 update(Announcement).where(Announcement.id == announcement_id).values(**fields)
             )
 
-    async def ensure_occurrence(self, announcement: Announcement, occurrence: str) -> None:
-        """Create the pending rows of one occurrence of a recurring announcement (idempotent)."""
+    async def ensure_occurrence(
+        self, announcement: Announcement, occurrence: str
+    ) -> Sequence[Delivery]:
+        """Create the pending rows of one occurrence of a recurring announcement and return
+        the occurrence's rows.
+
+        Idempotent, also when several instances fire the same occurrence at once: the rows
+        are inserted with ``ON CONFLICT DO NOTHING`` on the (announcement, platform,
+        occurrence) key, so the instance that loses the race finds the winner's rows instead
+        of failing on the unique constraint (the claims then decide who posts).
+        """
+        insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+        now = utcnow()
+        rows = [
+            {
+                "announcement_id": announcement.id,
+                "platform": platform,
+                "occurrence": occurrence,
+                "state": "pending",
+                "progress": [],
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for platform in dict.fromkeys(announcement.targets)
+        ]
         async with self._db.session() as session:
-            existing = set(
-                (
-                    await session.scalars(
-                        select(Delivery.platform).where(
-                            Delivery.announcement_id == announcement.id,
-                            Delivery.occurrence == occurrence,
-                        )
+            if rows:
+                await session.execute(
+                    insert(Delivery)
+                    .values(rows)
+                    .on_conflict_do_nothing(
+                        index_elements=["announcement_id", "platform", "occurrence"]
                     )
-                ).all()
+                )
+            stmt = select(Delivery).where(
+                Delivery.announcement_id == announcement.id, Delivery.occurrence == occurrence
             )
-            for platform in announcement.targets:
-                if platform not in existing:
-                    session.add(
-                        Delivery(
-                            announcement_id=announcement.id,
-                            platform=platform,
-                            occurrence=occurrence,
-                        )
-                    )
+            return (await session.scalars(stmt.order_by(Delivery.id))).all()
 
     async def deliveries(
         self, announcement_id: int, occurrence: str | None = None

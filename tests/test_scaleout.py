@@ -161,6 +161,45 @@ async def test_announcements_go_out_once_when_the_instance_that_queued_them_dies
             await runtime.stop()
 
 
+async def test_instances_firing_one_recurring_occurrence_together_post_it_once(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    instances = [instance(pg_url) for _ in range(3)]
+    for runtime, _ in instances:
+        await runtime.start()
+    try:
+        store = instances[0][0].announcements
+        due = utcnow()
+        weekly = await store.create(
+            NewAnnouncement(
+                "ops",
+                "Office hours start now.",
+                tuple(PLATFORMS),
+                due,
+                "UTC",
+                {},
+                recurrence="every day 09:00",
+            )
+        )
+        occurrence = due.isoformat(timespec="seconds")
+        # Every instance's timer for the occurrence fires in the same instant.
+        for _ in range(3):
+            outcomes = await asyncio.gather(
+                *(r.delivery.fire_many([(weekly.id, occurrence)]) for r, _ in instances),
+                return_exceptions=True,
+            )
+            assert outcomes == [None, None, None]
+        rows = await store.deliveries(weekly.id, occurrence)
+        assert sorted(d.platform for d in rows) == sorted(PLATFORMS)
+        assert {d.state for d in rows} == {"sent"}
+        posted = announcement_posts([a for _, adapters in instances for a in adapters])
+        assert posted == Counter((p, "Office hours start now.") for p in PLATFORMS)
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    finally:
+        for runtime, _ in instances:
+            await runtime.stop()
+
+
 async def test_instances_starting_together_migrate_and_load_the_pack_once(pg_url: str) -> None:
     runtimes = [instance(pg_url)[0] for _ in range(3)]
     try:
