@@ -4,11 +4,17 @@ A delivery moves pending -> sending -> sent | failed | unknown (and pending agai
 scheduled retry). The move to ``sending`` is a conditional UPDATE committed *before* the
 platform is called, so two workers can never both post the same row, and a crash leaves a
 ``sending`` row that start-up turns into ``unknown`` for a person to decide.
+
+Every write made under a claim names it (``claimed_by = :owner AND state = 'sending'``): a
+process whose lease ran out (it stalled, or lost the database for longer than the lease) may
+meanwhile have had its row marked ``unknown`` by another instance, and must not overwrite that.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,10 +36,14 @@ from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.models import Announcement, BotState, Delivery, EngagementEvent
 
+log = logging.getLogger(__name__)
+
 #: Announcement statuses that still have work ahead.
 ACTIVE = ("scheduled", "awaiting_approval")
 #: Delivery states a person must act on.
 NEEDS_PERSON = ("failed", "unknown")
+#: Marks the last ``progress`` entry as a part in doubt (see ``announcements.delivery.Doubt``).
+DOUBT = "?"
 HOLD_KEY = "announcements.hold"
 #: How long a write that records a finished post keeps retrying while the database is away
 #: (a restart, a failover): the post is up, so losing the record would make it ``unknown``.
@@ -48,6 +58,24 @@ def _persisting() -> AsyncRetrying:
         wait=wait_random_exponential(multiplier=0.2, max=3.0),
         reraise=True,
     )
+
+
+def posted_entries(progress: Sequence[str]) -> list[str]:
+    """The posted parts of a ``progress`` list, without a part in doubt."""
+    return [entry for entry in progress if not entry.startswith(DOUBT)]
+
+
+def claim_token(owner: str) -> str:
+    """A fresh ``claimed_by`` value: the instance plus a nonce naming this one claim, so a
+    write under an old claim never matches a later claim of the same row by the same
+    process (``/announce retry`` after the first claim was given up for lost)."""
+    return f"{owner[:90]}#{secrets.token_hex(4)}"
+
+
+def claim_owner(claim: str | None) -> str:
+    """The instance named in a ``claimed_by`` value."""
+    owner, _, _ = (claim or "").rpartition("#")
+    return owner or claim or "an unknown instance"
 
 
 def content_hash(text: str) -> str:
@@ -303,6 +331,9 @@ class AnnouncementStore:
         no row is ever posted by two workers. On PostgreSQL the rows are picked with
         ``SELECT … FOR UPDATE SKIP LOCKED``; the lease (``claimed_until``) tells the other
         instances when a claim is stale (see ``AnnouncementScheduler.recover_interrupted``).
+
+        ``claimed_by`` of the rows won is ``owner`` plus a nonce (:func:`claim_token`): every
+        later write about the attempt passes it as ``owner``.
         """
         if not delivery_ids:
             return {}
@@ -326,7 +357,7 @@ class AnnouncementStore:
                 .where(candidates, Delivery.state == "pending")
                 .values(
                     state="sending",
-                    claimed_by=owner,
+                    claimed_by=claim_token(owner),
                     claimed_until=now + lease,
                     attempts=Delivery.attempts + 1,
                     updated_at=now,
@@ -340,7 +371,8 @@ class AnnouncementStore:
         return delivery_id in await self.claim_many([delivery_id], owner, lease)
 
     async def renew_claim(self, delivery_id: int, owner: str, until: datetime) -> bool:
-        """Extend a claim this owner still holds; False if the row is no longer its."""
+        """Extend a claim still held (``owner``: the row's ``claimed_by`` as claimed); False
+        if the row is no longer under that claim."""
         async with self._db.session() as session:
             result = await session.execute(
                 update(Delivery)
@@ -357,33 +389,45 @@ class AnnouncementStore:
         self,
         delivery_id: int,
         *,
+        owner: str,
         progress: list[str],
         external_id: str | None,
         url: str | None,
         event: EngagementEvent,
-    ) -> None:
+    ) -> bool:
         """Mark a delivery sent, log it and close the announcement if it was the last: one
-        transaction, retried while the database is unreachable."""
+        transaction, retried while the database is unreachable.
+
+        Only while the row is still ``sending`` under the claim ``owner``; False (and nothing
+        written) if the claim was lost — see :meth:`note_lost_claim`.
+        """
         async for attempt in _persisting():
             with attempt:
-                await self._record_sent(
-                    delivery_id, progress=progress, external_id=external_id, url=url, event=event
+                return await self._record_sent(
+                    delivery_id,
+                    owner=owner,
+                    progress=progress,
+                    external_id=external_id,
+                    url=url,
+                    event=event,
                 )
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _record_sent(
         self,
         delivery_id: int,
         *,
+        owner: str,
         progress: list[str],
         external_id: str | None,
         url: str | None,
         event: EngagementEvent,
-    ) -> None:
+    ) -> bool:
         now = utcnow()
         async with self._db.session() as session:
-            await session.execute(
+            result = await session.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id)
+                .where(*_under_claim(delivery_id, owner))
                 .values(
                     state="sent",
                     sent_at=now,
@@ -396,29 +440,91 @@ class AnnouncementStore:
                     updated_at=now,
                 )
             )
-            session.add(event)
-            await self._finish_if_done(session, event.announcement_id)
+            if _rowcount(result) == 1:
+                session.add(event)
+                await self._finish_if_done(session, event.announcement_id)
+                return True
+            # A retry after a commit whose acknowledgement was lost finds its own write.
+            row = await session.get(Delivery, delivery_id)
+            mine = row is not None and row.state == "sent" and row.claimed_by == owner
+            if not mine:
+                _warn_lost(delivery_id, owner, row, "record it sent")
+            return mine
 
-    async def settle(self, delivery_id: int, announcement_id: int, **fields: object) -> None:
-        """Set a final (or retry) state and close the announcement if nothing is left."""
+    async def settle(
+        self, delivery_id: int, announcement_id: int, *, owner: str, **fields: object
+    ) -> bool:
+        """Set a final (or retry) state and close the announcement if nothing is left.
+
+        Only while the row is still ``sending`` under the claim ``owner``; False (and the
+        row left alone) if the claim was lost.
+        """
         async with self._db.session() as session:
-            await session.execute(
+            result = await session.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id)
+                .where(*_under_claim(delivery_id, owner))
                 .values(updated_at=utcnow(), **fields)
             )
+            if _rowcount(result) != 1:
+                _warn_lost(delivery_id, owner, await session.get(Delivery, delivery_id), "settle")
+                return False
             await self._finish_if_done(session, announcement_id)
+            return True
 
-    async def set_delivery(self, delivery_id: int, **fields: object) -> None:
-        """Set columns of a delivery (retried while the database is unreachable)."""
+    async def set_delivery(self, delivery_id: int, *, owner: str | None, **fields: object) -> bool:
+        """Set columns of a delivery (retried while the database is unreachable).
+
+        ``owner``: the claim the write is made under (the row must still be ``sending``
+        under it, else nothing is written and False is returned); None for a row no claim
+        covers (a pending row marked ``missed``, a sent one ``retracted``).
+        """
+        where = _under_claim(delivery_id, owner) if owner else (Delivery.id == delivery_id,)
         async for attempt in _persisting():
             with attempt:
                 async with self._db.session() as session:
-                    await session.execute(
-                        update(Delivery)
-                        .where(Delivery.id == delivery_id)
-                        .values(updated_at=utcnow(), **fields)
+                    result = await session.execute(
+                        update(Delivery).where(*where).values(updated_at=utcnow(), **fields)
                     )
+                    if owner is None or _rowcount(result) == 1:
+                        return True
+                    row = await session.get(Delivery, delivery_id)
+                    _warn_lost(delivery_id, owner, row, "update it")
+                    return False
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def note_lost_claim(
+        self,
+        delivery_id: int,
+        *,
+        progress: list[str],
+        external_id: str | None,
+        url: str | None,
+        note: str,
+    ) -> Delivery | None:
+        """Record posts made under a claim that was lost, for the person deciding the row.
+
+        A row a person must decide (``unknown``, ``failed``) keeps its state, gets ``note``
+        appended to its error, and takes ``progress`` (the posted parts) if it extends what
+        the row knows: ``/announce retry`` then continues after them instead of posting them
+        again, and ``mark-sent``/``retract`` know the post. A row taken over since (pending
+        again, another claim, sent) is left alone. Returns the row as it is now.
+        """
+        async for attempt in _persisting():
+            with attempt:
+                async with self._db.session() as session:
+                    stmt = select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+                    row = (await session.scalars(stmt)).first()
+                    if row is None or row.state not in NEEDS_PERSON:
+                        return row
+                    known = posted_entries(row.progress)
+                    if len(progress) > len(known) and progress[: len(known)] == known:
+                        row.progress = list(progress)
+                        if row.external_id is None:
+                            row.external_id, row.url = external_id, url
+                    row.error = f"{row.error}; {note}" if row.error else note
+                    row.updated_at = utcnow()
+                    return row
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def set_delivery_if(
         self, delivery_id: int, states: Sequence[str], **fields: object
@@ -492,3 +598,28 @@ class AnnouncementStore:
                 session.add(BotState(key=HOLD_KEY, value="on" if on else "off"))
             else:
                 state.value = "on" if on else "off"
+
+
+def _under_claim(delivery_id: int, owner: str) -> tuple[ColumnElement[bool], ...]:
+    """The row, only while it is still being posted under the claim ``owner``."""
+    return (
+        Delivery.id == delivery_id,
+        Delivery.state == "sending",
+        Delivery.claimed_by == owner,
+    )
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _warn_lost(delivery_id: int, owner: str, row: Delivery | None, what: str) -> None:
+    log.warning(
+        "delivery claim lost, did not %s id=%s claim=%s: the row is %s%s now (the lease ran "
+        "out: a stall or a database outage longer than claim_lease_seconds); left as it is",
+        what,
+        delivery_id,
+        owner,
+        row.state if row is not None else "gone",
+        f" under {row.claimed_by}" if row is not None and row.claimed_by else "",
+    )
