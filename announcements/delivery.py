@@ -528,7 +528,7 @@ class DeliveryEngine:
                 "attempts": delivery.attempts,
             },
         )
-        recorded = await self._store.record_sent(
+        outcome = await self._store.record_sent(
             delivery.id,
             owner=self._claim(delivery),
             progress=list(delivery.progress),
@@ -536,10 +536,19 @@ class DeliveryEngine:
             url=url,
             event=event.row(),
         )
-        if not recorded:
+        if outcome == "lost":
             # No discussion opener either: whoever settles the row sends it with the record.
             await self._claim_lost(announcement, delivery, known)
             return
+        if outcome == "late":
+            # Staff were told it may or may not be up when the claim ran out: settle that.
+            at = f" at {url}" if url else ""
+            await self._notify(
+                announcement,
+                f"Update on announcement #{announcement.id} on {delivery.platform}: it is up "
+                f"after all (message {first}{at}); instance {claim_owner(self._claim(delivery))} "
+                "finished the post after its claim had run out. Recorded as sent: nothing to do.",
+            )
         if self._metrics is not None:
             due = (
                 datetime.fromisoformat(delivery.occurrence)

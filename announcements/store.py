@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -45,6 +46,10 @@ NEEDS_PERSON = ("failed", "unknown")
 #: Marks the last ``progress`` entry as a part in doubt (see ``announcements.delivery.Doubt``).
 DOUBT = "?"
 HOLD_KEY = "announcements.hold"
+#: What :meth:`AnnouncementStore.record_sent` did: recorded under the claim; recorded after
+#: the claim had run out (the row was ``unknown`` from that very claim, untouched since); or
+#: nothing, the row having been taken over (a retry, a person).
+Recorded = Literal["recorded", "late", "lost"]
 #: How long a write that records a finished post keeps retrying while the database is away
 #: (a restart, a failover): the post is up, so losing the record would make it ``unknown``.
 PERSIST_SECONDS = 30.0
@@ -394,12 +399,15 @@ class AnnouncementStore:
         external_id: str | None,
         url: str | None,
         event: EngagementEvent,
-    ) -> bool:
+    ) -> Recorded:
         """Mark a delivery sent, log it and close the announcement if it was the last: one
         transaction, retried while the database is unreachable.
 
-        Only while the row is still ``sending`` under the claim ``owner``; False (and nothing
-        written) if the claim was lost — see :meth:`note_lost_claim`.
+        Only while the row is still ``sending`` under the claim ``owner`` (``recorded``), or
+        ``unknown`` from that same claim and untouched since: its lease ran out mid-post and
+        the recovery marked it, but no person or other attempt has acted on it, so the post
+        that is up is recorded (``late``; the caller tells staff). Otherwise nothing is
+        written (``lost``; see :meth:`note_lost_claim`).
         """
         async for attempt in _persisting():
             with attempt:
@@ -422,34 +430,55 @@ class AnnouncementStore:
         external_id: str | None,
         url: str | None,
         event: EngagementEvent,
-    ) -> bool:
+    ) -> Recorded:
         now = utcnow()
+        sent = {
+            "state": "sent",
+            "sent_at": now,
+            "claimed_until": None,
+            "next_attempt_at": None,
+            "progress": progress,
+            "external_id": external_id,
+            "url": url,
+            "updated_at": now,
+        }
         async with self._db.session() as session:
             result = await session.execute(
-                update(Delivery)
-                .where(*_under_claim(delivery_id, owner))
-                .values(
-                    state="sent",
-                    sent_at=now,
-                    error=None,
-                    claimed_until=None,
-                    next_attempt_at=None,
-                    progress=progress,
-                    external_id=external_id,
-                    url=url,
-                    updated_at=now,
-                )
+                update(Delivery).where(*_under_claim(delivery_id, owner)).values(error=None, **sent)
             )
+            outcome: Recorded = "recorded"
+            if _rowcount(result) != 1:
+                result = await session.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.id == delivery_id,
+                        Delivery.state == "unknown",
+                        Delivery.claimed_by == owner,
+                    )
+                    .values(
+                        error=f"its claim ran out mid-post and it was marked unknown; instance "
+                        f"{claim_owner(owner)} finished the post after all",
+                        **sent,
+                    )
+                )
+                outcome = "late"
             if _rowcount(result) == 1:
                 session.add(event)
                 await self._finish_if_done(session, event.announcement_id)
-                return True
-            # A retry after a commit whose acknowledgement was lost finds its own write.
+                if outcome == "late":
+                    log.warning(
+                        "delivery claim had run out, post recorded sent after all id=%s claim=%s",
+                        delivery_id,
+                        owner,
+                    )
+                return outcome
+            # A retry after a commit whose acknowledgement was lost finds its own write (or a
+            # person confirmed this very post with mark-sent, which keeps the claim).
             row = await session.get(Delivery, delivery_id)
-            mine = row is not None and row.state == "sent" and row.claimed_by == owner
-            if not mine:
-                _warn_lost(delivery_id, owner, row, "record it sent")
-            return mine
+            if row is not None and row.state == "sent" and row.claimed_by == owner:
+                return "recorded"
+            _warn_lost(delivery_id, owner, row, "record it sent")
+            return "lost"
 
     async def settle(
         self, delivery_id: int, announcement_id: int, *, owner: str, **fields: object
