@@ -12,8 +12,9 @@ it becomes ``unknown`` for a person to decide. Failures are reported to staff.
 
 Every write after the claim is made under it (the claim's ``claimed_by``). If the lease ran out
 meanwhile (a stall, or the database away for longer than the lease) another instance has
-marked the row ``unknown`` and told staff; the write then changes nothing, and whatever this
-attempt did post is added to that row for the person deciding it (:meth:`_claim_lost`).
+marked the row ``unknown`` and told staff. A post that finished anyway is then recorded sent
+if nobody has acted on the row since (staff are told it is up after all); any other write
+changes nothing, and whatever this attempt did post is reported (:meth:`_claim_lost`).
 """
 
 from __future__ import annotations
