@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from adapters.base import Adapter
 from announcements import grammar
-from announcements.delivery import DeliveryEngine, posted_entries, split_entry
+from announcements.delivery import DeliveryEngine, split_entry
 from announcements.render import RenderError
 from announcements.schedule import AnnouncementScheduler
 from announcements.store import (
@@ -23,6 +23,7 @@ from announcements.store import (
     AnnouncementStore,
     NewAnnouncement,
     content_hash,
+    posted_entries,
 )
 from announcements.when import (
     check_window,
@@ -481,7 +482,7 @@ class AnnounceCommands:
                     problem = exc.reason
                     break
             if problem is None:
-                await self._store.set_delivery(delivery.id, state="retracted")
+                await self._store.set_delivery(delivery.id, owner=None, state="retracted")
                 lines.append(f"  {delivery.platform}: deleted")
             else:
                 lines.append(f"  {delivery.platform}: not deleted ({problem}); delete it by hand")

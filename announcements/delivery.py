@@ -9,6 +9,12 @@ through, e.g. a timeout) puts the part *in doubt* when the adapter can look its 
 (:class:`~adapters.base.Reconciler`): the retry first asks the platform whether the post is
 there, and records it or posts it again accordingly. Elsewhere, and when the attempts run out,
 it becomes ``unknown`` for a person to decide. Failures are reported to staff.
+
+Every write after the claim is made under it (the claim's ``claimed_by``). If the lease ran out
+meanwhile (a stall, or the database away for longer than the lease) another instance has
+marked the row ``unknown`` and told staff. A post that finished anyway is then recorded sent
+if nobody has acted on the row since (staff are told it is up after all); any other write
+changes nothing, and whatever this attempt did post is reported (:meth:`_claim_lost`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ from datetime import datetime, timedelta
 
 from adapters.base import Adapter, Reconciler
 from announcements.render import Rendered, RenderError, render
-from announcements.store import AnnouncementStore
+from announcements.store import (
+    DOUBT,
+    NEEDS_PERSON,
+    AnnouncementStore,
+    claim_owner,
+    posted_entries,
+)
 from bot.config import AnnouncementsSection
 from bot.errors import (
     DuplicatePostError,
@@ -44,10 +56,9 @@ DISCUSSION_OPENER = "Questions about this announcement? Reply in this thread and
 Notify = Callable[[Announcement, str], Awaitable[None]]
 RetryHook = Callable[[int, datetime], None]
 
-#: Marks the last ``progress`` entry as a part in doubt: ``?channel|since|last`` (ISO times of
-#: the first and the latest attempt that may have posted it). It stays until the part is found
-#: on the platform or posted.
-DOUBT = "?"
+# DOUBT marks the last ``progress`` entry as a part in doubt: ``?channel|since|last`` (ISO
+# times of the first and the latest attempt that may have posted it). It stays until the part
+# is found on the platform or posted.
 #: Looked-up posts may be stamped by a platform clock a little behind ours.
 CLOCK_SKEW = timedelta(minutes=2)
 
@@ -76,11 +87,6 @@ class Doubt:
     def entry(self) -> str:
         """The ``progress`` marker."""
         return f"{DOUBT}{self.channel}|{self.since.isoformat()}|{self.last.isoformat()}"
-
-
-def posted_entries(progress: Sequence[str]) -> list[str]:
-    """The posted parts of a ``progress`` list, without a part in doubt."""
-    return [entry for entry in progress if not entry.startswith(DOUBT)]
 
 
 def in_doubt(progress: Sequence[str]) -> Doubt | None:
@@ -116,6 +122,10 @@ def _partial(delivery: Delivery) -> str:
             "looks for it first and posts it only if it is not there. "
         )
     return f"{text}a retry continues after it. " if text else ""
+
+
+class _ClaimLost(FoundationBotError):
+    """The claim's lease ran out and the row was taken over: stop posting, touch nothing."""
 
 
 class _PartInDoubt(FoundationBotError):
@@ -299,6 +309,10 @@ class DeliveryEngine:
     def _lease(self) -> timedelta:
         return timedelta(seconds=self._settings.claim_lease_seconds)
 
+    def _claim(self, delivery: Delivery) -> str:
+        """The claim a delivery is posted under (``claimed_by`` as claimed)."""
+        return delivery.claimed_by or self._owner
+
     async def _shielded(self, announcement: Announcement, delivery: Delivery) -> None:
         """Run a claimed delivery in its own task so a shutdown cannot cut a post in half."""
         task = asyncio.create_task(
@@ -306,11 +320,11 @@ class DeliveryEngine:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        keeper = asyncio.create_task(self._keep_claim(delivery.id, task))
+        keeper = asyncio.create_task(self._keep_claim(delivery, task))
         task.add_done_callback(lambda _: keeper.cancel())
         await asyncio.shield(task)
 
-    async def _keep_claim(self, delivery_id: int, work: asyncio.Task[None]) -> None:
+    async def _keep_claim(self, delivery: Delivery, work: asyncio.Task[None]) -> None:
         """Renew the claim's lease while a post is in progress.
 
         One post can outlast the lease (an SDK sleeping out a 429, a slow platform, a busy
@@ -322,9 +336,17 @@ class DeliveryEngine:
             if work.done():
                 return
             try:
-                await self._store.renew_claim(delivery_id, self._owner, utcnow() + self._lease())
+                held = await self._store.renew_claim(
+                    delivery.id, self._claim(delivery), utcnow() + self._lease()
+                )
             except StoreError as exc:  # the database is away; the next tick tries again
-                log.warning("claim not renewed id=%s: %s", delivery_id, exc)
+                log.warning("claim not renewed id=%s: %s", delivery.id, exc)
+                continue
+            if not held:
+                # Taken over (its lease ran out while this process could not renew it): the
+                # post under way finishes, and its writes find the claim gone.
+                log.warning("claim lost id=%s claim=%s", delivery.id, self._claim(delivery))
+                return
 
     async def drain(self, grace: float) -> int:
         """Wait for in-flight deliveries; returns how many did not finish in time."""
@@ -337,6 +359,7 @@ class DeliveryEngine:
         platform = delivery.platform
         adapter = self._adapters.get(platform)
         channels = list(self._channels.get(platform, ()))
+        known = len(posted_entries(delivery.progress))
         try:
             if adapter is None or not channels:
                 raise PermanentPlatformError(
@@ -346,22 +369,26 @@ class DeliveryEngine:
             first_url = await self._post(delivery, adapter, channels, rendered)
         except RenderError as exc:
             await self._fail(announcement, delivery, str(exc))
+        except _ClaimLost:
+            await self._claim_lost(announcement, delivery, known)
         except _PartInDoubt as lost:
-            await self._in_doubt(announcement, delivery, lost)
+            await self._in_doubt(announcement, delivery, lost, known)
         except PlatformError as exc:
             if self._metrics is not None:
                 self._metrics.platform_error(platform, isinstance(exc, TransientPlatformError))
             if exc.ambiguous:
-                await self._unknown(announcement, delivery, exc.reason)
+                await self._unknown(announcement, delivery, exc.reason, known=known)
             elif isinstance(exc, TransientPlatformError):
-                await self._transient(announcement, delivery, exc)
+                await self._transient(announcement, delivery, exc, known)
             else:
-                await self._fail(announcement, delivery, exc.reason)
+                await self._fail(announcement, delivery, exc.reason, known)
         except Exception as exc:
             log.exception("delivery crashed id=%s platform=%s", delivery.id, platform)
-            await self._unknown(announcement, delivery, f"internal error: {type(exc).__name__}")
+            await self._unknown(
+                announcement, delivery, f"internal error: {type(exc).__name__}", known=known
+            )
         else:
-            await self._sent(announcement, delivery, channels, first_url)
+            await self._sent(announcement, delivery, channels, first_url, known)
 
     async def _post(
         self, delivery: Delivery, adapter: Adapter, channels: list[str], rendered: Rendered
@@ -424,13 +451,17 @@ class DeliveryEngine:
                 delivery.external_id = sent.message_id
             if index < len(posts) - 1:
                 # Renewing the claim with each post keeps a long thread from looking abandoned.
-                await self._store.set_delivery(
+                # A claim lost meanwhile stops the thread here: the row is a person's now.
+                held = await self._store.set_delivery(
                     delivery.id,
+                    owner=self._claim(delivery),
                     progress=list(progress),
                     external_id=delivery.external_id,
                     url=delivery.url,
                     claimed_until=utcnow() + self._lease(),
                 )
+                if not held:
+                    raise _ClaimLost(f"claim of delivery {delivery.id} lost")
         return first_url
 
     async def _reconcile(
@@ -450,7 +481,10 @@ class DeliveryEngine:
         if wait > 0:
             # A retry ordered early (/announce retry): give the lost post time to show up,
             # holding the claim for that long too so the row does not look abandoned.
-            await self._store.set_delivery(delivery.id, claimed_until=ready + self._lease())
+            if not await self._store.set_delivery(
+                delivery.id, owner=self._claim(delivery), claimed_until=ready + self._lease()
+            ):
+                raise _ClaimLost(f"claim of delivery {delivery.id} lost")
             await asyncio.sleep(wait)
         try:
             found = await reconciler.find_posted(message, key, doubt.since - CLOCK_SKEW)
@@ -478,6 +512,7 @@ class DeliveryEngine:
         delivery: Delivery,
         channels: list[str],
         url: str | None,
+        known: int,
     ) -> None:
         first = split_entry(delivery.progress[0])[1] if delivery.progress else None
         event = Event(
@@ -494,13 +529,27 @@ class DeliveryEngine:
                 "attempts": delivery.attempts,
             },
         )
-        await self._store.record_sent(
+        outcome = await self._store.record_sent(
             delivery.id,
+            owner=self._claim(delivery),
             progress=list(delivery.progress),
             external_id=first,
             url=url,
             event=event.row(),
         )
+        if outcome == "lost":
+            # No discussion opener either: whoever settles the row sends it with the record.
+            await self._claim_lost(announcement, delivery, known)
+            return
+        if outcome == "late":
+            # Staff were told it may or may not be up when the claim ran out: settle that.
+            at = f" at {url}" if url else ""
+            await self._notify(
+                announcement,
+                f"Update on announcement #{announcement.id} on {delivery.platform}: it is up "
+                f"after all (message {first}{at}); instance {claim_owner(self._claim(delivery))} "
+                "finished the post after its claim had run out. Recorded as sent: nothing to do.",
+            )
         if self._metrics is not None:
             due = (
                 datetime.fromisoformat(delivery.occurrence)
@@ -535,12 +584,16 @@ class DeliveryEngine:
         )
 
     async def _transient(
-        self, announcement: Announcement, delivery: Delivery, exc: TransientPlatformError
+        self,
+        announcement: Announcement,
+        delivery: Delivery,
+        exc: TransientPlatformError,
+        known: int,
     ) -> None:
         attempts = delivery.attempts
         if attempts >= self._settings.max_attempts:
             await self._fail(
-                announcement, delivery, f"gave up after {attempts} attempts: {exc.reason}"
+                announcement, delivery, f"gave up after {attempts} attempts: {exc.reason}", known
             )
             return
         delay = max(
@@ -553,16 +606,19 @@ class DeliveryEngine:
             ),
         )
         when = utcnow() + timedelta(seconds=delay)
-        if self._metrics is not None:
-            self._metrics.delivery(delivery.platform, "retrying")
-        await self._store.settle(
+        if not await self._store.settle(
             delivery.id,
             announcement.id,
+            owner=self._claim(delivery),
             state="pending",
             next_attempt_at=when,
             error=exc.reason,
             claimed_until=None,
-        )
+        ):
+            await self._claim_lost(announcement, delivery, known)
+            return
+        if self._metrics is not None:
+            self._metrics.delivery(delivery.platform, "retrying")
         log.warning(
             "delivery will retry id=%s platform=%s attempt=%d in=%.1fs reason=%s",
             delivery.id,
@@ -575,7 +631,7 @@ class DeliveryEngine:
             self.on_retry(delivery.id, when)
 
     async def _in_doubt(
-        self, announcement: Announcement, delivery: Delivery, lost: _PartInDoubt
+        self, announcement: Announcement, delivery: Delivery, lost: _PartInDoubt, known: int
     ) -> None:
         """Keep the part in doubt and retry (looking it up first), or give up to a person."""
         progress = [*posted_entries(delivery.progress), lost.doubt.entry()]
@@ -588,6 +644,7 @@ class DeliveryEngine:
                 f"{lost.what} timed out and could not be confirmed in {attempts} attempts: "
                 f"{lost.reason}",
                 progress=progress,
+                known=known,
             )
             return
         delay = max(
@@ -603,15 +660,18 @@ class DeliveryEngine:
             utcnow() + timedelta(seconds=delay),
             lost.doubt.last + timedelta(seconds=self._settings.reconcile_after_seconds),
         )
-        await self._store.settle(
+        if not await self._store.settle(
             delivery.id,
             announcement.id,
+            owner=self._claim(delivery),
             state="pending",
             next_attempt_at=when,
             error=f"{lost.reason}; {lost.what} is looked up before it is posted again",
             claimed_until=None,
             progress=progress,
-        )
+        ):
+            await self._claim_lost(announcement, delivery, known)
+            return
         log.warning(
             "delivery part in doubt, will look it up id=%s platform=%s attempt=%d at=%s reason=%s",
             delivery.id,
@@ -623,15 +683,20 @@ class DeliveryEngine:
         if self.on_retry is not None:
             self.on_retry(delivery.id, when)
 
-    async def _fail(self, announcement: Announcement, delivery: Delivery, reason: str) -> None:
-        await self._store.settle(
+    async def _fail(
+        self, announcement: Announcement, delivery: Delivery, reason: str, known: int = 0
+    ) -> None:
+        if not await self._store.settle(
             delivery.id,
             announcement.id,
+            owner=self._claim(delivery),
             state="failed",
             error=reason,
             claimed_until=None,
             next_attempt_at=None,
-        )
+        ):
+            await self._claim_lost(announcement, delivery, known)
+            return
         if self._metrics is not None:
             self._metrics.delivery(delivery.platform, "failed")
         log.warning(
@@ -651,17 +716,21 @@ class DeliveryEngine:
         reason: str,
         *,
         progress: list[str] | None = None,
+        known: int = 0,
     ) -> None:
         fields: dict[str, object] = {} if progress is None else {"progress": progress}
-        await self._store.settle(
+        if not await self._store.settle(
             delivery.id,
             announcement.id,
+            owner=self._claim(delivery),
             state="unknown",
             error=reason,
             claimed_until=None,
             next_attempt_at=None,
             **fields,
-        )
+        ):
+            await self._claim_lost(announcement, delivery, known)
+            return
         if self._metrics is not None:
             self._metrics.delivery(delivery.platform, "unknown")
         await self._notify(
@@ -672,3 +741,41 @@ class DeliveryEngine:
             f"--to {delivery.platform} or /announce retry {announcement.id} "
             f"--to {delivery.platform}.",
         )
+
+    async def _claim_lost(self, announcement: Announcement, delivery: Delivery, known: int) -> None:
+        """The claim's lease ran out mid-attempt and the row was taken over (another instance
+        marked it ``unknown`` and told staff, or a person already acted): nothing of the row
+        is overwritten. Posts this attempt made all the same (``known``: how many were up
+        when it claimed the row) are added to the row and reported, so staff know they are
+        up and a retry does not post them again.
+        """
+        platform = delivery.platform
+        posted = posted_entries(delivery.progress)
+        if len(posted) <= known:
+            return  # nothing went out under the lost claim: the row says all there is
+        first = split_entry(posted[0])[1]
+        count = "1 post" if len(posted) == 1 else f"{len(posted)} posts"
+        at = f" at {delivery.url}" if delivery.url else ""
+        note = (
+            f"instance {claim_owner(self._claim(delivery))} posted it after its claim had run "
+            f"out ({count} up; first: message {first}{at})"
+        )
+        row = await self._store.note_lost_claim(
+            delivery.id, progress=posted, external_id=first, url=delivery.url, note=note
+        )
+        if row is None or (row.state == "sent" and row.external_id == first):
+            return  # already recorded as this very post
+        ident = announcement.id
+        if row.state in NEEDS_PERSON:
+            text = (
+                f"Update on announcement #{ident} on {platform}: it is up after all — {note}. "
+                f"Check, then /announce mark-sent {ident} --to {platform} (a retry would "
+                "continue after these posts, not repeat them)."
+            )
+        else:
+            text = (
+                f"Announcement #{ident} went out on {platform} twice, possibly: {note}, but "
+                f"the delivery had been taken over meanwhile (it is {row.state} now). Check "
+                f"{platform} for a second copy and delete one."
+            )
+        await self._notify(announcement, text)

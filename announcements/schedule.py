@@ -67,7 +67,12 @@ class AnnouncementScheduler:
         self._retrying: set[int] = set()
 
     async def recover_interrupted(self, *, include_live_claims: bool = False) -> int:
-        """Turn deliveries whose process died mid-post into ``unknown`` and tell staff."""
+        """Turn deliveries whose claim ran out mid-post into ``unknown`` and tell staff.
+
+        A lease runs out when its process died, but also when it stalled or lost the
+        database for longer than the lease; such a process finds its claim gone when it
+        writes again and leaves the row to the person (see ``AnnouncementStore.settle``).
+        """
         recovered = 0
         for delivery in await self._store.interrupted(include_live_claims=include_live_claims):
             changed = await self._store.set_delivery_if(
@@ -75,7 +80,8 @@ class AnnouncementScheduler:
                 ("sending",),
                 state="unknown",
                 claimed_until=None,
-                error="interrupted while posting (the bot stopped mid-send)",
+                error="interrupted while posting (its bot instance stopped, stalled or lost "
+                "the database mid-send)",
             )
             announcement = await self._store.get(delivery.announcement_id)
             if not changed or announcement is None:
@@ -84,7 +90,8 @@ class AnnouncementScheduler:
             await self._notify(
                 announcement,
                 f"Announcement #{announcement.id} was being posted to {delivery.platform} "
-                "when the bot stopped; it may or may not be there. Check, then "
+                "when the bot stopped (or lost its database); it may or may not be there. "
+                "Check, then "
                 f"/announce mark-sent {announcement.id} --to {delivery.platform} or "
                 f"/announce retry {announcement.id} --to {delivery.platform}.",
             )
@@ -175,7 +182,7 @@ class AnnouncementScheduler:
             await self._store.update(announcement.id, status="missed")
             for delivery in announcement.deliveries:
                 if delivery.state == "pending":
-                    await self._store.set_delivery(delivery.id, state="missed")
+                    await self._store.set_delivery(delivery.id, owner=None, state="missed")
             await self._notify(
                 announcement,
                 f"Announcement #{announcement.id} was due {format_local(due, tz)} while the bot "

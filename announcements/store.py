@@ -4,16 +4,25 @@ A delivery moves pending -> sending -> sent | failed | unknown (and pending agai
 scheduled retry). The move to ``sending`` is a conditional UPDATE committed *before* the
 platform is called, so two workers can never both post the same row, and a crash leaves a
 ``sending`` row that start-up turns into ``unknown`` for a person to decide.
+
+Every write made under a claim names it (``claimed_by = :owner AND state = 'sending'``): a
+process whose lease ran out (it stalled, or lost the database for longer than the lease) may
+meanwhile have had its row marked ``unknown`` by another instance, and must not overwrite that.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from tenacity import (
@@ -28,11 +37,19 @@ from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.models import Announcement, BotState, Delivery, EngagementEvent
 
+log = logging.getLogger(__name__)
+
 #: Announcement statuses that still have work ahead.
 ACTIVE = ("scheduled", "awaiting_approval")
 #: Delivery states a person must act on.
 NEEDS_PERSON = ("failed", "unknown")
+#: Marks the last ``progress`` entry as a part in doubt (see ``announcements.delivery.Doubt``).
+DOUBT = "?"
 HOLD_KEY = "announcements.hold"
+#: What :meth:`AnnouncementStore.record_sent` did: recorded under the claim; recorded after
+#: the claim had run out (the row was ``unknown`` from that very claim, untouched since); or
+#: nothing, the row having been taken over (a retry, a person).
+Recorded = Literal["recorded", "late", "lost"]
 #: How long a write that records a finished post keeps retrying while the database is away
 #: (a restart, a failover): the post is up, so losing the record would make it ``unknown``.
 PERSIST_SECONDS = 30.0
@@ -46,6 +63,24 @@ def _persisting() -> AsyncRetrying:
         wait=wait_random_exponential(multiplier=0.2, max=3.0),
         reraise=True,
     )
+
+
+def posted_entries(progress: Sequence[str]) -> list[str]:
+    """The posted parts of a ``progress`` list, without a part in doubt."""
+    return [entry for entry in progress if not entry.startswith(DOUBT)]
+
+
+def claim_token(owner: str) -> str:
+    """A fresh ``claimed_by`` value: the instance plus a nonce naming this one claim, so a
+    write under an old claim never matches a later claim of the same row by the same
+    process (``/announce retry`` after the first claim was given up for lost)."""
+    return f"{owner[:90]}#{secrets.token_hex(4)}"
+
+
+def claim_owner(claim: str | None) -> str:
+    """The instance named in a ``claimed_by`` value."""
+    owner, _, _ = (claim or "").rpartition("#")
+    return owner or claim or "an unknown instance"
 
 
 def content_hash(text: str) -> str:
@@ -214,28 +249,44 @@ class AnnouncementStore:
                 update(Announcement).where(Announcement.id == announcement_id).values(**fields)
             )
 
-    async def ensure_occurrence(self, announcement: Announcement, occurrence: str) -> None:
-        """Create the pending rows of one occurrence of a recurring announcement (idempotent)."""
+    async def ensure_occurrence(
+        self, announcement: Announcement, occurrence: str
+    ) -> Sequence[Delivery]:
+        """Create the pending rows of one occurrence of a recurring announcement and return
+        the occurrence's rows.
+
+        Idempotent, also when several instances fire the same occurrence at once: the rows
+        are inserted with ``ON CONFLICT DO NOTHING`` on the (announcement, platform,
+        occurrence) key, so the instance that loses the race finds the winner's rows instead
+        of failing on the unique constraint (the claims then decide who posts).
+        """
+        insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+        now = utcnow()
+        rows = [
+            {
+                "announcement_id": announcement.id,
+                "platform": platform,
+                "occurrence": occurrence,
+                "state": "pending",
+                "progress": [],
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for platform in dict.fromkeys(announcement.targets)
+        ]
         async with self._db.session() as session:
-            existing = set(
-                (
-                    await session.scalars(
-                        select(Delivery.platform).where(
-                            Delivery.announcement_id == announcement.id,
-                            Delivery.occurrence == occurrence,
-                        )
+            if rows:
+                await session.execute(
+                    insert(Delivery)
+                    .values(rows)
+                    .on_conflict_do_nothing(
+                        index_elements=["announcement_id", "platform", "occurrence"]
                     )
-                ).all()
+                )
+            stmt = select(Delivery).where(
+                Delivery.announcement_id == announcement.id, Delivery.occurrence == occurrence
             )
-            for platform in announcement.targets:
-                if platform not in existing:
-                    session.add(
-                        Delivery(
-                            announcement_id=announcement.id,
-                            platform=platform,
-                            occurrence=occurrence,
-                        )
-                    )
+            return (await session.scalars(stmt.order_by(Delivery.id))).all()
 
     async def deliveries(
         self, announcement_id: int, occurrence: str | None = None
@@ -285,6 +336,9 @@ class AnnouncementStore:
         no row is ever posted by two workers. On PostgreSQL the rows are picked with
         ``SELECT … FOR UPDATE SKIP LOCKED``; the lease (``claimed_until``) tells the other
         instances when a claim is stale (see ``AnnouncementScheduler.recover_interrupted``).
+
+        ``claimed_by`` of the rows won is ``owner`` plus a nonce (:func:`claim_token`): every
+        later write about the attempt passes it as ``owner``.
         """
         if not delivery_ids:
             return {}
@@ -308,7 +362,7 @@ class AnnouncementStore:
                 .where(candidates, Delivery.state == "pending")
                 .values(
                     state="sending",
-                    claimed_by=owner,
+                    claimed_by=claim_token(owner),
                     claimed_until=now + lease,
                     attempts=Delivery.attempts + 1,
                     updated_at=now,
@@ -322,7 +376,8 @@ class AnnouncementStore:
         return delivery_id in await self.claim_many([delivery_id], owner, lease)
 
     async def renew_claim(self, delivery_id: int, owner: str, until: datetime) -> bool:
-        """Extend a claim this owner still holds; False if the row is no longer its."""
+        """Extend a claim still held (``owner``: the row's ``claimed_by`` as claimed); False
+        if the row is no longer under that claim."""
         async with self._db.session() as session:
             result = await session.execute(
                 update(Delivery)
@@ -339,68 +394,166 @@ class AnnouncementStore:
         self,
         delivery_id: int,
         *,
+        owner: str,
         progress: list[str],
         external_id: str | None,
         url: str | None,
         event: EngagementEvent,
-    ) -> None:
+    ) -> Recorded:
         """Mark a delivery sent, log it and close the announcement if it was the last: one
-        transaction, retried while the database is unreachable."""
+        transaction, retried while the database is unreachable.
+
+        Only while the row is still ``sending`` under the claim ``owner`` (``recorded``), or
+        ``unknown`` from that same claim and untouched since: its lease ran out mid-post and
+        the recovery marked it, but no person or other attempt has acted on it, so the post
+        that is up is recorded (``late``; the caller tells staff). Otherwise nothing is
+        written (``lost``; see :meth:`note_lost_claim`).
+        """
         async for attempt in _persisting():
             with attempt:
-                await self._record_sent(
-                    delivery_id, progress=progress, external_id=external_id, url=url, event=event
+                return await self._record_sent(
+                    delivery_id,
+                    owner=owner,
+                    progress=progress,
+                    external_id=external_id,
+                    url=url,
+                    event=event,
                 )
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _record_sent(
+        self,
+        delivery_id: int,
+        *,
+        owner: str,
+        progress: list[str],
+        external_id: str | None,
+        url: str | None,
+        event: EngagementEvent,
+    ) -> Recorded:
+        now = utcnow()
+        sent = {
+            "state": "sent",
+            "sent_at": now,
+            "claimed_until": None,
+            "next_attempt_at": None,
+            "progress": progress,
+            "external_id": external_id,
+            "url": url,
+            "updated_at": now,
+        }
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(Delivery).where(*_under_claim(delivery_id, owner)).values(error=None, **sent)
+            )
+            outcome: Recorded = "recorded"
+            if _rowcount(result) != 1:
+                result = await session.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.id == delivery_id,
+                        Delivery.state == "unknown",
+                        Delivery.claimed_by == owner,
+                    )
+                    .values(
+                        error=f"its claim ran out mid-post and it was marked unknown; instance "
+                        f"{claim_owner(owner)} finished the post after all",
+                        **sent,
+                    )
+                )
+                outcome = "late"
+            if _rowcount(result) == 1:
+                session.add(event)
+                await self._finish_if_done(session, event.announcement_id)
+                if outcome == "late":
+                    log.warning(
+                        "delivery claim had run out, post recorded sent after all id=%s claim=%s",
+                        delivery_id,
+                        owner,
+                    )
+                return outcome
+            # A retry after a commit whose acknowledgement was lost finds its own write (or a
+            # person confirmed this very post with mark-sent, which keeps the claim).
+            row = await session.get(Delivery, delivery_id)
+            if row is not None and row.state == "sent" and row.claimed_by == owner:
+                return "recorded"
+            _warn_lost(delivery_id, owner, row, "record it sent")
+            return "lost"
+
+    async def settle(
+        self, delivery_id: int, announcement_id: int, *, owner: str, **fields: object
+    ) -> bool:
+        """Set a final (or retry) state and close the announcement if nothing is left.
+
+        Only while the row is still ``sending`` under the claim ``owner``; False (and the
+        row left alone) if the claim was lost.
+        """
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(*_under_claim(delivery_id, owner))
+                .values(updated_at=utcnow(), **fields)
+            )
+            if _rowcount(result) != 1:
+                _warn_lost(delivery_id, owner, await session.get(Delivery, delivery_id), "settle")
+                return False
+            await self._finish_if_done(session, announcement_id)
+            return True
+
+    async def set_delivery(self, delivery_id: int, *, owner: str | None, **fields: object) -> bool:
+        """Set columns of a delivery (retried while the database is unreachable).
+
+        ``owner``: the claim the write is made under (the row must still be ``sending``
+        under it, else nothing is written and False is returned); None for a row no claim
+        covers (a pending row marked ``missed``, a sent one ``retracted``).
+        """
+        where = _under_claim(delivery_id, owner) if owner else (Delivery.id == delivery_id,)
+        async for attempt in _persisting():
+            with attempt:
+                async with self._db.session() as session:
+                    result = await session.execute(
+                        update(Delivery).where(*where).values(updated_at=utcnow(), **fields)
+                    )
+                    if owner is None or _rowcount(result) == 1:
+                        return True
+                    row = await session.get(Delivery, delivery_id)
+                    _warn_lost(delivery_id, owner, row, "update it")
+                    return False
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def note_lost_claim(
         self,
         delivery_id: int,
         *,
         progress: list[str],
         external_id: str | None,
         url: str | None,
-        event: EngagementEvent,
-    ) -> None:
-        now = utcnow()
-        async with self._db.session() as session:
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(
-                    state="sent",
-                    sent_at=now,
-                    error=None,
-                    claimed_until=None,
-                    next_attempt_at=None,
-                    progress=progress,
-                    external_id=external_id,
-                    url=url,
-                    updated_at=now,
-                )
-            )
-            session.add(event)
-            await self._finish_if_done(session, event.announcement_id)
+        note: str,
+    ) -> Delivery | None:
+        """Record posts made under a claim that was lost, for the person deciding the row.
 
-    async def settle(self, delivery_id: int, announcement_id: int, **fields: object) -> None:
-        """Set a final (or retry) state and close the announcement if nothing is left."""
-        async with self._db.session() as session:
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(updated_at=utcnow(), **fields)
-            )
-            await self._finish_if_done(session, announcement_id)
-
-    async def set_delivery(self, delivery_id: int, **fields: object) -> None:
-        """Set columns of a delivery (retried while the database is unreachable)."""
+        A row a person must decide (``unknown``, ``failed``) keeps its state, gets ``note``
+        appended to its error, and takes ``progress`` (the posted parts) if it extends what
+        the row knows: ``/announce retry`` then continues after them instead of posting them
+        again, and ``mark-sent``/``retract`` know the post. A row taken over since (pending
+        again, another claim, sent) is left alone. Returns the row as it is now.
+        """
         async for attempt in _persisting():
             with attempt:
                 async with self._db.session() as session:
-                    await session.execute(
-                        update(Delivery)
-                        .where(Delivery.id == delivery_id)
-                        .values(updated_at=utcnow(), **fields)
-                    )
+                    stmt = select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+                    row = (await session.scalars(stmt)).first()
+                    if row is None or row.state not in NEEDS_PERSON:
+                        return row
+                    known = posted_entries(row.progress)
+                    if len(progress) > len(known) and progress[: len(known)] == known:
+                        row.progress = list(progress)
+                        if row.external_id is None:
+                            row.external_id, row.url = external_id, url
+                    row.error = f"{row.error}; {note}" if row.error else note
+                    row.updated_at = utcnow()
+                    return row
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def set_delivery_if(
         self, delivery_id: int, states: Sequence[str], **fields: object
@@ -474,3 +627,28 @@ class AnnouncementStore:
                 session.add(BotState(key=HOLD_KEY, value="on" if on else "off"))
             else:
                 state.value = "on" if on else "off"
+
+
+def _under_claim(delivery_id: int, owner: str) -> tuple[ColumnElement[bool], ...]:
+    """The row, only while it is still being posted under the claim ``owner``."""
+    return (
+        Delivery.id == delivery_id,
+        Delivery.state == "sending",
+        Delivery.claimed_by == owner,
+    )
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _warn_lost(delivery_id: int, owner: str, row: Delivery | None, what: str) -> None:
+    log.warning(
+        "delivery claim lost, did not %s id=%s claim=%s: the row is %s%s now (the lease ran "
+        "out: a stall or a database outage longer than claim_lease_seconds); left as it is",
+        what,
+        delivery_id,
+        owner,
+        row.state if row is not None else "gone",
+        f" under {row.claimed_by}" if row is not None and row.claimed_by else "",
+    )

@@ -3,7 +3,8 @@
 Handlers receive the normalized :class:`~bot.events.SlashCommand` and return the reply text
 (shown only to the caller where the platform allows). A :class:`~bot.errors.CommandError`
 becomes a one-line explanation plus the usage; any other exception becomes a generic apology
-and a log entry, never a traceback in chat.
+and a log entry, never a traceback in chat. With the database away the caller still gets a
+one-line answer: the audit row is then written to the log instead.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.config import StaffSection
-from bot.errors import CommandError
+from bot.errors import CommandError, StoreError
 from bot.events import Author, SlashCommand
 from bot.store.engagement import AuditTrail
 
@@ -23,6 +24,10 @@ Handler = Callable[[SlashCommand], Awaitable[str]]
 
 REFUSAL = "Sorry, only the comms staff can use /{name}. If you think you should, ask an admin."
 FAILURE = "Sorry, something went wrong on my side running that command; it has been logged."
+UNREACHABLE = (
+    "Sorry, I can't reach my database right now, so /{name} could not run; "
+    "please try again in a few minutes."
+)
 
 
 def is_staff(platform: str, author: Author, staff: StaffSection) -> bool:
@@ -79,19 +84,40 @@ class CommandRouter:
         target = f"/{cmd.name} {cmd.text}".strip()
         command = self._commands.get(cmd.name)
         if command is None:
-            await self._audit.record(actor, "command", target, allowed=False, detail="unknown")
+            await self._record(actor, target, allowed=False, detail="unknown")
             return f"Unknown command /{cmd.name}. Try /help."
         if command.staff_only and not is_staff(cmd.where.platform, cmd.author, self._staff):
-            await self._audit.record(actor, "command", target, allowed=False, detail="not staff")
+            await self._record(actor, target, allowed=False, detail="not staff")
             return REFUSAL.format(name=cmd.name)
         try:
             reply = await command.handler(cmd)
         except CommandError as exc:
-            await self._audit.record(actor, "command", target, detail=f"rejected: {exc}")
+            await self._record(actor, target, detail=f"rejected: {exc}")
             return f"{exc}\n{exc.usage}".rstrip() if exc.usage else str(exc)
+        except StoreError as exc:
+            log.error("command failed name=%s actor=%s: %s", cmd.name, actor, exc)
+            await self._record(actor, target, detail="database unreachable")
+            return UNREACHABLE.format(name=cmd.name)
         except Exception:
             log.exception("command failed name=%s actor=%s", cmd.name, actor)
-            await self._audit.record(actor, "command", target, detail="internal error")
+            await self._record(actor, target, detail="internal error")
             return FAILURE
-        await self._audit.record(actor, "command", target)
+        await self._record(actor, target)
         return reply
+
+    async def _record(
+        self, actor: str, target: str, *, allowed: bool = True, detail: str | None = None
+    ) -> None:
+        """Write the audit row; with the database away, log it instead (the reply matters
+        more than the row, and the log keeps who did what)."""
+        try:
+            await self._audit.record(actor, "command", target, allowed=allowed, detail=detail)
+        except StoreError as exc:
+            log.error(
+                "audit row not written actor=%s target=%r allowed=%s detail=%s: %s",
+                actor,
+                target,
+                allowed,
+                detail,
+                exc,
+            )

@@ -149,22 +149,26 @@ class Dispatcher:
         )
 
     async def on_command(self, cmd: SlashCommand) -> None:
-        """Run a command and answer the caller only."""
+        """Run a command and answer the caller only; then log it (a database outage costs
+        the log entry, not the answer)."""
         reply = await self._router.dispatch(cmd)
-        await self._log.record(
-            Event(
-                platform=cmd.where.platform,
-                kind="command",
-                channel=cmd.where.channel_id,
-                user=cmd.author.id,
-                text=f"/{cmd.name} {cmd.text}".strip(),
-            )
-        )
         await self._outbox.send(
             OutgoingMessage(
                 where=cmd.where, text=reply, ephemeral_to=cmd.author.id, handle=cmd.handle
             )
         )
+        try:
+            await self._log.record(
+                Event(
+                    platform=cmd.where.platform,
+                    kind="command",
+                    channel=cmd.where.channel_id,
+                    user=cmd.author.id,
+                    text=f"/{cmd.name} {cmd.text}".strip(),
+                )
+            )
+        except StoreError as exc:
+            log.error("command not logged platform=%s: %s", cmd.where.platform, exc)
 
     async def on_reaction(self, reaction: Reaction) -> None:
         """Log reactions on the bot's answers and announcements; ignore the rest."""

@@ -336,3 +336,82 @@ async def test_a_claim_that_fails_while_the_database_is_away_gives_its_post_slot
         # The database is back: the same process still posts (no slot was lost).
         await asyncio.wait_for(bot.runtime.delivery.fire_many([(1, ""), (2, "")]), timeout=5)
         assert sorted(bot.posts("x")) == ["Outage news 0", "Outage news 1"]
+
+
+class StallingMemory(MemoryAdapter):
+    """Holds announcement posts until the test lets them go (then posts or raises)."""
+
+    def __init__(self, platform: str, channel: str) -> None:
+        super().__init__(platform, announce_channels=(channel,))
+        self.posting = asyncio.Event()
+        self.go = asyncio.Event()
+        self.then_raise: Exception | None = None
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        if message.where.channel_id in self.announce_channels:
+            self.posting.set()
+            await self.go.wait()
+            if self.then_raise is not None:
+                raise self.then_raise
+        return await super().send(message)
+
+
+@pytest.mark.parametrize("outcome", ["posted", "failed", "taken over"])
+async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row_silently(
+    db_url: str, outcome: str
+) -> None:
+    slack = StallingMemory("slack", "C-news")
+    async with running_bot(db_url, platforms={"slack": slack}, claim_lease_seconds=0.3) as bot:
+        await bot.announce('schedule --at "in 1 hour" --to slack Lease news')
+        store = bot.runtime.announcements
+        real_renew = store.renew_claim
+
+        async def database_away(*args: object, **kwargs: object) -> bool:
+            raise StoreError("cannot reach the database at test: connection refused")
+
+        # This instance stalls mid-post and cannot reach the database to renew its lease…
+        store.renew_claim = database_away  # type: ignore[method-assign]
+        firing = asyncio.create_task(bot.runtime.delivery.fire(1))
+        await asyncio.wait_for(slack.posting.wait(), timeout=5)
+        await asyncio.sleep(0.5)
+        # …so the recovery (any instance's) takes the row for abandoned and tells staff.
+        assert await bot.runtime.announcement_timers.recover_interrupted() == 1
+        store.renew_claim = real_renew  # type: ignore[method-assign]
+        told = len(bot.slack.sent)
+        assert "may or may not be there" in bot.slack.sent[-1].text
+        [row] = await store.deliveries(1)
+        if outcome == "taken over":  # another instance retries the unknown row meanwhile
+            assert await store.set_delivery_if(row.id, ("unknown",), state="pending", error=None)
+            assert await store.claim(row.id, "other-host:7:beef", timedelta(seconds=60))
+        if outcome == "failed":
+            slack.then_raise = TransientPlatformError("slack", "HTTP 503")
+        slack.go.set()  # the stalled post finishes after all
+        await asyncio.wait_for(firing, timeout=10)
+
+        [row] = await store.deliveries(1)
+        notices = [m.text for m in bot.slack.sent[told:] if m.where.channel_id != "C-news"]
+        if outcome == "failed":
+            # Nothing went out: the row stays as the recovery left it, no retry is scheduled
+            # behind staff's back, and there is nothing to add.
+            assert row.state == "unknown" and row.error is not None
+            assert row.error.startswith("interrupted while posting")
+            assert bot.posts("slack") == [] and notices == []
+            assert row.next_attempt_at is None
+            assert bot.runtime.scheduler.get_job(f"delivery-{row.id}") is None
+            return
+        assert bot.posts("slack") == ["Lease news"]
+        [notice] = notices
+        if outcome == "taken over":
+            # The other instance's claim is untouched; staff learn a second copy may come.
+            assert row.state == "sending" and row.progress == []
+            assert (row.claimed_by or "").startswith("other-host:7:beef#")
+            assert "twice, possibly" in notice and "second copy" in notice
+            return
+        # Nobody had acted on the unknown row: the post that is up is recorded, and the
+        # staff who were told "may or may not be there" are told it is.
+        assert row.state == "sent" and row.external_id is not None
+        assert row.progress == [f"C-news|{row.external_id}"]
+        assert row.error is not None and "finished the post after all" in row.error
+        assert "up after all" in notice and f"message {row.external_id}" in notice
+        assert "nothing to do" in notice
+        assert (await store.require(1)).status == "done"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from adapters.memory import MemoryAdapter
 from bot.errors import TransientPlatformError
@@ -192,6 +193,41 @@ async def test_commands_are_authorized_and_audited(bot: tuple[Runtime, MemoryAda
         ("/nope", False),
         ("/help", True),
     ]
+
+
+async def test_commands_are_answered_while_the_database_is_away(
+    bot: tuple[Runtime, MemoryAdapter],
+) -> None:
+    runtime, adapter = bot
+    runtime.router.register("secret", _echo, staff_only=True, summary="staff only")
+
+    async def count(cmd: SlashCommand) -> str:
+        return f"{await runtime.faq.count()} entries"
+
+    runtime.router.register("count", count, staff_only=False, summary="needs the database")
+    # The database goes away (here: the pool points at a port where nothing listens).
+    db = runtime.db
+    engine, sessions = db.engine, db.sessions
+    db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
+    db.sessions = async_sessionmaker(db.engine, expire_on_commit=False)
+    try:
+        for name in ("help", "secret", "nope", "count"):
+            await adapter.inject(SlashCommand(CHANNEL, ALICE, name, "now"))
+    finally:
+        await db.engine.dispose()
+        db.engine, db.sessions = engine, sessions
+    helptext, refusal, unknown, unreachable = adapter.sent
+    assert all(m.ephemeral_to == ALICE.id for m in adapter.sent)
+    assert "/help" in helptext.text
+    assert "only the comms staff" in refusal.text
+    assert "Unknown command /nope" in unknown.text
+    assert "can't reach my database" in unreachable.text and "\n" not in unreachable.text
+    # The database is back: commands are audited again.
+    await adapter.inject(SlashCommand(CHANNEL, ALICE, "count", ""))
+    assert adapter.sent[-1].text.endswith(" entries")
+    async with runtime.db.session() as session:
+        audited = (await session.scalars(select(AuditLog.target))).all()
+    assert audited == ["/count"]
 
 
 async def _echo(cmd: SlashCommand) -> str:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.memory import MemoryAdapter
 from announcements.store import AnnouncementStore, NewAnnouncement
@@ -18,7 +19,7 @@ from bot.errors import StoreError
 from bot.events import Author, Conversation, SlashCommand, utcnow
 from bot.runtime import Runtime
 from bot.store.db import Database
-from bot.store.locks import Leadership
+from bot.store.locks import LEADER_LOCK, Leadership, lock_key
 from bot.store.models import Delivery
 from tests.conftest import make_config
 
@@ -101,25 +102,49 @@ async def test_singleton_jobs_run_on_one_instance_and_move_when_it_dies(pg_url: 
             runs[name] += 1
 
         runtime.add_singleton_job(job, 0.1)
+    leader_engine = None
     try:
         await asyncio.sleep(1.0)
         assert len(runs) == 1 and sum(runs.values()) >= 5, runs
         [leader_name] = runs
         leader = runtimes[int(leader_name[1:])]
-        # The leader's process dies: PostgreSQL drops its session and with it the lock.
-        async with runtimes[0 if leader is not runtimes[0] else 1].db.session() as session:
-            await session.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
-                )
-            )
-        await leader.stop()
-        runtimes.remove(leader)
+        # The leader loses its database session (PostgreSQL restarted it, an idle-session
+        # kill, a partition) and cannot open a new one: it is cut off from the database.
+        leader_engine = leader.db.engine
+        leader.db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
+        hi, lo = divmod(lock_key(LEADER_LOCK) % 2**64, 2**32)
+        observer = Database(pg_url)
+        try:
+            async with observer.session() as session:
+                [pid] = (
+                    await session.scalars(
+                        text(
+                            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                            "AND classid::bigint = :hi AND objid::bigint = :lo"
+                        ),
+                        {"hi": hi, "lo": lo},
+                    )
+                ).all()
+                assert await session.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            for _ in range(100):  # until the backend is gone
+                async with observer.session() as session:
+                    alive = await session.scalar(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+                    )
+                if not alive:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await observer.close()
         runs.clear()
-        await asyncio.sleep(1.0)
-        assert len(runs) == 1 and leader_name not in runs and sum(runs.values()) >= 3, runs
+        await asyncio.sleep(1.5)
+        # Nothing stopped: the old leader noticed on its own and another instance took over.
+        assert leader_name not in runs, runs
+        assert len(runs) == 1 and sum(runs.values()) >= 5, runs
     finally:
+        if leader_engine is not None:
+            await leader.db.engine.dispose()
+            leader.db.engine = leader_engine
         for runtime in runtimes:
             await runtime.stop()
 
@@ -158,6 +183,45 @@ async def test_announcements_go_out_once_when_the_instance_that_queued_them_dies
         assert max(posted.values()) == 1, [k for k, v in posted.items() if v > 1]
     finally:
         for runtime, _ in survivors:
+            await runtime.stop()
+
+
+async def test_instances_firing_one_recurring_occurrence_together_post_it_once(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    instances = [instance(pg_url) for _ in range(3)]
+    for runtime, _ in instances:
+        await runtime.start()
+    try:
+        store = instances[0][0].announcements
+        due = utcnow()
+        weekly = await store.create(
+            NewAnnouncement(
+                "ops",
+                "Office hours start now.",
+                tuple(PLATFORMS),
+                due,
+                "UTC",
+                {},
+                recurrence="every day 09:00",
+            )
+        )
+        occurrence = due.isoformat(timespec="seconds")
+        # Every instance's timer for the occurrence fires in the same instant.
+        for _ in range(3):
+            outcomes = await asyncio.gather(
+                *(r.delivery.fire_many([(weekly.id, occurrence)]) for r, _ in instances),
+                return_exceptions=True,
+            )
+            assert outcomes == [None, None, None]
+        rows = await store.deliveries(weekly.id, occurrence)
+        assert sorted(d.platform for d in rows) == sorted(PLATFORMS)
+        assert {d.state for d in rows} == {"sent"}
+        posted = announcement_posts([a for _, adapters in instances for a in adapters])
+        assert posted == Counter((p, "Office hours start now.") for p in PLATFORMS)
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    finally:
+        for runtime, _ in instances:
             await runtime.stop()
 
 
