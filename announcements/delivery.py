@@ -180,6 +180,9 @@ class DeliveryEngine:
         self._owner = owner
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Deliveries being posted -> their claim, renewed together by ``_keep_claims``.
+        self._held: dict[int, str] = {}
+        self._keeper: asyncio.Task[None] | None = None
         #: Per platform: how many posts this process may have claimed and in flight at once.
         self._posting: dict[str, asyncio.Semaphore] = {}
         #: Set by the scheduler: arms a timer for a retry at the given time.
@@ -320,33 +323,42 @@ class DeliveryEngine:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        keeper = asyncio.create_task(self._keep_claim(delivery, task))
-        task.add_done_callback(lambda _: keeper.cancel())
+        claim = self._held[delivery.id] = self._claim(delivery)
+        task.add_done_callback(lambda _: self._release(delivery.id, claim))
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_claims(), name="delivery-claims")
         await asyncio.shield(task)
 
-    async def _keep_claim(self, delivery: Delivery, work: asyncio.Task[None]) -> None:
-        """Renew the claim's lease while a post is in progress.
+    def _release(self, delivery_id: int, claim: str) -> None:
+        if self._held.get(delivery_id) == claim:
+            del self._held[delivery_id]
+
+    async def _keep_claims(self) -> None:
+        """Renew the leases of every claim whose post is in progress, in one statement per
+        tick, for as long as there are any.
 
         One post can outlast the lease (an SDK sleeping out a 429, a slow platform, a busy
         CPU); another instance would then take the row for abandoned and mark it unknown.
+        One batched renewal per process, rather than one per post, keeps the renewals from
+        queueing for database connections behind the posts' own writes.
         """
         every = max(0.05, self._settings.claim_lease_seconds / 3)
-        while not work.done():
+        while self._held:
             await asyncio.sleep(every)
-            if work.done():
+            held = dict(self._held)
+            if not held:
                 return
             try:
-                held = await self._store.renew_claim(
-                    delivery.id, self._claim(delivery), utcnow() + self._lease()
-                )
+                kept = await self._store.renew_claims(held, utcnow() + self._lease())
             except StoreError as exc:  # the database is away; the next tick tries again
-                log.warning("claim not renewed id=%s: %s", delivery.id, exc)
+                log.warning("claims not renewed (%d): %s", len(held), exc)
                 continue
-            if not held:
-                # Taken over (its lease ran out while this process could not renew it): the
-                # post under way finishes, and its writes find the claim gone.
-                log.warning("claim lost id=%s claim=%s", delivery.id, self._claim(delivery))
-                return
+            for ident in held.keys() - kept:
+                if self._held.get(ident) == held[ident]:
+                    # Taken over (its lease ran out while this process could not renew it):
+                    # the post under way finishes, and its writes find the claim gone.
+                    log.warning("claim lost id=%s claim=%s", ident, held[ident])
+                    del self._held[ident]
 
     async def drain(self, grace: float) -> int:
         """Wait for in-flight deliveries; returns how many did not finish in time."""
@@ -606,7 +618,7 @@ class DeliveryEngine:
             ),
         )
         when = utcnow() + timedelta(seconds=delay)
-        if not await self._store.settle(
+        outcome = await self._store.settle(
             delivery.id,
             announcement.id,
             owner=self._claim(delivery),
@@ -614,9 +626,12 @@ class DeliveryEngine:
             next_attempt_at=when,
             error=exc.reason,
             claimed_until=None,
-        ):
+        )
+        if outcome == "lost":
             await self._claim_lost(announcement, delivery, known)
             return
+        if outcome == "late":
+            await self._settled_late(announcement, delivery, f"not posted ({exc.reason}); retrying")
         if self._metrics is not None:
             self._metrics.delivery(delivery.platform, "retrying")
         log.warning(
@@ -660,7 +675,7 @@ class DeliveryEngine:
             utcnow() + timedelta(seconds=delay),
             lost.doubt.last + timedelta(seconds=self._settings.reconcile_after_seconds),
         )
-        if not await self._store.settle(
+        outcome = await self._store.settle(
             delivery.id,
             announcement.id,
             owner=self._claim(delivery),
@@ -669,9 +684,14 @@ class DeliveryEngine:
             error=f"{lost.reason}; {lost.what} is looked up before it is posted again",
             claimed_until=None,
             progress=progress,
-        ):
+        )
+        if outcome == "lost":
             await self._claim_lost(announcement, delivery, known)
             return
+        if outcome == "late":
+            await self._settled_late(
+                announcement, delivery, f"{lost.what} is looked up, then posted if it is not up"
+            )
         log.warning(
             "delivery part in doubt, will look it up id=%s platform=%s attempt=%d at=%s reason=%s",
             delivery.id,
@@ -686,7 +706,7 @@ class DeliveryEngine:
     async def _fail(
         self, announcement: Announcement, delivery: Delivery, reason: str, known: int = 0
     ) -> None:
-        if not await self._store.settle(
+        outcome = await self._store.settle(
             delivery.id,
             announcement.id,
             owner=self._claim(delivery),
@@ -694,7 +714,8 @@ class DeliveryEngine:
             error=reason,
             claimed_until=None,
             next_attempt_at=None,
-        ):
+        )
+        if outcome == "lost":
             await self._claim_lost(announcement, delivery, known)
             return
         if self._metrics is not None:
@@ -719,7 +740,7 @@ class DeliveryEngine:
         known: int = 0,
     ) -> None:
         fields: dict[str, object] = {} if progress is None else {"progress": progress}
-        if not await self._store.settle(
+        outcome = await self._store.settle(
             delivery.id,
             announcement.id,
             owner=self._claim(delivery),
@@ -728,9 +749,12 @@ class DeliveryEngine:
             claimed_until=None,
             next_attempt_at=None,
             **fields,
-        ):
+        )
+        if outcome == "lost":
             await self._claim_lost(announcement, delivery, known)
             return
+        if outcome == "late":
+            return  # unknown already, and staff were told when the claim ran out
         if self._metrics is not None:
             self._metrics.delivery(delivery.platform, "unknown")
         await self._notify(
@@ -740,6 +764,18 @@ class DeliveryEngine:
             f"/announce mark-sent {announcement.id} "
             f"--to {delivery.platform} or /announce retry {announcement.id} "
             f"--to {delivery.platform}.",
+        )
+
+    async def _settled_late(
+        self, announcement: Announcement, delivery: Delivery, what: str
+    ) -> None:
+        """Staff were told "may or may not be there" when the claim ran out mid-attempt; the
+        attempt has ended since, nobody had acted on the row, and it was settled: say how."""
+        await self._notify(
+            announcement,
+            f"Update on announcement #{announcement.id} on {delivery.platform}: {what}. "
+            f"Instance {claim_owner(self._claim(delivery))} finished the attempt after its "
+            "claim had run out: nothing to do.",
         )
 
     async def _claim_lost(self, announcement: Announcement, delivery: Delivery, known: int) -> None:

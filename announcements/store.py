@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -378,17 +378,25 @@ class AnnouncementStore:
     async def renew_claim(self, delivery_id: int, owner: str, until: datetime) -> bool:
         """Extend a claim still held (``owner``: the row's ``claimed_by`` as claimed); False
         if the row is no longer under that claim."""
+        return delivery_id in await self.renew_claims({delivery_id: owner}, until)
+
+    async def renew_claims(self, held: Mapping[int, str], until: datetime) -> set[int]:
+        """Extend every claim in ``held`` (delivery id -> ``claimed_by`` as claimed) in one
+        statement; returns the ids still under their claim (the others were taken over)."""
+        if not held:
+            return set()
         async with self._db.session() as session:
-            result = await session.execute(
+            rows = await session.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id == delivery_id,
+                    Delivery.id.in_(list(held)),
                     Delivery.state == "sending",
-                    Delivery.claimed_by == owner,
+                    Delivery.claimed_by.in_(set(held.values())),
                 )
                 .values(claimed_until=until)
+                .returning(Delivery.id, Delivery.claimed_by)
             )
-            return bool(getattr(result, "rowcount", 0) == 1)
+            return {ident for ident, owner in rows.all() if held.get(ident) == owner}
 
     async def record_sent(
         self,
@@ -482,23 +490,39 @@ class AnnouncementStore:
 
     async def settle(
         self, delivery_id: int, announcement_id: int, *, owner: str, **fields: object
-    ) -> bool:
+    ) -> Recorded:
         """Set a final (or retry) state and close the announcement if nothing is left.
 
-        Only while the row is still ``sending`` under the claim ``owner``; False (and the
-        row left alone) if the claim was lost.
+        While the row is still ``sending`` under the claim ``owner`` (``recorded``); or, like
+        :meth:`record_sent`, while it is ``unknown`` from that same claim and untouched since
+        (``late``): the lease ran out mid-attempt and the recovery marked it, but the attempt
+        has now ended and knows the outcome better (not posted, so retry; or failed), and no
+        person or other attempt has acted on the row. Otherwise nothing is written (``lost``).
         """
         async with self._db.session() as session:
+            now = utcnow()
             result = await session.execute(
                 update(Delivery)
                 .where(*_under_claim(delivery_id, owner))
-                .values(updated_at=utcnow(), **fields)
+                .values(updated_at=now, **fields)
             )
+            outcome: Recorded = "recorded"
+            if _rowcount(result) != 1:
+                result = await session.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.id == delivery_id,
+                        Delivery.state == "unknown",
+                        Delivery.claimed_by == owner,
+                    )
+                    .values(updated_at=now, **fields)
+                )
+                outcome = "late"
             if _rowcount(result) != 1:
                 _warn_lost(delivery_id, owner, await session.get(Delivery, delivery_id), "settle")
-                return False
+                return "lost"
             await self._finish_if_done(session, announcement_id)
-            return True
+            return outcome
 
     async def set_delivery(self, delivery_id: int, *, owner: str | None, **fields: object) -> bool:
         """Set columns of a delivery (retried while the database is unreachable).

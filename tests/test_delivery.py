@@ -364,19 +364,19 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
     async with running_bot(db_url, platforms={"slack": slack}, claim_lease_seconds=0.3) as bot:
         await bot.announce('schedule --at "in 1 hour" --to slack Lease news')
         store = bot.runtime.announcements
-        real_renew = store.renew_claim
+        real_renew = store.renew_claims
 
         async def database_away(*args: object, **kwargs: object) -> bool:
             raise StoreError("cannot reach the database at test: connection refused")
 
         # This instance stalls mid-post and cannot reach the database to renew its lease…
-        store.renew_claim = database_away  # type: ignore[method-assign]
+        store.renew_claims = database_away  # type: ignore[assignment]
         firing = asyncio.create_task(bot.runtime.delivery.fire(1))
         await asyncio.wait_for(slack.posting.wait(), timeout=5)
         await asyncio.sleep(0.5)
         # …so the recovery (any instance's) takes the row for abandoned and tells staff.
         assert await bot.runtime.announcement_timers.recover_interrupted() == 1
-        store.renew_claim = real_renew  # type: ignore[method-assign]
+        store.renew_claims = real_renew  # type: ignore[method-assign]
         told = len(bot.slack.sent)
         assert "may or may not be there" in bot.slack.sent[-1].text
         [row] = await store.deliveries(1)
@@ -391,13 +391,15 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         [row] = await store.deliveries(1)
         notices = [m.text for m in bot.slack.sent[told:] if m.where.channel_id != "C-news"]
         if outcome == "failed":
-            # Nothing went out: the row stays as the recovery left it, no retry is scheduled
-            # behind staff's back, and there is nothing to add.
-            assert row.state == "unknown" and row.error is not None
-            assert row.error.startswith("interrupted while posting")
-            assert bot.posts("slack") == [] and notices == []
-            assert row.next_attempt_at is None
-            assert bot.runtime.scheduler.get_job(f"delivery-{row.id}") is None
+            # Nothing went out, and nobody had acted on the unknown row: the attempt knows
+            # better now, so the row goes back to a scheduled retry and staff, who were told
+            # "may or may not be there", learn that it is not there and is being retried.
+            assert row.state == "pending" and row.error == "HTTP 503"
+            assert row.next_attempt_at is not None
+            assert bot.runtime.scheduler.get_job(f"delivery-{row.id}") is not None
+            assert bot.posts("slack") == []
+            [notice] = notices
+            assert "not posted (HTTP 503); retrying" in notice and "nothing to do" in notice
             return
         assert bot.posts("slack") == ["Lease news"]
         [notice] = notices
