@@ -380,6 +380,7 @@ class Runtime:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.leadership.release()
+        await self._claims.close()
         if self.web is not None:
             await self.web.stop()
             self.web = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from adapters.memory import MemoryAdapter
 from bot.events import Author, Conversation, IncomingMessage, utcnow
@@ -74,3 +74,25 @@ async def test_one_sqlite_instance_keeps_delivery_ids_in_memory_only(sqlite_url:
         assert not [k for k in keys if k.startswith(EVENT_PREFIX)]
     finally:
         await runtime.stop()
+
+
+async def test_claims_survive_a_dropped_database_connection(pg_url: str) -> None:
+    """After a failover or restart drops the claims connection, the next question opens a
+    new one: still answered once, its retry still dropped."""
+    first, here = instance(pg_url)
+    await first.start()
+    try:
+        await here.inject(mention("Ev-1", "1700000000.000100"))
+        async with first.db.engine.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert killed and killed >= 1
+        await here.inject(mention("Ev-2", "1700000000.000200"))
+        await here.inject(mention("Ev-2", "1700000000.000200"))
+        assert len(here.sent) == 2
+    finally:
+        await first.stop()

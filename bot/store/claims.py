@@ -8,13 +8,16 @@ guard anything are pruned by age.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.events import utcnow
 from bot.store.db import Database
@@ -27,11 +30,22 @@ EVENT_PREFIX = "event."
 EVENT_CLAIM_HOURS = 1
 
 
+_CLAIM_KEYS = text(
+    "INSERT INTO bot_state (key, value, updated_at) "
+    "SELECT k, '', :now FROM unnest(CAST(:keys AS text[])) AS k "
+    "ON CONFLICT (key) DO NOTHING RETURNING key"
+)
+
+
 class Claims:
     """Claims and small cursors shared by every bot process."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: Delivery-id claims waiting for the next batch, and the task writing batches.
+        self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
 
     @staticmethod
     async def _claim_in(session: AsyncSession, key: str, value: str) -> bool:
@@ -53,14 +67,74 @@ class Claims:
     async def first_delivery(self, platform: str, event_id: str) -> bool:
         """Claim a platform's delivery id (``event.<platform>.<id>``): True the first time.
 
-        Asked for every inbound event when several instances share the database, so on
-        PostgreSQL the commit does not wait for the disk: a claim lost in a crash can at
-        worst let one retried event be answered twice.
+        Asked for every inbound event when several instances share the database, so the
+        claims are group-committed: whoever asks while a batch is being written joins the
+        next one, and one INSERT serves them all. On PostgreSQL the commit does not wait for
+        the disk either: a claim lost in a crash can at worst let one retried event be
+        answered twice.
         """
+        key = f"{EVENT_PREFIX}{platform}.{event_id}"
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(waiter)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches(), name="event-claims")
+        return await waiter
+
+    async def _write_batches(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            try:
+                won = await self._insert_keys(list(batch))
+            except Exception as exc:  # every waiter sees the error (StoreError: fail open)
+                for waiters in batch.values():
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                continue
+            for key, waiters in batch.items():
+                for n, waiter in enumerate(waiters):
+                    if not waiter.done():
+                        waiter.set_result(n == 0 and key in won)  # the same id twice: once
+
+    async def _insert_keys(self, keys: list[str]) -> set[str]:
+        now = utcnow()
+        if self._db.dialect == "postgresql":
+            return await self._insert_keys_pg(keys, now)
         async with self._db.session() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                await session.execute(text("SET LOCAL synchronous_commit = off"))
-            return await self._claim_in(session, f"{EVENT_PREFIX}{platform}.{event_id}", "")
+            result = await session.execute(
+                sqlite_insert(BotState)
+                .values([{"key": key, "value": "", "updated_at": now} for key in keys])
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(BotState.key)
+            )
+            return set(result.scalars().all())
+
+    async def _insert_keys_pg(self, keys: list[str], now: datetime) -> set[str]:
+        """One statement on a connection of its own (autocommit, commits not waiting for the
+        disk): a claim is in the answering path of every question, so it takes one round
+        trip and never queues for a pooled connection behind the log's writes."""
+        for attempt in (1, 2):  # a connection the database dropped is replaced once
+            try:
+                if self._conn is None:
+                    conn = await self._db.engine.connect()
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(text("SET synchronous_commit = off"))
+                    self._conn = conn
+                result = await self._conn.execute(_CLAIM_KEYS, {"keys": keys, "now": now})
+                return set(result.scalars().all())
+            except (SQLAlchemyError, OSError) as exc:
+                await self.close()
+                if attempt == 2:
+                    raise self._db.unreachable(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        """Drop the claims connection (never back to the pool: its settings are its own)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await conn.invalidate()
+                await conn.close()
 
     async def claim_with_event(self, key: str, value: str, event: Event) -> bool:
         """Claim ``key`` and, only if won, store ``event`` — one transaction."""

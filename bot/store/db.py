@@ -141,6 +141,10 @@ class Database:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(self._unreachable(exc)) from exc
 
+    def unreachable(self, exc: BaseException) -> StoreError:
+        """The one-line StoreError for a driver error of a database that is away."""
+        return StoreError(self._unreachable(exc))
+
     def _unreachable(self, exc: BaseException) -> str:
         reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         first = (
