@@ -276,6 +276,22 @@ def _describe(body: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items() if v) or "request=unknown"
 
 
+#: slack-sdk's Web API client loggers. It decides whether to format a debug line for each
+#: request from ``logger.level <= DEBUG`` rather than ``isEnabledFor``, so while a logger's
+#: own level is NOTSET (0, the default) it builds that line (headers, the JSON body) for
+#: every call and then drops it.
+SDK_LOGGERS = ("slack_sdk.web.async_base_client", "slack_sdk.web.async_internal_utils")
+
+
+def _pin_sdk_log_levels() -> None:
+    """Give slack-sdk's client loggers their effective level as their own: the same records
+    come out (DEBUG still does when the bot runs with --verbose), minus the wasted work."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logger.getEffectiveLevel())
+
+
 def _quote(text: str) -> str:
     return f'"{text.replace(chr(34), "")}"'
 
@@ -348,6 +364,7 @@ class SlackAdapter:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
+        _pin_sdk_log_levels()
         # One pooled HTTP session for every Web API call (Bolt's per-request clients share
         # it too): keep-alive connections instead of a new session, TCP (and TLS) handshake
         # per call, which is slack-sdk's default when no session is given.
@@ -595,6 +612,18 @@ class SlackAdapter:
         async def reaction_removed(event: dict[str, Any], body: dict[str, Any]) -> None:
             await self._deliver(await self._reaction(event, body, added=False))
 
+        # Events first: Bolt tries listeners in the order they were added and nearly every
+        # request is an event (a question), so it should not be matched against the
+        # command, view and action listeners before its own.
+        handlers = {
+            "app_mention": mention,
+            "message": message,
+            "reaction_added": reaction_added,
+            "reaction_removed": reaction_removed,
+        }
+        for name in BOT_EVENTS:
+            app.event(name)(handlers[name])
+
         @app.command("/announce")
         async def announce(ack: Any, command: dict[str, Any], client: Any) -> None:
             await ack()
@@ -679,15 +708,6 @@ class SlackAdapter:
             response_url = body.get("response_url") if isinstance(body, dict) else None
             if response_url:
                 await self._apologize(str(response_url))
-
-        handlers = {
-            "app_mention": mention,
-            "message": message,
-            "reaction_added": reaction_added,
-            "reaction_removed": reaction_removed,
-        }
-        for name in BOT_EVENTS:
-            app.event(name)(handlers[name])
 
     async def _apologize(self, response_url: str) -> None:
         """The generic one-line apology, to the user only; a failure here is only logged."""

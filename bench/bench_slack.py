@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import SlackAdapter
+from adapters.slack import SDK_LOGGERS, SlackAdapter
 from bench.machine import describe
 from bot.config import Config, Settings
 from bot.runtime import Runtime
@@ -109,7 +110,15 @@ async def _drive(
 
 
 async def floor(count: int, concurrency: int, pooled: bool = False) -> float:
-    """Questions per second of a bare Bolt app replying a fixed text."""
+    """Questions per second of a bare Bolt app replying a fixed text.
+
+    As Bolt ships (a new HTTP session per call, slack-sdk's loggers at their default level),
+    or ``pooled``: with the same plumbing foundation-bot's adapter sets up (one pooled
+    session, the loggers' levels pinned), the stricter comparison.
+    """
+    for name in SDK_LOGGERS:  # the adapter, run earlier in this process, may have pinned them
+        logger = logging.getLogger(name)
+        logger.setLevel(logger.getEffectiveLevel() if pooled else logging.NOTSET)
     async with fake_slack() as fake, aiohttp.ClientSession() as session:
         client = AsyncWebClient(
             token="xoxb-bench", base_url=f"{fake.base}/api/", session=session if pooled else None

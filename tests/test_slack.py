@@ -1087,3 +1087,31 @@ async def test_a_slack_listener_that_crashes_logs_a_traceback_with_context_and_a
     message = record.getMessage()
     assert "command=/announce" in message and f"user={STAFF}" in message
     assert "hooks" not in message and "legacy" not in message  # no response URL, no token
+
+
+@pytest.mark.parametrize("debug", [False, True])
+async def test_sdk_request_debug_lines_appear_only_with_debug_logging(
+    debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """slack-sdk builds a debug line per request whenever its logger's own level is unset;
+    the adapter pins it to the effective level, and --verbose still shows the lines."""
+    from adapters.slack import SDK_LOGGERS
+
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    caplog.set_level(logging.DEBUG if debug else logging.WARNING)
+    async with fake_slack() as fake:
+        adapter = SlackAdapter(
+            bot_token="xoxb-test", signing_secret=SECRET, mode="http", api_url=f"{fake.base}/api/"
+        )
+        await adapter.start(_no_events)
+        try:
+            await adapter.send(OutgoingMessage(Conversation("slack", "C-news"), "Hello"))
+        finally:
+            await adapter.stop()
+    levels = {logging.getLogger(name).level for name in SDK_LOGGERS}
+    assert levels == {logging.DEBUG if debug else logging.WARNING}
+    sending = [r for r in caplog.records if r.getMessage().startswith("Sending a request")]
+    assert bool(sending) is debug
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
