@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.base import EventSink
@@ -397,36 +398,34 @@ class SlackAdapter:
 
     async def _check_bot_token(self) -> None:
         """``auth.test`` with the bot token; a rejected token fails the start in one line."""
-        try:
-            await self.client.auth_test()
-        except SlackApiError as exc:
-            error = translate(exc)
-            if isinstance(error, PermanentPlatformError):
-                raise PermanentPlatformError(
-                    PLATFORM,
-                    f"Slack rejected the bot token ({_code(exc)}): check SLACK_BOT_TOKEN, the "
-                    "app's xoxb- Bot User OAuth Token",
-                ) from exc
-            raise error from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise translate(exc) from exc
+        await self._token_check(
+            self.client.auth_test(),
+            "Slack rejected the bot token ({code}): check SLACK_BOT_TOKEN, the app's xoxb- Bot "
+            "User OAuth Token",
+        )
 
     async def _open_socket_url(self) -> str:
         """A Socket Mode websocket URL from ``apps.connections.open`` with the app token."""
+        response = await self._token_check(
+            self.client.apps_connections_open(app_token=self._app_token or ""),
+            "Slack rejected the app-level token ({code}): check SLACK_APP_TOKEN, an xapp- token "
+            "with the connections:write scope",
+        )
+        return str(response["url"])
+
+    @staticmethod
+    async def _token_check(call: Awaitable[AsyncSlackResponse], refused: str) -> AsyncSlackResponse:
+        """Await a start-up call; a refusal Slack means for good becomes ``refused`` (with
+        Slack's error code in ``{code}``), anything else the usual platform error."""
         try:
-            response = await self.client.apps_connections_open(app_token=self._app_token or "")
+            return await call
         except SlackApiError as exc:
             error = translate(exc)
             if isinstance(error, PermanentPlatformError):
-                raise PermanentPlatformError(
-                    PLATFORM,
-                    f"Slack rejected the app-level token ({_code(exc)}): check SLACK_APP_TOKEN, "
-                    "an xapp- token with the connections:write scope",
-                ) from exc
+                raise PermanentPlatformError(PLATFORM, refused.format(code=_code(exc))) from exc
             raise error from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise translate(exc) from exc
-        return str(response["url"])
 
     async def stop(self) -> None:
         self._connected = False

@@ -450,27 +450,15 @@ class AnnouncementStore:
             "url": url,
             "updated_at": now,
         }
+        late_note = (
+            f"its claim ran out mid-post and it was marked unknown; instance "
+            f"{claim_owner(owner)} finished the post after all"
+        )
         async with self._db.session() as session:
-            result = await session.execute(
-                update(Delivery).where(*_under_claim(delivery_id, owner)).values(error=None, **sent)
+            outcome = await _write_own(
+                session, delivery_id, owner, {"error": None, **sent}, {"error": late_note, **sent}
             )
-            outcome: Recorded = "recorded"
-            if _rowcount(result) != 1:
-                result = await session.execute(
-                    update(Delivery)
-                    .where(
-                        Delivery.id == delivery_id,
-                        Delivery.state == "unknown",
-                        Delivery.claimed_by == owner,
-                    )
-                    .values(
-                        error=f"its claim ran out mid-post and it was marked unknown; instance "
-                        f"{claim_owner(owner)} finished the post after all",
-                        **sent,
-                    )
-                )
-                outcome = "late"
-            if _rowcount(result) == 1:
+            if outcome is not None:
                 session.add(event)
                 await self._finish_if_done(session, event.announcement_id)
                 if outcome == "late":
@@ -500,25 +488,9 @@ class AnnouncementStore:
         person or other attempt has acted on the row. Otherwise nothing is written (``lost``).
         """
         async with self._db.session() as session:
-            now = utcnow()
-            result = await session.execute(
-                update(Delivery)
-                .where(*_under_claim(delivery_id, owner))
-                .values(updated_at=now, **fields)
-            )
-            outcome: Recorded = "recorded"
-            if _rowcount(result) != 1:
-                result = await session.execute(
-                    update(Delivery)
-                    .where(
-                        Delivery.id == delivery_id,
-                        Delivery.state == "unknown",
-                        Delivery.claimed_by == owner,
-                    )
-                    .values(updated_at=now, **fields)
-                )
-                outcome = "late"
-            if _rowcount(result) != 1:
+            values = {"updated_at": utcnow(), **fields}
+            outcome = await _write_own(session, delivery_id, owner, values, values)
+            if outcome is None:
                 _warn_lost(delivery_id, owner, await session.get(Delivery, delivery_id), "settle")
                 return "lost"
             await self._finish_if_done(session, announcement_id)
@@ -664,6 +636,33 @@ def _under_claim(delivery_id: int, owner: str) -> tuple[ColumnElement[bool], ...
 
 def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _write_own(
+    session: AsyncSession,
+    delivery_id: int,
+    owner: str,
+    values: Mapping[str, object],
+    late_values: Mapping[str, object],
+) -> Literal["recorded", "late"] | None:
+    """Write ``values`` to the row still being posted under the claim ``owner``; else
+    ``late_values`` to the row if it is the ``unknown`` that claim's lapse left and nobody
+    has touched since (the recovery keeps ``claimed_by``); None if neither."""
+    result = await session.execute(
+        update(Delivery).where(*_under_claim(delivery_id, owner)).values(**values)
+    )
+    if _rowcount(result) == 1:
+        return "recorded"
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.state == "unknown",
+            Delivery.claimed_by == owner,
+        )
+        .values(**late_values)
+    )
+    return "late" if _rowcount(result) == 1 else None
 
 
 def _warn_lost(delivery_id: int, owner: str, row: Delivery | None, what: str) -> None:
