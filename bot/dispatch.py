@@ -21,7 +21,7 @@ from bot.events import (
     SlashCommand,
 )
 from bot.store.engagement import EngagementLog, Event
-from bot.store.models import ReviewItem
+from bot.store.models import EngagementEvent, ReviewItem
 from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ SLOW_DOWN = "You're asking faster than I can keep up; please wait a minute and t
 THANKS_HELPFUL = "Thanks for the feedback!"
 THANKS_UNHELPFUL = "Thanks, that helps us improve. A moderator will review this answer."
 ESCALATED = "I've asked a moderator to look at your question."
+FEEDBACK_NOT_SAVED = (
+    "Thanks, but I couldn't save your feedback just now; please try again in a few minutes."
+)
 
 
 class Outbox:
@@ -195,6 +198,46 @@ class Dispatcher:
     async def on_feedback(self, fb: Feedback) -> None:
         """Record a helpful / not-helpful click and acknowledge it to the clicker."""
         where = fb.where
+        try:
+            question = await self._record_feedback(fb)
+        except StoreError as exc:
+            # The click still gets an answer, an honest one: nothing was saved.
+            log.error("feedback not recorded: %s", exc)
+            await self._outbox.send(
+                OutgoingMessage(
+                    where=where,
+                    text=FEEDBACK_NOT_SAVED,
+                    ephemeral_to=fb.author.id,
+                    handle=fb.handle,
+                )
+            )
+            return
+        ack = THANKS_HELPFUL if fb.helpful else THANKS_UNHELPFUL
+        if fb.escalate and question is not None:
+            channel = self._moderators.get(where.platform)
+            if channel:
+                await self._outbox.send(
+                    OutgoingMessage(
+                        where=Conversation(where.platform, channel),
+                        text=f"A user asked for a moderator. Question: {question.text}\n"
+                        f"(asked by {question.user} in {question.channel})",
+                    )
+                )
+                ack = ESCALATED
+        offer = not fb.helpful and not fb.escalate and where.platform in self._moderators
+        await self._outbox.send(
+            OutgoingMessage(
+                where=where,
+                text=ack,
+                ephemeral_to=fb.author.id,
+                handle=fb.handle,
+                escalation_token=fb.token if offer else None,
+            )
+        )
+
+    async def _record_feedback(self, fb: Feedback) -> EngagementEvent | None:
+        """Log the click (and queue a 👎 for review); returns the question it was about."""
+        where = fb.where
         question = await self._log.question_for(fb.token)
         review = None
         if not fb.helpful and question is not None:
@@ -219,28 +262,7 @@ class Dispatcher:
             ),
             review=review,
         )
-        ack = THANKS_HELPFUL if fb.helpful else THANKS_UNHELPFUL
-        if fb.escalate and question is not None:
-            channel = self._moderators.get(where.platform)
-            if channel:
-                await self._outbox.send(
-                    OutgoingMessage(
-                        where=Conversation(where.platform, channel),
-                        text=f"A user asked for a moderator. Question: {question.text}\n"
-                        f"(asked by {question.user} in {question.channel})",
-                    )
-                )
-                ack = ESCALATED
-        offer = not fb.helpful and not fb.escalate and where.platform in self._moderators
-        await self._outbox.send(
-            OutgoingMessage(
-                where=where,
-                text=ack,
-                ephemeral_to=fb.author.id,
-                handle=fb.handle,
-                escalation_token=fb.token if offer else None,
-            )
-        )
+        return question
 
 
 async def record_exchange(

@@ -234,6 +234,27 @@ async def _echo(cmd: SlashCommand) -> str:
     return cmd.text
 
 
+async def test_a_feedback_click_is_answered_honestly_while_the_database_is_away(
+    bot: tuple[Runtime, MemoryAdapter],
+) -> None:
+    runtime, adapter = bot
+    await adapter.inject(question("is pytorch still open source?"))
+    token = adapter.sent[0].feedback_token
+    assert token
+    db = runtime.db
+    engine, sessions = db.engine, db.sessions
+    db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
+    db.sessions = async_sessionmaker(db.engine, expire_on_commit=False)
+    try:
+        await adapter.inject(Feedback(CHANNEL, Author("U-bob"), token, helpful=False))
+    finally:
+        await db.engine.dispose()
+        db.engine, db.sessions = engine, sessions
+    reply = adapter.sent[-1]
+    assert reply.ephemeral_to == "U-bob" and "couldn't save your feedback" in reply.text
+    assert await runtime.engagement.list(LogFilter(kind="feedback")) == []
+
+
 async def test_feedback_is_logged_and_thumbs_down_goes_to_review(
     bot: tuple[Runtime, MemoryAdapter],
 ) -> None:
