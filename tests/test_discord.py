@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from adapters.discord import DiscordAdapter, command_text, invite_url
 from bot.cli import _platform_adapters, main
+from bot.commands import FAILURE
 from bot.config import load_config
 from bot.errors import ConfigError, PermanentPlatformError
 from bot.events import Conversation, OutgoingMessage
@@ -248,6 +249,23 @@ async def test_unauthorized_announce_refused_and_nothing_posted(sqlite_url: str)
             [audit] = (await session.scalars(select(AuditLog))).all()
             assert not (await session.scalars(select(Announcement))).all()
         assert (audit.actor, audit.allowed) == (f"discord:{READER}", False)
+
+
+async def test_a_command_that_fails_inside_the_bot_gets_a_one_line_apology(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with discord_bot(sqlite_url) as bot:
+
+        async def broken_core(event: object) -> None:
+            raise RuntimeError("core exploded")
+
+        bot.adapter._sink = broken_core  # the failure is the bot's, past the SDK
+        interaction = await bot.command(action="list")
+        reply = await bot.reply_to(interaction)
+        assert reply["content"] == FAILURE and reply["flags"] == 64  # private, one line
+        assert "Traceback" not in reply["content"] and "exploded" not in reply["content"]
+    failed = [r for r in caplog.records if "app command failed" in r.getMessage()]
+    assert failed and failed[0].exc_info is not None  # the operator's log has the traceback
 
 
 async def test_authorized_announce_schedule_via_modal_is_stored(sqlite_url: str) -> None:
