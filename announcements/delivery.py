@@ -20,6 +20,7 @@ changes nothing, and whatever this attempt did post is reported (:meth:`_claim_l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -361,10 +362,19 @@ class DeliveryEngine:
                     del self._held[ident]
 
     async def drain(self, grace: float) -> int:
-        """Wait for in-flight deliveries; returns how many did not finish in time."""
-        if not self._tasks:
-            return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        """Wait for in-flight deliveries; returns how many did not finish in time.
+
+        Their claims are no longer renewed after that: the process is going away, and their
+        leases running out is what lets another instance (or the next start) take them up.
+        """
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
         return len(pending)
 
     async def _run(self, announcement: Announcement, delivery: Delivery) -> None:

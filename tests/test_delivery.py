@@ -417,3 +417,23 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         assert "up after all" in notice and f"message {row.external_id}" in notice
         assert "nothing to do" in notice
         assert (await store.require(1)).status == "done"
+
+
+async def test_a_post_still_running_at_shutdown_stops_holding_its_claim(db_url: str) -> None:
+    """After the shutdown grace, the process stops renewing the leases of posts it could not
+    finish, so the recovery (another instance, or the next start) can take them up."""
+    slack = StallingMemory("slack", "C-news")
+    async with running_bot(db_url, platforms={"slack": slack}, claim_lease_seconds=0.3) as bot:
+        await bot.announce('schedule --at "in 1 hour" --to slack Slow news')
+        firing = asyncio.create_task(bot.runtime.delivery.fire(1))
+        await asyncio.wait_for(slack.posting.wait(), timeout=5)
+        await asyncio.sleep(0.5)  # longer than the lease: renewed meanwhile
+        assert await bot.runtime.announcement_timers.recover_interrupted() == 0
+        assert await bot.runtime.delivery.drain(0.05) == 1
+        await asyncio.sleep(0.5)
+        assert await bot.runtime.announcement_timers.recover_interrupted() == 1
+        [row] = await bot.runtime.announcements.deliveries(1)
+        assert row.state == "unknown"
+        slack.then_raise = TransientPlatformError("slack", "HTTP 503")
+        slack.go.set()
+        await asyncio.wait_for(firing, timeout=5)
