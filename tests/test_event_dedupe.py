@@ -3,11 +3,14 @@ another instance than the first delivery (several instances on PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, text, update
 
 from adapters.memory import MemoryAdapter
+from bot.errors import StoreError
 from bot.events import Author, Conversation, IncomingMessage, utcnow
 from bot.runtime import Runtime
 from bot.store.claims import EVENT_PREFIX
@@ -96,3 +99,21 @@ async def test_claims_survive_a_dropped_database_connection(pg_url: str) -> None
         assert len(here.sent) == 2
     finally:
         await first.stop()
+
+
+async def test_at_shutdown_claims_stop_waiting_and_never_reconnect(pg_url: str) -> None:
+    runtime, _ = instance(pg_url)
+    await runtime.start()
+    claims = runtime._claims
+    try:
+        assert await claims.first_delivery("slack", "Ev-1") is True
+        queued = asyncio.create_task(claims.first_delivery("slack", "Ev-2"))
+        await asyncio.sleep(0)  # queued for the next batch, the writer not yet run
+        await claims.close()
+        with pytest.raises(StoreError, match="shutting down"):
+            await queued
+        with pytest.raises(StoreError, match="shutting down"):
+            await claims.first_delivery("slack", "Ev-3")
+        assert claims._conn is None  # nothing reopened a connection
+    finally:
+        await runtime.stop()

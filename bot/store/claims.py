@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bot.errors import StoreError
 from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.engagement import Event
@@ -37,6 +38,13 @@ _CLAIM_KEYS = text(
 )
 
 
+def _settle(batch: dict[str, list[asyncio.Future[bool]]], *, error: BaseException) -> None:
+    for waiters in batch.values():
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+
+
 class Claims:
     """Claims and small cursors shared by every bot process."""
 
@@ -46,6 +54,7 @@ class Claims:
         self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
+        self._closed = False
 
     @staticmethod
     async def _claim_in(session: AsyncSession, key: str, value: str) -> bool:
@@ -73,6 +82,8 @@ class Claims:
         the disk either: a claim lost in a crash can at worst let one retried event be
         answered twice.
         """
+        if self._closed:
+            raise StoreError("the event-id claims are closed (shutting down)")
         key = f"{EVENT_PREFIX}{platform}.{event_id}"
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append(waiter)
@@ -81,20 +92,24 @@ class Claims:
         return await waiter
 
     async def _write_batches(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, {}
-            try:
-                won = await self._insert_keys(list(batch))
-            except Exception as exc:  # every waiter sees the error (StoreError: fail open)
-                for waiters in batch.values():
-                    for waiter in waiters:
+        batch: dict[str, list[asyncio.Future[bool]]] = {}
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                try:
+                    won = await self._insert_keys(list(batch))
+                except Exception as exc:  # every waiter sees the error (StoreError: fail open)
+                    _settle(batch, error=exc)
+                    continue
+                for key, waiters in batch.items():
+                    for n, waiter in enumerate(waiters):
                         if not waiter.done():
-                            waiter.set_exception(exc)
-                continue
-            for key, waiters in batch.items():
-                for n, waiter in enumerate(waiters):
-                    if not waiter.done():
-                        waiter.set_result(n == 0 and key in won)  # the same id twice: once
+                            waiter.set_result(n == 0 and key in won)  # the same id twice: once
+        finally:  # cancelled at shutdown: nobody is left waiting for an answer
+            closed = StoreError("the event-id claims are closed (shutting down)")
+            _settle(batch, error=closed)
+            _settle(self._waiting, error=closed)
+            self._waiting = {}
 
     async def _insert_keys(self, keys: list[str]) -> set[str]:
         now = utcnow()
@@ -116,6 +131,8 @@ class Claims:
         for attempt in (1, 2):  # a connection the database dropped is replaced once
             try:
                 if self._conn is None:
+                    if self._closed:
+                        raise StoreError("the event-id claims are closed (shutting down)")
                     conn = await self._db.engine.connect()
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                     await conn.execute(text("SET synchronous_commit = off"))
@@ -123,12 +140,26 @@ class Claims:
                 result = await self._conn.execute(_CLAIM_KEYS, {"keys": keys, "now": now})
                 return set(result.scalars().all())
             except (SQLAlchemyError, OSError) as exc:
-                await self.close()
+                await self._drop()
                 if attempt == 2:
                     raise self._db.unreachable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:
+        """At shutdown: stop the batch writer (waiters get a StoreError, so their events go
+        on unchecked) and drop the claims connection; nothing reconnects afterwards."""
+        self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        # A writer cancelled before it ever ran has settled nobody.
+        _settle(self._waiting, error=StoreError("the event-id claims are closed (shutting down)"))
+        self._waiting = {}
+        await self._drop()
+
+    async def _drop(self) -> None:
         """Drop the claims connection (never back to the pool: its settings are its own)."""
         conn, self._conn = self._conn, None
         if conn is not None:
