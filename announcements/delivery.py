@@ -184,6 +184,8 @@ class DeliveryEngine:
         #: Deliveries being posted -> their claim, renewed together by ``_keep_claims``.
         self._held: dict[int, str] = {}
         self._keeper: asyncio.Task[None] | None = None
+        #: Set by :meth:`drain`: no new claims (a retry timer firing during shutdown).
+        self._draining = False
         #: Per platform: how many posts this process may have claimed and in flight at once.
         self._posting: dict[str, asyncio.Semaphore] = {}
         #: Set by the scheduler: arms a timer for a retry at the given time.
@@ -266,9 +268,7 @@ class DeliveryEngine:
                 taken += 1
             chunk, queue = queue[:taken], queue[taken:]
             try:
-                claimed = await self._store.claim_many(
-                    [d.id for _, d in chunk], self._owner, self._lease(), due_only=True
-                )
+                claimed = await self._claim_rows([d.id for _, d in chunk], due_only=True)
             except BaseException:
                 # Nothing claimed (the database is away, or shutdown): give the slots back,
                 # or this platform would stall for good; the rows stay pending for a sweep.
@@ -301,7 +301,7 @@ class DeliveryEngine:
         slots = self._slots(delivery.platform)
         await slots.acquire()
         try:
-            claimed = await self._store.claim_many([delivery_id], self._owner, self._lease())
+            claimed = await self._claim_rows([delivery_id])
             fresh = claimed.get(delivery_id)
             if fresh is None:
                 return
@@ -309,6 +309,13 @@ class DeliveryEngine:
             await self._shielded(announcement, fresh)
         finally:
             slots.release()
+
+    async def _claim_rows(self, ids: list[int], *, due_only: bool = False) -> dict[int, Delivery]:
+        """Claim these rows for this process; none once it is shutting down (they stay
+        pending for another instance or the next start)."""
+        if self._draining:
+            return {}
+        return await self._store.claim_many(ids, self._owner, self._lease(), due_only=due_only)
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=self._settings.claim_lease_seconds)
@@ -362,11 +369,12 @@ class DeliveryEngine:
                     del self._held[ident]
 
     async def drain(self, grace: float) -> int:
-        """Wait for in-flight deliveries; returns how many did not finish in time.
+        """Stop claiming, wait for in-flight deliveries; returns how many did not finish in time.
 
         Their claims are no longer renewed after that: the process is going away, and their
         leases running out is what lets another instance (or the next start) take them up.
         """
+        self._draining = True
         pending: set[asyncio.Task[None]] = set()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)

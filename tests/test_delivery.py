@@ -437,3 +437,11 @@ async def test_a_post_still_running_at_shutdown_stops_holding_its_claim(db_url: 
         slack.then_raise = TransientPlatformError("slack", "HTTP 503")
         slack.go.set()
         await asyncio.wait_for(firing, timeout=5)
+        # The attempt failed after all, so the row is back to a retry; but a process that is
+        # shutting down claims nothing new (its retry timer firing meanwhile).
+        [row] = await bot.runtime.announcements.deliveries(1)
+        assert row.state == "pending"
+        slack.then_raise = None  # a post would go through now, if it were claimed
+        await bot.runtime.delivery.deliver(row.id)
+        [row] = await bot.runtime.announcements.deliveries(1)
+        assert row.state == "pending" and bot.posts("slack") == []
