@@ -10,6 +10,7 @@ with one line naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 import tomllib
@@ -118,6 +119,19 @@ class WebSection(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    #: Addresses or networks of reverse proxies in front of the server (a load balancer):
+    #: requests from them are attributed to the client their X-Forwarded-For names.
+    trusted_proxies: Strs = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
 
 class DashboardSection(_Section):

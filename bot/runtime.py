@@ -298,6 +298,7 @@ class Runtime:
                 announcements=self.announcements,
                 announce=self.announce_commands,
                 pseudonymized=self.config.settings.privacy.pseudonymize_users,
+                trusted_proxies=self.config.settings.web.trusted_proxies,
             )
         )
 

@@ -43,6 +43,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("[nonsense]\na = 1\n", "unknown key 'nonsense'"),
         ('[web]\nport = "eighty"\n', "'web.port'"),
         ("[web]\nport = 70000\n", "'web.port'"),
+        ('[web]\ntrusted_proxies = ["10.0.0.300"]\n', "'10.0.0.300' is not an IP address"),
         ('[bot]\ntimezone = "Mars/Olympus"\n', "unknown time zone 'Mars/Olympus'"),
         ("[answering]\nthreshold = 2.0\n", "'answering.threshold'"),
         ("[bot\nname=1", "not valid TOML"),

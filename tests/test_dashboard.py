@@ -895,6 +895,37 @@ async def test_login_limit_is_shared_by_every_instance_on_the_database(pg_url: s
             assert status == 429 and "Too many failed logins" in text
 
 
+async def test_behind_a_trusted_proxy_each_client_has_its_own_login_limit(db_url: str) -> None:
+    """Behind a load balancer every request comes from the balancer's address: the client's
+    own comes from X-Forwarded-For, believed only from ``web.trusted_proxies``."""
+    config = dashboard_config(db_url, web={"trusted_proxies": ["127.0.0.0/8"]})
+    async with dashboard_bot(config) as bot:
+
+        async def login(client_ip: str, name: str, password: str) -> int:
+            async with client(bot.base) as browser:
+                browser.http.headers["X-Forwarded-For"] = f"{client_ip}, 127.0.0.9"
+                return await browser.login(name, password)
+
+        for _ in range(3):
+            assert await login("203.0.113.5", "nobody", "guess-123456") == 401
+        assert await login("203.0.113.5", "mia", "mia-password-1") == 429  # that client
+        assert await login("198.51.100.7", "mia", "mia-password-1") == 303  # anyone else
+        refused = [r for r in await _audit(bot) if r.action == "dashboard.login"]
+        assert any("from 203.0.113.5" in (r.detail or "") for r in refused)
+
+
+async def test_without_trusted_proxies_a_forwarded_header_cannot_dodge_the_limit(
+    bot: DashBot,
+) -> None:
+    for n in range(3):
+        async with client(bot.base) as browser:
+            browser.http.headers["X-Forwarded-For"] = f"203.0.113.{n}"
+            assert await browser.login("nobody", "guess-123456") == 401
+    async with client(bot.base) as browser:
+        browser.http.headers["X-Forwarded-For"] = "198.51.100.7"
+        assert await browser.login("mia", "mia-password-1") == 429
+
+
 async def test_a_mistyped_name_is_neither_audited_nor_stored_as_typed(bot: DashBot) -> None:
     """Someone who types their password into the name field leaves no copy of it."""
     typed = "Tr0ub4dor&3-secret"
@@ -906,7 +937,8 @@ async def test_a_mistyped_name_is_neither_audited_nor_stored_as_typed(bot: DashB
     assert all(typed.lower() not in f"{r.actor} {r.detail}".lower() for r in refused)
     async with bot.runtime.db.session() as session:
         keys = (await session.scalars(select(LoginFailure.key))).all()
-    assert len(keys) == 4 and all(typed.lower() not in key for key in keys)
+    # The unknown name is limited by address only; the real user by address and name.
+    assert len(keys) == 3 and all(typed.lower() not in key for key in keys)
 
 
 async def test_sessions_expire_after_the_configured_idle_time(bot: DashBot) -> None:

@@ -68,6 +68,8 @@ class DashboardDeps:
     announce: AnnounceCommands
     #: Whether engagement user ids are pseudonyms (shown as such).
     pseudonymized: bool = False
+    #: Reverse proxies whose X-Forwarded-For is believed (``web.trusted_proxies``).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class Pages:

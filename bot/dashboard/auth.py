@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Awaitable, Callable
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from aiohttp import web
@@ -64,3 +65,26 @@ def same_token(given: str | None, expected: str | None) -> bool:
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def client_address(request: web.Request, trusted_proxies: Sequence[str]) -> str:
+    """The address a request came from: the peer, or, when the peer is a trusted proxy, the
+    nearest address in X-Forwarded-For that is not one (walking it right to left, the usual
+    rule: only what trusted hops appended is believed)."""
+    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+    address = request.remote or "unknown"
+    if not networks:
+        return address
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    hops = [h for h in hops if h]
+    while hops and _in(address, networks):
+        address = hops.pop()
+    return address
+
+
+def _in(address: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

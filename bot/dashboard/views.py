@@ -34,6 +34,7 @@ from bot.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    client_address,
     current_user,
     requires,
     same_token,
@@ -172,11 +173,13 @@ class Login:
             return self._form(
                 request, 403, "The login form expired; please try again.", name, target
             )
-        address = request.remote or "unknown"
-        keys = (f"ip:{address}", f"name:{name.lower()}")
+        address = client_address(request, self._deps.trusted_proxies)
         audit = self._deps.audit
-        # Only names of real users go into the audit log: what was typed could be a password.
-        actor = f"dashboard:{name}" if name and await self._users.exists(name) else "dashboard:?"
+        # Only names of real users go into the audit log or the limiter's keys: what was
+        # typed could be a password. Unknown names are limited by address alone.
+        known = bool(name) and await self._users.exists(name)
+        actor = f"dashboard:{name}" if known else "dashboard:?"
+        keys = (f"ip:{address}", f"name:{name.lower()}") if known else (f"ip:{address}",)
         wait = await self._limiter.retry_after(*keys)
         if wait > 0:
             await audit.record(
@@ -206,7 +209,7 @@ class Login:
                 detail=f"wrong name or password, from {address}",
             )
             return self._form(request, 401, "Wrong user name or password.", name, target)
-        await self._limiter.succeeded(keys[1])
+        await self._limiter.succeeded(f"name:{name.lower()}")
         token, _ = await self._users.open_session(
             user.id, timedelta(hours=self._deps.settings.session_hours)
         )
