@@ -629,11 +629,16 @@ class SlackAdapter:
             text = str(command.get("text") or "").strip()
             channel = str(command.get("channel_id") or "")
             user = str(command.get("user_id") or "")
-            author = await self._author(user)
+            wants_form = text.lower() == "schedule" and bool(command.get("trigger_id"))
+            # The form must open within Slack's 3 s trigger window: staff listed by user id
+            # get it before any user-group lookup (which may call usergroups.list).
+            author = Author(user) if wants_form and user in self._staff_users else None
+            if author is None:
+                author = await self._author(user)
             # Only staff get the form; anyone else's "schedule" goes to the core like any other
             # command, which refuses it in one line (and audits it) before they type anything.
             is_staff = user in self._staff_users or bool(author.roles)
-            if text.lower() == "schedule" and command.get("trigger_id") and is_staff:
+            if wants_form and is_staff:
                 view = announce_modal(channel, command.get("response_url"))
                 try:
                     await client.views_open(trigger_id=command["trigger_id"], view=view)
