@@ -472,7 +472,8 @@ class AnnouncementStore:
             # person confirmed this very post with mark-sent, which keeps the claim).
             row = await session.get(Delivery, delivery_id)
             if row is not None and row.state == "sent" and row.claimed_by == owner:
-                return "recorded"
+                # Our own earlier write: late as well if that one was (staff must hear of it).
+                return "late" if row.error == late_note else "recorded"
             _warn_lost(delivery_id, owner, row, "record it sent")
             return "lost"
 

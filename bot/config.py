@@ -368,7 +368,8 @@ class Config:
         that blanks them out."""
         values = [value.get_secret_value() for value in self._secrets.values()]
         password = urlsplit(self.settings.database.url).password
-        return [*values, unquote(password)] if password else values
+        # As written in the URL (percent-encoded) and as the driver sees it.
+        return [*values, password, unquote(password)] if password else values
 
     def __repr__(self) -> str:
         return f"Config(source={self.source!r}, secrets={sorted(k[1] for k in self._secrets)})"
