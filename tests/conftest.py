@@ -6,6 +6,7 @@ URL fails the test instead of skipping it, so the PostgreSQL half can never sile
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,10 @@ from bot.config import Config, Settings
 from bot.store.db import Database
 
 PG_ENV = "FOUNDATION_BOT_TEST_POSTGRES_URL"
+
+# aiosqlite's worker thread logs every operation at DEBUG, sometimes after a test that raised
+# the log level has ended and pytest has closed its capture stream ("--- Logging error ---").
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def postgres_url_or_skip() -> str:
