@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.errors import StoreError
 from bot.events import utcnow
-from bot.store.db import Database
+from bot.store.db import Database, discard
 from bot.store.engagement import Event
 from bot.store.models import BotState, EngagementEvent
 
@@ -162,10 +162,7 @@ class Claims:
     async def _drop(self) -> None:
         """Drop the claims connection (never back to the pool: its settings are its own)."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(SQLAlchemyError, OSError):
-                await conn.invalidate()
-                await conn.close()
+        await discard(conn)
 
     async def claim_with_event(self, key: str, value: str, event: Event) -> bool:
         """Claim ``key`` and, only if won, store ``event`` — one transaction."""

@@ -7,6 +7,7 @@ Any SQLAlchemy async URL works; ``sqlite+aiosqlite`` (the embedded default) and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -65,6 +67,17 @@ def is_outage(exc: DBAPIError) -> bool:
         return True
     cause = getattr(orig, "__cause__", None)
     return type(cause).__name__ in OUTAGE_CAUSES
+
+
+async def discard(conn: AsyncConnection | None) -> None:
+    """Close a dedicated connection for good: invalidated, so it never goes back to the pool
+    with its own settings (autocommit, a held advisory lock, synchronous_commit) or a broken
+    socket. Errors of a database that is already gone are ignored."""
+    if conn is None:
+        return
+    with contextlib.suppress(SQLAlchemyError, OSError):
+        await conn.invalidate()
+        await conn.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

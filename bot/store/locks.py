@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import StoreError
-from bot.store.db import Database
+from bot.store.db import Database, discard
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,4 @@ class Leadership:
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(SQLAlchemyError, OSError):
-                await conn.invalidate()
-                await conn.close()
+        await discard(conn)
