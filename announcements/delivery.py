@@ -33,6 +33,7 @@ from announcements.store import (
     DOUBT,
     NEEDS_PERSON,
     AnnouncementStore,
+    Recorded,
     claim_owner,
     posted_entries,
 )
@@ -636,20 +637,17 @@ class DeliveryEngine:
             ),
         )
         when = utcnow() + timedelta(seconds=delay)
-        outcome = await self._store.settle(
-            delivery.id,
-            announcement.id,
-            owner=self._claim(delivery),
+        outcome = await self._settle(
+            announcement,
+            delivery,
+            known,
+            f"not posted ({exc.reason}); retrying",
             state="pending",
             next_attempt_at=when,
             error=exc.reason,
-            claimed_until=None,
         )
         if outcome == "lost":
-            await self._claim_lost(announcement, delivery, known)
             return
-        if outcome == "late":
-            await self._settled_late(announcement, delivery, f"not posted ({exc.reason}); retrying")
         if self._metrics is not None:
             self._metrics.delivery(delivery.platform, "retrying")
         log.warning(
@@ -693,23 +691,18 @@ class DeliveryEngine:
             utcnow() + timedelta(seconds=delay),
             lost.doubt.last + timedelta(seconds=self._settings.reconcile_after_seconds),
         )
-        outcome = await self._store.settle(
-            delivery.id,
-            announcement.id,
-            owner=self._claim(delivery),
+        outcome = await self._settle(
+            announcement,
+            delivery,
+            known,
+            f"{lost.what} is looked up, then posted if it is not up",
             state="pending",
             next_attempt_at=when,
             error=f"{lost.reason}; {lost.what} is looked up before it is posted again",
-            claimed_until=None,
             progress=progress,
         )
         if outcome == "lost":
-            await self._claim_lost(announcement, delivery, known)
             return
-        if outcome == "late":
-            await self._settled_late(
-                announcement, delivery, f"{lost.what} is looked up, then posted if it is not up"
-            )
         log.warning(
             "delivery part in doubt, will look it up id=%s platform=%s attempt=%d at=%s reason=%s",
             delivery.id,
@@ -724,17 +717,10 @@ class DeliveryEngine:
     async def _fail(
         self, announcement: Announcement, delivery: Delivery, reason: str, known: int = 0
     ) -> None:
-        outcome = await self._store.settle(
-            delivery.id,
-            announcement.id,
-            owner=self._claim(delivery),
-            state="failed",
-            error=reason,
-            claimed_until=None,
-            next_attempt_at=None,
+        outcome = await self._settle(
+            announcement, delivery, known, None, state="failed", error=reason, next_attempt_at=None
         )
         if outcome == "lost":
-            await self._claim_lost(announcement, delivery, known)
             return
         if self._metrics is not None:
             self._metrics.delivery(delivery.platform, "failed")
@@ -758,21 +744,18 @@ class DeliveryEngine:
         known: int = 0,
     ) -> None:
         fields: dict[str, object] = {} if progress is None else {"progress": progress}
-        outcome = await self._store.settle(
-            delivery.id,
-            announcement.id,
-            owner=self._claim(delivery),
+        outcome = await self._settle(
+            announcement,
+            delivery,
+            known,
+            None,
             state="unknown",
             error=reason,
-            claimed_until=None,
             next_attempt_at=None,
             **fields,
         )
-        if outcome == "lost":
-            await self._claim_lost(announcement, delivery, known)
-            return
-        if outcome == "late":
-            return  # unknown already, and staff were told when the claim ran out
+        if outcome != "recorded":
+            return  # lost; or late: unknown already, and staff were told when it ran out
         if self._metrics is not None:
             self._metrics.delivery(delivery.platform, "unknown")
         await self._notify(
@@ -783,6 +766,33 @@ class DeliveryEngine:
             f"--to {delivery.platform} or /announce retry {announcement.id} "
             f"--to {delivery.platform}.",
         )
+
+    async def _settle(
+        self,
+        announcement: Announcement,
+        delivery: Delivery,
+        known: int,
+        late_news: str | None,
+        **fields: object,
+    ) -> Recorded:
+        """End this attempt's claim with ``fields`` (see :meth:`AnnouncementStore.settle`).
+
+        ``lost``: the row was taken over and is left alone; what this attempt posted anyway
+        is reported (:meth:`_claim_lost`). ``late``: the unknown row the claim's lapse left was
+        settled after all; staff hear ``late_news`` if given.
+        """
+        outcome = await self._store.settle(
+            delivery.id,
+            announcement.id,
+            owner=self._claim(delivery),
+            claimed_until=None,
+            **fields,
+        )
+        if outcome == "lost":
+            await self._claim_lost(announcement, delivery, known)
+        elif outcome == "late" and late_news is not None:
+            await self._settled_late(announcement, delivery, late_news)
+        return outcome
 
     async def _settled_late(
         self, announcement: Announcement, delivery: Delivery, what: str
