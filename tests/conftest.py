@@ -10,11 +10,13 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from bot.config import Config, Settings
 from bot.store.db import Database
@@ -105,3 +107,17 @@ async def database(db_url: str) -> AsyncIterator[Database]:
 def make_config(**sections: dict[str, object]) -> Config:
     """A Config from keyword sections, e.g. ``make_config(web={"enabled": False})``."""
     return Config(Settings.model_validate(sections), {}, "test")
+
+
+@asynccontextmanager
+async def database_away(db: Database) -> AsyncIterator[None]:
+    """The database is unreachable inside the block: the engine (and the sessions made from
+    it) point at a port where nothing listens; the real ones are back afterwards."""
+    engine, sessions = db.engine, db.sessions
+    db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
+    db.sessions = async_sessionmaker(db.engine, expire_on_commit=False)
+    try:
+        yield
+    finally:
+        await db.engine.dispose()
+        db.engine, db.sessions = engine, sessions

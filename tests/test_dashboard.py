@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.cli import main
 from bot.dashboard.charts import engagement_curves, questions_per_day, top_entries
@@ -30,6 +29,7 @@ from bot.store.models import (
     LoginFailure,
     ReviewItem,
 )
+from tests.conftest import database_away
 from tests.dashboard_helpers import (
     GENERAL,
     PASSWORDS,
@@ -692,14 +692,8 @@ async def test_readyz_checks_the_database_and_every_adapter(bot: DashBot) -> Non
         status, text, _ = await anonymous.get("/readyz")
         assert status == 503 and '"x": "disconnected"' in text
         assert (await anonymous.get("/healthz"))[0] == 200
-        # The database goes away (here: the pool points at a port where nothing listens).
-        engine = bot.runtime.db.engine
-        bot.runtime.db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
-        try:
+        async with database_away(bot.runtime.db):
             status, text, _ = await anonymous.get("/readyz")
-        finally:
-            await bot.runtime.db.engine.dispose()
-            bot.runtime.db.engine = engine
         checks = json.loads(text)["checks"]
         assert status == 503 and checks["database"] != "ok"
         assert (await anonymous.get("/healthz"))[0] == 200  # alive, only not ready

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from adapters.memory import MemoryAdapter
 from bot.errors import TransientPlatformError
@@ -17,7 +16,7 @@ from bot.faqfile import FaqRecord
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import AuditLog, ReviewItem
-from tests.conftest import make_config
+from tests.conftest import database_away, make_config
 
 CHANNEL = Conversation("memory", "C1")
 ALICE = Author("U-alice", "alice")
@@ -205,17 +204,9 @@ async def test_commands_are_answered_while_the_database_is_away(
         return f"{await runtime.faq.count()} entries"
 
     runtime.router.register("count", count, staff_only=False, summary="needs the database")
-    # The database goes away (here: the pool points at a port where nothing listens).
-    db = runtime.db
-    engine, sessions = db.engine, db.sessions
-    db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
-    db.sessions = async_sessionmaker(db.engine, expire_on_commit=False)
-    try:
+    async with database_away(runtime.db):
         for name in ("help", "secret", "nope", "count"):
             await adapter.inject(SlashCommand(CHANNEL, ALICE, name, "now"))
-    finally:
-        await db.engine.dispose()
-        db.engine, db.sessions = engine, sessions
     helptext, refusal, unknown, unreachable = adapter.sent
     assert all(m.ephemeral_to == ALICE.id for m in adapter.sent)
     assert "/help" in helptext.text
@@ -241,15 +232,8 @@ async def test_a_feedback_click_is_answered_honestly_while_the_database_is_away(
     await adapter.inject(question("is pytorch still open source?"))
     token = adapter.sent[0].feedback_token
     assert token
-    db = runtime.db
-    engine, sessions = db.engine, db.sessions
-    db.engine = create_async_engine("postgresql+asyncpg://bot@127.0.0.1:9/gone")
-    db.sessions = async_sessionmaker(db.engine, expire_on_commit=False)
-    try:
+    async with database_away(runtime.db):
         await adapter.inject(Feedback(CHANNEL, Author("U-bob"), token, helpful=False))
-    finally:
-        await db.engine.dispose()
-        db.engine, db.sessions = engine, sessions
     reply = adapter.sent[-1]
     assert reply.ephemeral_to == "U-bob" and "couldn't save your feedback" in reply.text
     assert await runtime.engagement.list(LogFilter(kind="feedback")) == []
