@@ -365,6 +365,16 @@ class XAdapter:
             self._client.session = None
             await session.close()
 
+    def _sent(self, message: OutgoingMessage, post_id: str) -> SentMessage:
+        """The post ``message`` became (posted now, or found on the timeline)."""
+        return SentMessage(
+            PLATFORM,
+            message.where.channel_id,
+            post_id,
+            self.post_url(post_id),
+            thread_id=message.where.thread_id or message.reply_to,
+        )
+
     def post_url(self, post_id: str) -> str:
         """The public link of a post."""
         if self.username:
@@ -386,13 +396,7 @@ class XAdapter:
         post_id = str((body.get("data") or {}).get("id") or "")
         if not post_id:
             raise TransientPlatformError(PLATFORM, "X answered without a post id", ambiguous=True)
-        return SentMessage(
-            PLATFORM,
-            message.where.channel_id,
-            post_id,
-            self.post_url(post_id),
-            thread_id=message.where.thread_id or message.reply_to,
-        )
+        return self._sent(message, post_id)
 
     async def find_posted(
         self, message: OutgoingMessage, key: str, since: datetime
@@ -422,14 +426,7 @@ class XAdapter:
                     continue
                 if comparable_text(str(post.get("text") or "")) != wanted:
                     continue
-                post_id = str(post["id"])
-                return SentMessage(
-                    PLATFORM,
-                    message.where.channel_id,
-                    post_id,
-                    self.post_url(post_id),
-                    thread_id=message.where.thread_id or message.reply_to,
-                )
+                return self._sent(message, str(post["id"]))
             token = (body.get("meta") or {}).get("next_token")
             if not token:
                 break
