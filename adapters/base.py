@@ -71,3 +71,18 @@ class Reconciler(Protocol):
         Raises:
             PlatformError: the platform could not be asked; the post stays in doubt.
         """
+
+
+@runtime_checkable
+class OffersChoices(Protocol):
+    """Optional capability: show a clarification's suggestions and report which was picked.
+
+    Adapters with it render :attr:`bot.events.OutgoingMessage.choices` (one button per choice
+    on Slack and Discord, numbered lines in the console) and deliver a
+    :class:`bot.events.ChoicePicked` to the sink when one is used. The core sends
+    clarifications only to such adapters; elsewhere an unsure question is declined (or, on a
+    public timeline, left unanswered).
+    """
+
+    def offers_choices(self) -> bool:
+        """Whether suggestions can be shown right now (always True for most adapters)."""

@@ -11,6 +11,7 @@ from bot.answering import Answer, Knowledge
 from bot.commands import CommandRouter
 from bot.errors import PlatformError, StoreError, TransientPlatformError
 from bot.events import (
+    ChoicePicked,
     Conversation,
     Feedback,
     InboundEvent,
@@ -90,8 +91,10 @@ class Dispatcher:
             await self.on_command(event)
         elif isinstance(event, Reaction):
             await self.on_reaction(event)
-        else:
+        elif isinstance(event, Feedback):
             await self.on_feedback(event)
+        else:
+            await self.on_choice(event)
 
     async def slow_down(self, msg: IncomingMessage) -> None:
         """Tell a user they hit the rate limit (called by the chain once per burst)."""
@@ -234,6 +237,10 @@ class Dispatcher:
                 escalation_token=fb.token if offer else None,
             )
         )
+
+    async def on_choice(self, picked: ChoicePicked) -> None:
+        """A suggestion picked from a clarification (answered in the next commit)."""
+        log.info("choice picked platform=%s (not handled yet)", picked.where.platform)
 
     async def _record_feedback(self, fb: Feedback) -> EngagementEvent | None:
         """Log the click (and queue a 👎 for review); returns the question it was about."""

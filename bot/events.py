@@ -107,7 +107,34 @@ class Feedback:
     handle: object = field(default=None, compare=False, repr=False)
 
 
-InboundEvent = IncomingMessage | SlashCommand | Reaction | Feedback
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One suggestion offered when the bot is not sure which FAQ entry a question means."""
+
+    #: Opaque, at most 100 characters: adapters put it on the button (Slack action value,
+    #: Discord custom id) and hand it back unchanged in :class:`ChoicePicked`.
+    token: str
+    #: What the button says: the entry's canonical question (adapters shorten it to fit).
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChoicePicked:
+    """A user picked one of the :class:`Choice` s offered with a clarification.
+
+    Slack and Discord: a button click; the console: the number typed after the suggestions.
+    """
+
+    where: Conversation
+    author: Author
+    #: The :attr:`Choice.token` of the picked suggestion.
+    token: str
+    event_id: str = ""
+    received_at: datetime = field(default_factory=utcnow)
+    handle: object = field(default=None, compare=False, repr=False)
+
+
+InboundEvent = IncomingMessage | SlashCommand | Reaction | Feedback | ChoicePicked
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +159,10 @@ class OutgoingMessage:
     #: Unique per announcement post (delivery, channel, part): adapters attach it where the
     #: platform keeps it (Slack message metadata), so a post whose answer was lost can be found.
     idempotency_key: str | None = None
+    #: "I'm not sure which you mean": suggestions the user can pick from. Only sent to
+    #: adapters that implement :class:`adapters.base.OffersChoices`; they show one button per
+    #: choice (the console numbers them) and deliver a :class:`ChoicePicked` when one is used.
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
