@@ -124,16 +124,23 @@ class Runtime:
             )
             if channel
         }
+        self._claims = Claims(self.db)
         self.dispatcher = Dispatcher(
             knowledge=self.knowledge,
             engagement=self.engagement,
             router=self.router,
             outbox=self.outbox,
+            claims=self._claims,
             reply_in_thread=settings.answering.reply_in_thread,
             moderator_channels=moderators,
             metrics=self.metrics,
         )
-        self._claims = Claims(self.db)
+        self.router.register(
+            "why",
+            self.dispatcher.why,
+            staff_only=False,
+            summary="how I read, ranked and decided your last question",
+        )
         self._shared_db = self.db.dialect == "postgresql"
         self._chain = build_chain(
             [

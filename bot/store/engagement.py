@@ -462,7 +462,7 @@ async def _find_bot_message(
         await session.scalars(
             select(EngagementEvent).where(
                 EngagementEvent.platform == platform,
-                EngagementEvent.kind.in_(("answer", "declined")),
+                EngagementEvent.kind.in_(("answer", "declined", "clarify")),
                 EngagementEvent.message_id == message_id,
             )
         )
