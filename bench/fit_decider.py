@@ -38,6 +38,9 @@ MODEL = Path(__file__).resolve().parent.parent / "bot" / "decision_model.json"
 MAX_WRONG = 0.01
 #: L2 penalty on the standardized weights.
 RIDGE = 1.0
+#: Matcher score below which nothing is suggested; on the tuning half it is the lowest that
+#: keeps every off-topic, injection and garbage message free of suggestions.
+SUGGEST_FLOOR = 0.25
 #: What a must-decline message given suggestions costs, against one clarification gained.
 SUGGESTED_COST = 0.5
 ANSWER_CUTS = tuple(round(0.30 + 0.02 * i, 2) for i in range(35))
@@ -139,7 +142,7 @@ def fit(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]) 
     # The answer cut-off first (no clarifications), as low as the wrong-answer budget allows.
     answer_cut = ANSWER_CUTS[-1]
     for cut in ANSWER_CUTS:
-        model = DecisionModel(answer, clarify, cut, 2.0, 1.0)
+        model = DecisionModel(answer, clarify, cut, 2.0, 1.0, SUGGEST_FLOOR)
         wrong, _ = _objective(questions, matcher, slugs, model)
         if wrong <= MAX_WRONG:
             answer_cut = cut
@@ -147,7 +150,7 @@ def fit(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]) 
     best: tuple[float, DecisionModel] | None = None
     for clarify_cut in CLARIFY_CUTS:
         for ratio in RATIOS:
-            model = DecisionModel(answer, clarify, answer_cut, clarify_cut, ratio)
+            model = DecisionModel(answer, clarify, answer_cut, clarify_cut, ratio, SUGGEST_FLOOR)
             _, gained = _objective(questions, matcher, slugs, model)
             if best is None or gained > best[0]:
                 best = (gained, model)

@@ -87,6 +87,9 @@ class NewsSource(Protocol):
     async def upcoming(self, limit: int) -> Sequence[NewsItem]:
         """Announcements scheduled to go out (none while an embargo is on), soonest first."""
 
+    async def version(self) -> tuple[object, ...]:
+        """A fingerprint that changes whenever :meth:`published` would."""
+
 
 @dataclass(frozen=True, slots=True)
 class Suggestion:
@@ -176,13 +179,28 @@ class Knowledge:
         self._examples: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
         self._pending_reload: asyncio.Task[None] | None = None
+        self._loaded_version: tuple[object, ...] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    async def _version(self) -> tuple[object, ...]:
+        news = await self._news.version() if self._news else ()
+        return (*await self._faq.version(), *news)
+
+    async def refresh(self) -> bool:
+        """Reload if the FAQ or the published news changed since the last load, whichever
+        process changed them; True if it reloaded. Runs every couple of seconds."""
+        if await self._version() == self._loaded_version:
+            return False
+        await self.reload()
+        return True
+
     async def reload(self) -> None:
         """Rebuild the matcher from the database (call after any FAQ change)."""
         async with self._lock:
+            # Read the fingerprint first: a change landing during the load is seen next time.
+            self._loaded_version = await self._version()
             entries = await self._faq.all()
             published = await self._news.published(200) if self._news else ()
             # Building the index is CPU work; a thread keeps the loop answering meanwhile.

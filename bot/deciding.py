@@ -31,6 +31,9 @@ from bot.understanding import read
 
 #: Suggestions offered with a clarification.
 MAX_SUGGESTIONS = 3
+#: Wording similarity at which a question is one of the entry's own phrasings (give or take
+#: case, punctuation and word order): answered whatever the model says.
+EXACT = 0.97
 
 #: Names of the model's inputs, in order (see :func:`features`).
 FEATURES = (
@@ -44,6 +47,8 @@ FEATURES = (
     "precision",
     "foreign_name",
     "statement",
+    "coverage",
+    "third_gap",
 )
 
 
@@ -76,6 +81,8 @@ def features(analysis: Analysis, *, asked: bool = True) -> tuple[float, ...]:
         analysis.precision,
         float(analysis.foreign_name),
         float(not asked),
+        analysis.coverage,
+        best - (scores[2] if len(scores) > 2 else 0.0),
     )
 
 
@@ -132,6 +139,9 @@ class DecisionModel:
     clarify_cut: float
     #: A suggestion must score at least this share of the best entry's score.
     suggestion_ratio: float
+    #: No suggestions at all below this matcher score: off-topic messages (weather, coding
+    #: help, jokes, injection) then get the honest decline, never a "did you mean".
+    suggest_floor: float = 0.25
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (what ``bench.fit_decider`` writes)."""
@@ -142,6 +152,7 @@ class DecisionModel:
             "answer_cut": self.answer_cut,
             "clarify_cut": self.clarify_cut,
             "suggestion_ratio": self.suggestion_ratio,
+            "suggest_floor": self.suggest_floor,
         }
 
     @classmethod
@@ -151,7 +162,12 @@ class DecisionModel:
             raise ValueError("decision model was fitted on other features; refit it")
         answer, clarify = data["answer"], data["clarify"]
         assert isinstance(answer, dict) and isinstance(clarify, dict)
-        cuts = [data["answer_cut"], data["clarify_cut"], data["suggestion_ratio"]]
+        cuts = [
+            data["answer_cut"],
+            data["clarify_cut"],
+            data["suggestion_ratio"],
+            data.get("suggest_floor", 0.25),
+        ]
         assert all(isinstance(c, int | float) for c in cuts)
         return cls(
             Logistic.from_json(answer),
@@ -159,6 +175,7 @@ class DecisionModel:
             float(cuts[0]),  # type: ignore[arg-type]
             float(cuts[1]),  # type: ignore[arg-type]
             float(cuts[2]),  # type: ignore[arg-type]
+            float(cuts[3]),  # type: ignore[arg-type]
         )
 
 
@@ -214,9 +231,13 @@ class Decider:
             return Decision(Outcome.DECLINE, None, (), 0.0, analysis.reason or "off_topic")
         x = features(analysis, asked=asked)
         confidence = self._model.answer.probability(x)
+        runner_up = analysis.candidates[1].score if len(analysis.candidates) > 1 else 0.0
+        if analysis.similarity >= EXACT and best.score > runner_up:
+            confidence = max(confidence, self._answer_cut)
         if confidence >= self._answer_cut:
             return Decision(Outcome.ANSWER, best.entry_id, (), confidence, "confident")
-        if clarify and self._model.clarify.probability(x) >= self._model.clarify_cut:
+        plausible = best.score >= self._model.suggest_floor
+        if clarify and plausible and self._model.clarify.probability(x) >= self._model.clarify_cut:
             floor = best.score * self._model.suggestion_ratio
             suggestions = tuple(
                 c.entry_id for c in analysis.candidates[:MAX_SUGGESTIONS] if c.score >= floor

@@ -352,6 +352,9 @@ class Analysis:
     precision: float = 0.0
     #: The question names a party (company, person) that the best entry never mentions.
     foreign_name: bool = False
+    #: Share of the question's weight that the best entry's words explain (its questions
+    #: fully, its answer at half credit).
+    coverage: float = 0.0
 
     @property
     def best(self) -> Candidate | None:
@@ -655,6 +658,11 @@ class Matcher:
             default=0.0,
         )
         foreign = bool(self._entity_terms.intersection(query.weights) - entry.entities)
+        explained = sum(
+            query.gains[t] * (1.0 if t in entry.question_terms else ANSWER_CREDIT)
+            for t in query.weights
+            if t in entry.question_terms or t in entry.answer_terms
+        )
         return Analysis(
             "",
             candidates,
@@ -662,6 +670,7 @@ class Matcher:
             similarity=round(similarity, 4),
             precision=round(precision, 4),
             foreign_name=foreign,
+            coverage=round(explained / query.total, 4),
             **read,  # type: ignore[arg-type]
         )
 

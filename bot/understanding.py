@@ -79,9 +79,9 @@ _LEADING = re.compile(
 )
 #: Chatter that can close a sentence or a message.
 _TRAILING = re.compile(
-    r"(?:\s*[,;:\-–—]?\s*(?:thanks|thank you|thx|ty|tia|cheers|appreciate it|much appreciated"
-    r"|in advance|lol|lmao|haha|pls|plz|please|anyone|anybody|someone|guys|folks|all|"
-    r"everyone|y'?all|bot|\?|!|\.))+\s*$",
+    r"(?:\s*[,;:\-–—]?\s*(?:(?<![\w'])(?:thanks|thank you|thx|ty|tia|cheers|appreciate it"
+    r"|much appreciated|in advance|lol|lmao|haha|pls|plz|please|anyone|anybody|someone|guys"
+    r"|folks|all|everyone|y'?all|bot)|[?!.]))+\s*$",
     re.IGNORECASE,
 )
 #: Sentences that are nothing but chatter (after the leading/trailing passes).
