@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -44,6 +45,9 @@ CHOICE_TAKEN = "That one is answered above."
 CHOICE_NOT_SAVED = "Sorry, I can't answer that just now; please try again in a few minutes."
 #: Longest button label, in characters (Discord allows 80).
 CHOICE_LABEL_CHARS = 75
+#: Command names that are also everyday first words of a question ("help me understand...").
+PLAIN_WORDS = frozenset({"help", "why"})
+_MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+")
 #: Users whose last question /why remembers.
 LAST_QUESTIONS = 1000
 #: ``bot_state`` key prefix of a picked suggestion: each is answered once.
@@ -183,6 +187,12 @@ class Dispatcher:
         if not (msg.mentions_bot or msg.where.is_direct or in_bot_thread):
             await log_announcement_reply(self._log, msg)
             return
+        command = self._forgotten_slash(msg.text)
+        if command is not None:
+            await self._outbox.send(
+                self._reply(msg, f"Commands start with a slash: try /{command}")
+            )
+            return
         clarify = self._outbox.offers_choices(msg.where.platform)
         answer = await self._knowledge.respond(msg.text, clarify=clarify)
         self._remember(msg)
@@ -220,6 +230,16 @@ class Dispatcher:
             thread=thread,
             question_logged=queued,
         )
+
+    def _forgotten_slash(self, text: str) -> str | None:
+        """``announce list`` typed without its slash: the command meant, or None."""
+        words = _MENTION.sub(" ", text).split()
+        if not words or len(words) > 12:
+            return None
+        name = words[0].casefold()
+        if name not in self._router.names() or name in PLAIN_WORDS:
+            return None
+        return " ".join([name, *words[1:]])[:80]
 
     def _remember(self, msg: IncomingMessage) -> None:
         key = (msg.where.platform, msg.where.channel_id, msg.author.id)

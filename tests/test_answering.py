@@ -249,3 +249,39 @@ async def test_running_bot_answers_from_an_import_made_elsewhere(
             break
         await asyncio.sleep(0.25)
     assert adapter.sent[-1].text.startswith("The logo is orange-red.")
+
+
+async def test_a_command_typed_without_its_slash_gets_a_hint(
+    bot: tuple[Runtime, MemoryAdapter],
+) -> None:
+    _, adapter = bot
+    await adapter.inject(question("<@BOT> announce list"))
+    [reply] = adapter.sent
+    assert reply.text == "Commands start with a slash: try /announce list"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "🎉🎉🎉",
+        "x" * 10_000,
+        "\x00\x07\x1b[31m\x7f",
+        "'; DROP TABLE faq_entries; --",
+        "SELECT * FROM users WHERE 1=1",
+        "\udcff\ud800",
+    ],
+    ids=["empty", "blank", "emoji", "10k", "control", "sql", "select", "surrogates"],
+)
+async def test_bad_input_gets_one_clean_decline(
+    bot: tuple[Runtime, MemoryAdapter], text: str
+) -> None:
+    runtime, adapter = bot
+    await adapter.inject(question(text))
+    [reply] = adapter.sent
+    assert reply.choices == ()
+    assert reply.text.startswith(("Sorry", "Hi!", "That message is too long"))
+    assert "Traceback" not in reply.text
+    kinds = [e.kind for e in await runtime.engagement.list(LogFilter())]
+    assert kinds == ["question", "declined"]
