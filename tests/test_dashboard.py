@@ -4,6 +4,7 @@ retry / mark-sent, privacy, and /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -860,16 +861,61 @@ async def test_login_limiter_forgets_failures_after_the_window(database: Databas
     start = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     now = [start]
     limiter = LoginLimiter(database, 2, window=timedelta(seconds=60), clock=lambda: now[0])
-    await limiter.failed("ip:1", "name:mia")
+    assert (await limiter.begin("1", "mia")).allowed  # a wrong password: the slot is kept
     now[0] = start + timedelta(seconds=10)
-    await limiter.failed("ip:1", "name:mia")
-    assert await limiter.retry_after("ip:1", "name:other") == pytest.approx(50)
-    assert await limiter.retry_after("ip:2", "name:other") == 0
-    await limiter.succeeded("name:mia")
-    assert await limiter.retry_after("ip:2", "name:mia") == 0
-    assert await limiter.retry_after("ip:1") > 0  # a right password elsewhere keeps the address's
+    assert (await limiter.begin("1", "mia")).allowed
+    assert (await limiter.begin("1", "other")).wait == pytest.approx(50)  # the address
+    assert (await limiter.begin("1", None)).wait == pytest.approx(50)
+    assert (await limiter.begin("2", "other")).allowed
+    right = await limiter.begin("3", "mia")  # mia is over her limit; address 3 never failed
+    assert right.allowed
+    await limiter.succeeded(right)
+    assert (await limiter.begin("1", None)).wait > 0  # a right password elsewhere keeps it
     now[0] = start + timedelta(seconds=61)
-    assert await limiter.retry_after("ip:1") == 0
+    assert (await limiter.begin("1", None)).allowed
+
+
+async def test_parallel_guesses_cannot_race_past_the_login_limit(bot: DashBot) -> None:
+    """Each attempt is counted before its password is checked, so 40 guesses sent at once
+    get no more password checks than the limit (3 here) allows."""
+
+    async def guess() -> int:
+        async with client(bot.base) as browser:
+            return await browser.login("mia", "wrong-password")
+
+    statuses = await asyncio.gather(*(guess() for _ in range(40)))
+    assert statuses.count(401) == 3
+    assert statuses.count(429) == 37
+    checked = [
+        r
+        for r in await _audit(bot)
+        if r.action == "dashboard.login" and "wrong name or password" in (r.detail or "")
+    ]
+    assert len(checked) == 3
+
+
+async def test_failing_for_an_account_from_other_addresses_cannot_lock_its_owner_out(
+    db_url: str,
+) -> None:
+    """Someone who knows the admin's name fails from three addresses; the admin, from an
+    address that has not failed, still logs in; the guessers' addresses stay refused and a
+    new guesser gets one guess, not three."""
+    config = dashboard_config(db_url, web={"trusted_proxies": ["127.0.0.0/8"]})
+    async with dashboard_bot(config) as bot:
+
+        async def login(client_ip: str, password: str) -> int:
+            async with client(bot.base) as browser:
+                browser.http.headers["X-Forwarded-For"] = f"{client_ip}, 127.0.0.9"
+                return await browser.login("ada", password)
+
+        for n in range(3):
+            assert await login(f"203.0.113.{n}", "wrong-password") == 401
+        assert await login("198.51.100.7", PASSWORDS["ada"]) == 303  # the real admin
+        for n in range(3):
+            assert await login(f"203.0.113.{n}", "wrong-password") == 401  # still counted
+        assert await login("203.0.113.0", PASSWORDS["ada"]) == 429  # a failed address
+        assert await login("192.0.2.50", "wrong-password") == 401  # a new guesser: one try
+        assert await login("192.0.2.50", "another-guess") == 429
 
 
 async def test_login_limit_is_shared_by_every_instance_on_the_database(pg_url: str) -> None:

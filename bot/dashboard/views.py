@@ -179,16 +179,15 @@ class Login:
         # typed could be a password. Unknown names are limited by address alone.
         known = bool(name) and await self._users.exists(name)
         actor = f"dashboard:{name}" if known else "dashboard:?"
-        keys = (f"ip:{address}", f"name:{name.lower()}") if known else (f"ip:{address}",)
-        wait = await self._limiter.retry_after(*keys)
-        if wait > 0:
+        attempt = await self._limiter.begin(address, name.strip().lower() if known else None)
+        if not attempt.allowed:
             await audit.record(
                 actor,
                 "dashboard.login",
                 allowed=False,
                 detail=f"rate limited, from {address}",
             )
-            minutes = max(1, round(wait / 60))
+            minutes = max(1, round(attempt.wait / 60))
             response = self._form(
                 request,
                 429,
@@ -197,11 +196,10 @@ class Login:
                 name,
                 target,
             )
-            response.headers["Retry-After"] = str(int(wait) + 1)
+            response.headers["Retry-After"] = str(int(attempt.wait) + 1)
             return response
         user = await self._users.authenticate(name, password) if name and password else None
         if user is None:
-            await self._limiter.failed(*keys)
             await audit.record(
                 actor,
                 "dashboard.login",
@@ -209,7 +207,7 @@ class Login:
                 detail=f"wrong name or password, from {address}",
             )
             return self._form(request, 401, "Wrong user name or password.", name, target)
-        await self._limiter.succeeded(f"name:{name.lower()}")
+        await self._limiter.succeeded(attempt)
         token, _ = await self._users.open_session(
             user.id, timedelta(hours=self._deps.settings.session_hours)
         )
