@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import getpass
 import io
 import json
@@ -32,6 +31,7 @@ from bot.events import Author, Conversation, IncomingMessage
 from bot.faqfile import FaqRecord, Format, dump, guess_format, read_file, slugify, validate_records
 from bot.privacy import pseudonymizer_for
 from bot.runtime import Runtime, prepare_database
+from bot.spreadsheet import write_csv
 from bot.store.db import Database
 from bot.store.engagement import LOG_COLUMNS, EngagementLog, LogFilter, log_record
 from bot.store.faq import FaqStore, to_record
@@ -367,9 +367,12 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
                 stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif args.format == "csv":
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+            write_csv(
+                buffer,
+                LOG_COLUMNS,
+                ([row[c] for c in LOG_COLUMNS] for row in rows),
+                lineterminator="\n",
+            )
             stdout.write(buffer.getvalue())
         else:
             _table(rows, stdout)

@@ -139,6 +139,14 @@ def test_logs_filters_and_formats(cli: CLI) -> None:
     assert code == 2 and "--since" in err
 
 
+def test_logs_csv_cells_cannot_run_as_spreadsheet_formulas(cli: CLI) -> None:
+    formulas = ['=HYPERLINK("http://evil.example","x")', "@SUM(A1)", "+1", "-1+2", "\uff1d1"]
+    cli("ask", stdin="\n".join(formulas))
+    code, out, _ = cli("logs", "--format", "csv", "--kind", "question")
+    assert code == 0
+    assert [row["text"] for row in csv.DictReader(io.StringIO(out))] == ["'" + t for t in formulas]
+
+
 def test_parse_since() -> None:
     now = datetime(2026, 1, 10, 12, tzinfo=UTC)
     assert parse_since("2d", now) == datetime(2026, 1, 8, 12, tzinfo=UTC)

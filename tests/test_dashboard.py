@@ -275,10 +275,13 @@ async def test_script_in_a_question_is_shown_as_text(bot: DashBot) -> None:
 
 
 async def test_csv_cells_cannot_run_as_spreadsheet_formulas(bot: DashBot) -> None:
-    await bot.ask('=HYPERLINK("http://evil.example","click")', "m-formula")
+    formulas = ['=HYPERLINK("http://evil.example","click")', " =1+2", "\uff1dSUM(A1:A9)"]
+    for n, text in enumerate(formulas):
+        await bot.ask(text, f"m-formula-{n}")
     async with client(bot.base, "mia") as moderator:
         _, exported, _ = await moderator.get("/dashboard/log.csv?kind=question")
-    assert _csv(exported)[0]["text"].startswith("'=HYPERLINK")
+    cells = {row["text"] for row in _csv(exported)}
+    assert cells == {"'" + text for text in formulas}
 
 
 # --- engagement log ----------------------------------------------------------------------
