@@ -317,6 +317,14 @@ async def test_log_filters_search_pages_and_exports_what_is_shown(bot: DashBot) 
         assert "1 rows" in dated
         _, future, _ = await moderator.get(f"/dashboard/log?since={today + timedelta(days=1)}")
         assert "0 rows" in future
+        status, open_ended, _ = await moderator.get("/dashboard/log?until=9999-12-31")
+        assert status == 200 and "15 rows" in open_ended  # 8 questions, 6 answers, 1 decline
+        status, everything, _ = await moderator.get("/dashboard/log.csv?until=9999-12-31")
+        assert status == 200 and len(_csv(everything)) == 15
+        status, earliest, _ = await moderator.get(
+            "/dashboard/log?since=0001-01-01&until=0001-01-01"
+        )
+        assert status == 200 and "0 rows" in earliest
         status, exported, resp = await moderator.get("/dashboard/log.csv?kind=question&user=U-bob")
         assert resp.headers["Content-Type"].startswith("text/csv")
         assert "attachment" in resp.headers["Content-Disposition"]

@@ -271,11 +271,10 @@ class Views:
             if params["since"]:
                 since = datetime.combine(date.fromisoformat(params["since"]), time(0), UTC)
             if params["until"]:
-                until = datetime.combine(
-                    date.fromisoformat(params["until"]) + timedelta(days=1),
-                    time(0),
-                    UTC,
-                )
+                last = date.fromisoformat(params["until"])
+                # The end of the last day; none at all for the last day there is.
+                if last < date.max:
+                    until = datetime.combine(last + timedelta(days=1), time(0), UTC)
         except ValueError:
             error = "Cannot read the date; use YYYY-MM-DD (e.g. 2026-11-23)."
         flt = LogFilter(
