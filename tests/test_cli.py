@@ -162,6 +162,15 @@ def test_unreachable_database_is_one_line_not_a_traceback() -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+def test_unsupported_database_is_one_line_naming_the_supported_drivers() -> None:
+    cli = CLI("mysql+aiomysql://bot:hunter2@127.0.0.1/fb")
+    code, _, err = cli("ask", "who is on the pytorch foundation board?")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("foundation-bot: unsupported database URL mysql+aiomysql://bot:***@")
+    assert "sqlite+aiosqlite:///PATH" in err and "postgresql+asyncpg://" in err
+    assert "hunter2" not in err
+
+
 def test_malformed_config_is_one_line(tmp_path: Path, sqlite_url: str) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[answering]\nthreshhold = 0.5\n", encoding="utf-8")
