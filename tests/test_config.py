@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.config import DEFAULT_DATABASE_URL, Settings, load_config
 from bot.errors import ConfigError
@@ -131,3 +133,33 @@ def test_the_database_password_counts_as_a_secret_for_the_logs() -> None:
         environ={"FOUNDATION_BOT_DATABASE_URL": "postgresql+asyncpg://bot:s3cr%40t-pw@db/fb"}
     )
     assert {"s3cr@t-pw", "s3cr%40t-pw"} <= set(config.secret_values())
+
+
+def test_the_compose_balancer_forwards_only_slack_and_the_dashboard() -> None:
+    """/metrics and /readyz (whose reasons name the database) stay off the published port:
+    the balancer is the only service with one, and its Caddyfile forwards two path sets."""
+    root = Path(__file__).parent.parent
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text(encoding="utf-8"))
+    published = {name for name, svc in compose["services"].items() if "ports" in svc}
+    assert published == {"balancer"}
+    balancer = compose["services"]["balancer"]
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in balancer["volumes"]
+    assert "command" not in balancer  # the image's default: caddy run on that file
+    caddyfile = (root / "deploy" / "Caddyfile").read_text(encoding="utf-8")
+    matchers = re.findall(r"^\s*@public path (.+)$", caddyfile, flags=re.MULTILINE)
+    assert len(matchers) == 1
+    forwarded = matchers[0].split()
+    proxies = re.findall(r"^\s*(handle|reverse_proxy)\b(.*)$", caddyfile, flags=re.MULTILINE)
+    # The only reverse_proxy sits in the handle for @public.
+    assert [p for p in proxies if p[0] == "reverse_proxy"] == [
+        ("reverse_proxy", " bot-1:8080 bot-2:8080 bot-3:8080 {")
+    ]
+    assert ("handle", " @public {") in proxies
+
+    def public(path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in forwarded)
+
+    assert public("/slack/events") and public("/dashboard/") and public("/dashboard/login")
+    assert public("/")  # the bot redirects it to the dashboard
+    for private in ("/metrics", "/readyz", "/healthz", "/slack/eventsx", "/metrics/"):
+        assert not public(private), private
