@@ -139,12 +139,15 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             ),
         )
         adapters.append(console)
-    adapters += _platform_adapters(config)
+    platforms = _platform_adapters(config)
+    adapters += platforms
     if not adapters:
         raise UsageError(
             "no adapter enabled: use --console, or enable slack, discord or x in the config"
         )
-    runtime = Runtime(config, adapters)
+    # A terminal chat on its own (a first try) runs on if its port is taken; a deployment
+    # with platforms does not start without its web server.
+    runtime = Runtime(config, adapters, require_web=bool(platforms))
     if console is not None:
         console._on_close = runtime.request_stop
     await runtime.run()

@@ -16,6 +16,11 @@ class ConfigError(FoundationBotError):
     """The configuration is invalid; the message is one line naming the key."""
 
 
+class StartError(FoundationBotError):
+    """Something the configured bot needs at start is not available (its web server's port);
+    the message is one line saying what to change."""
+
+
 class StoreError(FoundationBotError):
     """The database is unreachable or in an unexpected state."""
 

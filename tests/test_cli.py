@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -231,6 +232,30 @@ def test_run_console_chat_in_a_subprocess(tmp_path: Path) -> None:
     assert "won't guess" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert (tmp_path / "foundation-bot.db").exists()
+
+
+def test_a_taken_port_stops_a_slack_http_bot_with_one_line(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack's HTTP mode receives its events on the web server: without it the bot would
+    run deaf, so the start fails instead, saying what to change."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "test-signing-secret")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "bot.toml"
+        config.write_text(
+            f'[web]\nport = {port}\n[slack]\nenabled = true\nmode = "http"\n', encoding="utf-8"
+        )
+        code, _, err = CLI(sqlite_url)("--config", str(config), "run")
+    assert code == 1
+    assert err.splitlines()[-1].startswith(
+        f"foundation-bot: cannot listen on 127.0.0.1:{port} (Address already in use): "
+        "the web server carries Slack's HTTP mode"
+    )
+    assert "Traceback" not in err and "web server not started" not in err
 
 
 def test_sigterm_stops_the_bot_gracefully(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """The async database: engine, sessions and migrations.
 
 Two drivers are supported and tested: ``sqlite+aiosqlite`` (the embedded default) and
-``postgresql+asyncpg``; any other URL is refused with one line naming them. Connection failures surface as
-:class:`~bot.errors.StoreError` with the URL's password hidden.
+``postgresql+asyncpg``; any other URL is refused with one line naming them. Connection
+failures surface as :class:`~bot.errors.StoreError` with the URL's password hidden.
 """
 
 from __future__ import annotations
