@@ -23,13 +23,16 @@ from bot.store.models import AuditLog, BotThread, Delivery, EngagementEvent, Rev
 #: Longest text kept per event; the rest is cut (a 10,000-character message is still logged).
 MAX_LOGGED_CHARS = 4000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Unpaired surrogates (from JSON escapes such as "\\udede") cannot be encoded as UTF-8.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean_text(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
-    """Text safe for every backend: no control characters (PostgreSQL rejects NUL), bounded."""
+    """Text safe for every backend: no control characters (PostgreSQL rejects NUL), no
+    unpaired surrogates (no driver can encode them; kept visible as U+FFFD), bounded."""
     if text is None:
         return None
-    cleaned = _CONTROL.sub("", text)
+    cleaned = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
