@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from bot.commands import echo
 from bot.errors import CommandError
+from bot.platforms import ANNOUNCE_TARGETS, CHAT_PLATFORMS
 
-PLATFORMS = ("slack", "discord", "x")
+PLATFORMS = CHAT_PLATFORMS
 MAX_GREEDY_WORDS = 6
 
 USAGE: dict[str, str] = {
@@ -278,7 +279,7 @@ def _greedy(scanner: _Scanner, accepts: Callable[[str], bool]) -> str:
 
 def _platforms(value: str, usage: str) -> tuple[str, ...]:
     names = [p.strip().lower() for p in value.split(",") if p.strip()]
-    unknown = [p for p in names if p not in PLATFORMS and p != "console"]
+    unknown = [p for p in names if p not in ANNOUNCE_TARGETS]
     if unknown or not names:
         raise CommandError(
             f"Unknown platform '{_short(unknown[0] if unknown else value)}': use "

@@ -29,11 +29,19 @@ from bot.dispatch import record_exchange
 from bot.errors import FaqImportError, FoundationBotError
 from bot.events import Author, Conversation, IncomingMessage
 from bot.faqfile import FaqRecord, Format, dump, guess_format, read_file, slugify, validate_records
+from bot.platforms import LOGGED_PLATFORMS
 from bot.privacy import pseudonymizer_for
 from bot.runtime import Runtime, prepare_database
 from bot.spreadsheet import write_csv
 from bot.store.db import Database
-from bot.store.engagement import LOG_COLUMNS, EngagementLog, LogFilter, log_record
+from bot.store.engagement import (
+    EVENT_KINDS,
+    EXCHANGE_COLUMNS,
+    OUTCOME_KINDS,
+    EngagementLog,
+    LogFilter,
+    exchange_records,
+)
 from bot.store.faq import FaqStore, to_record
 
 log = logging.getLogger("bot.cli")
@@ -347,7 +355,9 @@ def _table(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
     for row in rows:
         cells = []
         for c in columns:
-            value = "" if row[c] is None else str(row[c])
+            # An answer or decline is shown by the question it replied to (its kind says how).
+            shown = row["question"] if c == "text" and row.get("question") else row[c]
+            value = "" if shown is None else str(shown)
             value = " ".join(value.split())  # one line per event, whatever the text held
             width = widths.get(c)
             cells.append(value[:width].ljust(width) if width else value[:100])
@@ -364,7 +374,12 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
     )
 
     async def work(db: Database) -> int:
-        rows = [log_record(e) for e in await EngagementLog(db, pseudonymizer_for(config)).list(flt)]
+        engagement = EngagementLog(db, pseudonymizer_for(config))
+        events = await engagement.list(flt)
+        questions = await engagement.questions_for(
+            e.ref for e in events if e.kind in OUTCOME_KINDS and e.ref
+        )
+        rows = exchange_records(events, questions)
         if args.format == "json":
             for row in rows:
                 stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -372,8 +387,8 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
             buffer = io.StringIO()
             write_csv(
                 buffer,
-                LOG_COLUMNS,
-                ([row[c] for c in LOG_COLUMNS] for row in rows),
+                EXCHANGE_COLUMNS,
+                ([row[c] for c in EXCHANGE_COLUMNS] for row in rows),
                 lineterminator="\n",
             )
             stdout.write(buffer.getvalue())
@@ -498,8 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = sub.add_parser("logs", help="engagement log for moderators")
     logs.add_argument("--since", help="24h, 7d, 2026-01-31, 2026-01-31T09:00 ...")
-    logs.add_argument("--platform")
-    logs.add_argument("--kind", help="question, answer, declined, reaction, feedback, command, ...")
+    logs.add_argument("--platform", choices=LOGGED_PLATFORMS, help="only this platform's events")
+    logs.add_argument("--kind", choices=EVENT_KINDS, help="only events of this kind")
     logs.add_argument("--user")
     logs.add_argument("--limit", type=int)
     logs.add_argument("--format", choices=("table", "json", "csv"), default="table")

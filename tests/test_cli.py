@@ -134,10 +134,40 @@ def test_logs_filters_and_formats(cli: CLI) -> None:
     assert code == 0 and len(rows) == 1 and rows[0]["kind"] == "declined"
     code, out, _ = cli("logs", "--user", "someone")
     assert code == 0 and out.splitlines()[0].startswith("ID") and len(out.splitlines()) == 2
-    assert cli("logs", "--since", "1h", "--format", "json")[1].count("\n") == 4
+    assert cli("logs", "--since", "1h", "--format", "json")[1].count("\n") == 2  # 2 exchanges
     assert cli("logs", "--since", "2999-01-01")[1].count("\n") == 1
     code, _, err = cli("logs", "--since", "last tuesdayish")
     assert code == 2 and "--since" in err
+
+
+def test_logs_show_each_question_with_its_outcome_on_one_row(cli: CLI) -> None:
+    cli("ask", "who is on the pytorch foundation board?")
+    cli("ask", "tell me a joke")
+    code, out, _ = cli("logs", "--kind", "declined")
+    assert code == 0
+    header, row = out.splitlines()
+    assert "declined" in row and row.endswith("tell me a joke")
+    code, out, _ = cli("logs", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["kind"], r["question"]) for r in rows] == [
+        ("answer", "who is on the pytorch foundation board?"),
+        ("declined", "tell me a joke"),
+    ]
+    assert "Nvidia" in rows[0]["text"]  # the reply is still there, in its own field
+    code, out, _ = cli("logs", "--format", "csv")
+    assert [r["question"] for r in csv.DictReader(io.StringIO(out))] == [
+        "who is on the pytorch foundation board?",
+        "tell me a joke",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--kind", "declind"), ("--platform", "slak"), ("--platform", "X")]
+)
+def test_logs_refuse_an_unknown_platform_or_kind(cli: CLI, option: str, value: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli("logs", option, value)
+    assert exited.value.code == 2
 
 
 def test_logs_csv_cells_cannot_run_as_spreadsheet_formulas(cli: CLI) -> None:

@@ -45,20 +45,10 @@ from bot.dashboard.queries import DashboardQueries
 from bot.errors import CommandError, FaqImportError
 from bot.events import Author, Conversation, SlashCommand, utcnow
 from bot.faqfile import slugify, validate_records
-from bot.store.engagement import LOG_COLUMNS, LogFilter, log_record, message_link
+from bot.store.engagement import EVENT_KINDS, LOG_COLUMNS, LogFilter, log_record, message_link
 from bot.store.models import EngagementEvent, FaqEntry
 from bot.store.users import LoginLimiter, UserStore
 
-KINDS = (
-    "question",
-    "answer",
-    "declined",
-    "reaction",
-    "reply",
-    "feedback",
-    "command",
-    "announcement_posted",
-)
 EXPORT_LIMIT = 100_000
 _PLATFORM = re.compile(r"[a-z0-9_-]{1,32}")
 
@@ -308,7 +298,7 @@ class Views:
             page="log",
             error=error,
             params=params,
-            kinds=KINDS,
+            kinds=EVENT_KINDS,
             rows=[(e, message_link(e)) for e in events],
             paging=_paging("/dashboard/log", params, page, total, self._size),
             export_url=export,
