@@ -397,6 +397,50 @@ async def test_similar_unanswered_questions_are_grouped(bot: DashBot) -> None:
     assert len({g for g, _ in groups}) == 2
 
 
+async def test_only_questions_that_ask_the_same_thing_share_a_group(bot: DashBot) -> None:
+    """The report: "is the foundation hiring" (no closest entry) sat in the group of "why
+    did they pick the linux foundation", and adding a phrasing resolved it too."""
+    await bot.ask("why did they pick the linux foundation but not apache", "m1")
+    await bot.ask("Why did they pick the Linux Foundation but not Apache??", "m2")
+    await bot.ask("is the foundation hiring", "m3")
+    async with client(bot.base, "mia") as moderator:
+        _, page, _ = await moderator.get("/dashboard/review")
+        _, exported, _ = await moderator.get("/dashboard/review.csv")
+    groups: dict[str, set[str]] = {}
+    for row in _csv(exported):
+        groups.setdefault(row["group"], set()).add(row["question"])
+    assert sorted(groups.values(), key=len) == [
+        {"is the foundation hiring"},
+        {
+            "why did they pick the linux foundation but not apache",
+            "Why did they pick the Linux Foundation but not Apache??",
+        },
+    ]
+    assert page.count('type="checkbox" name="review_id"') == 3
+    assert page.count('name="review_id" value="') == 3  # one per question, nothing hidden
+
+
+async def test_an_action_applies_to_the_ticked_questions_only(bot: DashBot) -> None:
+    first, second = "who sits on the money committee", "who sits on the money committee???"
+    await bot.ask(first, "m1")
+    await bot.ask(second, "m2")
+    ids = await _review_ids(bot)
+    async with client(bot.base, "mia") as moderator:
+        await moderator.get("/dashboard/review")
+        status, _, _ = await moderator.post(
+            "/dashboard/review/phrasing", [("entry_id", "1"), ("review_id", str(ids[1]))]
+        )
+        assert status == 303
+        _, page, _ = await moderator.get("/dashboard/review")
+        assert "Added \u201cwho sits on the money committee???\u201d as a phrasing" in page
+        await moderator.post("/dashboard/review/dismiss", [])
+        _, page, _ = await moderator.get("/dashboard/review")
+        assert "Select at least one question of the group; nothing changed." in page
+    assert await _review_ids(bot) == [ids[0]]
+    entry = await bot.runtime.faq.get(1)
+    assert entry is not None and second in entry.phrasings and first not in entry.phrasings
+
+
 async def test_add_as_phrasing_reaches_the_bot_at_once(bot: DashBot) -> None:
     question = "who sits on the money committee of the thing"
     assert not bot.runtime.knowledge.answer(question).answered
@@ -864,7 +908,7 @@ async def test_odd_ids_and_pages_are_not_found_not_errors(bot: DashBot) -> None:
         )
         assert status == 303
         _, page, _ = await admin.get("/dashboard/review")
-        assert "Choose an FAQ entry and give the phrasing; nothing changed." in page
+        assert "Choose an FAQ entry; nothing changed." in page
 
 
 async def test_login_limiter_forgets_failures_after_the_window(database: Database) -> None:
@@ -989,8 +1033,9 @@ async def test_a_mistyped_name_is_neither_audited_nor_stored_as_typed(bot: DashB
     assert all(typed.lower() not in f"{r.actor} {r.detail}".lower() for r in refused)
     async with bot.runtime.db.session() as session:
         keys = (await session.scalars(select(LoginFailure.key))).all()
-    # The unknown name is limited by address only; the real user by address and name.
-    assert len(keys) == 3 and all(typed.lower() not in key for key in keys)
+    # The unknown name is limited by address only; the real user by address, name and the
+    # (name, address) pair.
+    assert len(keys) == 4 and all(typed.lower() not in key for key in keys)
 
 
 async def test_sessions_expire_after_the_configured_idle_time(bot: DashBot) -> None:
