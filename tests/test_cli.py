@@ -145,7 +145,7 @@ def test_logs_show_each_question_with_its_outcome_on_one_row(cli: CLI) -> None:
     cli("ask", "tell me a joke")
     code, out, _ = cli("logs", "--kind", "declined")
     assert code == 0
-    header, row = out.splitlines()
+    _header, row = out.splitlines()
     assert "declined" in row and row.endswith("tell me a joke")
     code, out, _ = cli("logs", "--format", "json")
     rows = [json.loads(line) for line in out.splitlines()]

@@ -295,6 +295,4 @@ async def test_long_text_is_cut_in_lists_with_the_whole_text_a_click_away(
     assert len(await heading.inner_text()) <= 160
     # The log keeps the first 4,000 characters of a message.
     await page.get_by_text("Full text (4000 characters)").first.click()
-    await expect(page.locator("section.group .full-text").first).to_have_text(
-        question[:3999] + "…"
-    )
+    await expect(page.locator("section.group .full-text").first).to_have_text(question[:3999] + "…")
