@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -10,12 +11,13 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main, parse_since
+from bot.cli import build_parser, main, parse_since
 
 
 class CLI:
@@ -176,6 +178,41 @@ def test_logs_csv_cells_cannot_run_as_spreadsheet_formulas(cli: CLI) -> None:
     code, out, _ = cli("logs", "--format", "csv", "--kind", "question")
     assert code == 0
     assert [row["text"] for row in csv.DictReader(io.StringIO(out))] == ["'" + t for t in formulas]
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*path, name), child
+                yield from _subcommands(child, (*path, name))
+
+
+def test_every_command_and_option_has_a_help_line() -> None:
+    parser = build_parser()
+    commands = dict(_subcommands(parser))
+    assert len(commands) == 18
+    for path, command in [((), parser), *commands.items()]:
+        assert command.description, path
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                assert all(c.help for c in action._choices_actions), path
+            elif action.dest != "help":
+                assert action.help, (path, action.dest)
+
+
+@pytest.mark.parametrize("path", [("logs",), ("faq", "add"), ("users", "add"), ("run",)])
+def test_main_commands_show_an_example(path: tuple[str, ...]) -> None:
+    command = dict(_subcommands(build_parser()))[path]
+    help_text = command.format_help()
+    assert "examples:\n  foundation-bot " + " ".join(path) in help_text
+
+
+def test_run_help_names_the_web_server_and_its_port() -> None:
+    help_text = dict(_subcommands(build_parser()))[("run",)].format_help()
+    assert "web server" in help_text and "127.0.0.1:8080" in help_text
 
 
 def test_parse_since() -> None:
@@ -354,3 +391,33 @@ def test_a_secret_that_reaches_a_log_line_is_blanked_out(
     assert "Authorization=Bearer [redacted]" in err
     assert "token=[redacted]" in err and "Traceback" in err
     assert token not in err
+
+
+def test_a_run_without_postgresql_says_once_at_the_end_why_tests_skipped(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("FOUNDATION_BOT_TEST_POSTGRES_URL", "CI")
+    }
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_dashboard.py::test_login_limiter_forgets_failures_after_the_window",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    said = [i for i, line in enumerate(lines) if "skipped: they run against PostgreSQL" in line]
+    assert len(said) == 1
+    assert lines[said[0]].startswith("1 test was skipped: they run against PostgreSQL")
+    assert "FOUNDATION_BOT_TEST_POSTGRES_URL=postgresql+asyncpg://" in "\n".join(lines[said[0] :])
