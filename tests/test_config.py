@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from bot.config import DEFAULT_DATABASE_URL, Settings, load_config
+from bot.deciding import bundled_model
 from bot.errors import ConfigError
-from bot.matcher import DEFAULT_THRESHOLD
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -167,7 +167,7 @@ def test_example_config_shows_the_real_defaults() -> None:
         ).model_fields:
             value = tomllib.loads(f"v = {found.group(2)}")["v"]
             shown.setdefault((section, found.group(1)), value)
-    effective = {("answering", "threshold"): DEFAULT_THRESHOLD}
+    effective = {("answering", "threshold"): bundled_model().answer_cut}
     for (name, key), value in shown.items():
         default = effective.get((name, key), getattr(getattr(defaults, name), key))
         if default is None:
