@@ -74,7 +74,7 @@ def test_ask_json_answers_and_declines(cli: CLI) -> None:
 def test_ask_json_lists_suggestions_when_unsure(cli: CLI) -> None:
     """A question the bot is not sure about gets "did you mean" suggestions, each with the
     entry's question and the answer that would be posted."""
-    _, out, _ = cli("ask", "--json", "which companies have a seat")
+    _, out, _ = cli("ask", "--json", "what companies")
     record = json.loads(out)
     assert record["outcome"] == "clarify" and record["answered"] is False
     assert 1 <= len(record["suggestions"]) <= 3

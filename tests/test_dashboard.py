@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from bot.cli import main
 from bot.dashboard.charts import engagement_curves, questions_per_day, top_entries
 from bot.errors import PermanentPlatformError, TransientPlatformError
-from bot.events import Author, Feedback, utcnow
+from bot.events import Author, ChoicePicked, Feedback, utcnow
 from bot.privacy import Pseudonymizer, purge_engagement
 from bot.store.db import Database
 from bot.store.engagement import Event, LogFilter
@@ -421,7 +421,7 @@ async def test_only_questions_that_ask_the_same_thing_share_a_group(bot: DashBot
 
 
 async def test_an_action_applies_to_the_ticked_questions_only(bot: DashBot) -> None:
-    first, second = "who sits on the money committee", "who sits on the money committee???"
+    first, second = "who chairs the money tribunal", "who chairs the money tribunal???"
     await bot.ask(first, "m1")
     await bot.ask(second, "m2")
     ids = await _review_ids(bot)
@@ -432,7 +432,7 @@ async def test_an_action_applies_to_the_ticked_questions_only(bot: DashBot) -> N
         )
         assert status == 303
         _, page, _ = await moderator.get("/dashboard/review")
-        assert "Added \u201cwho sits on the money committee???\u201d as a phrasing" in page
+        assert "Added \u201cwho chairs the money tribunal???\u201d as a phrasing" in page
         await moderator.post("/dashboard/review/dismiss", [])
         _, page, _ = await moderator.get("/dashboard/review")
         assert "Select at least one question of the group; nothing changed." in page
@@ -441,9 +441,33 @@ async def test_an_action_applies_to_the_ticked_questions_only(bot: DashBot) -> N
     assert entry is not None and second in entry.phrasings and first not in entry.phrasings
 
 
+async def test_a_picked_suggestion_is_one_click_from_becoming_a_phrasing(bot: DashBot) -> None:
+    """A user asked in their own words, the bot offered suggestions and the user picked
+    one: the review queue offers that entry in one click, and the bot then answers outright."""
+    question = "what companies"
+    assert bot.runtime.knowledge.answer(question).outcome.value == "clarify"
+    await bot.ask(question, "m1")
+    offered = bot.slack.sent[-1].choices
+    board = next(c for c in offered if "board" in c.label.lower())
+    await bot.slack.inject(ChoicePicked(GENERAL, Author("U-alice"), board.token))
+    ids = await _review_ids(bot)
+    entry_id = int(board.token.rsplit(":", 1)[1])
+    async with client(bot.base, "mia") as moderator:
+        _, page, _ = await moderator.get("/dashboard/review")
+        assert "user picked a suggestion" in page
+        assert f'name="picked_entry_id" value="{entry_id}"' in page
+        status, _, _ = await moderator.post(
+            "/dashboard/review/phrasing",
+            [("picked_entry_id", str(entry_id)), ("entry_id", "1"), ("review_id", str(ids[0]))],
+        )
+        assert status == 303
+    answer = bot.runtime.knowledge.answer(question)
+    assert answer.answered and answer.entry_id == entry_id
+
+
 async def test_add_as_phrasing_reaches_the_bot_at_once(bot: DashBot) -> None:
-    question = "who sits on the money committee of the thing"
-    assert not bot.runtime.knowledge.answer(question).answered
+    question = "who sits on the money tribunal of the thing"
+    assert bot.runtime.knowledge.answer(question).outcome.value == "decline"
     await bot.ask(question, "m1")
     ids = await _review_ids(bot)
     async with client(bot.base, "mia") as moderator:

@@ -35,6 +35,7 @@ REASON_LABELS: dict[str, str] = {
     "low_confidence": "low confidence",
     "thumbs_down": "thumbs down",
     "escalated": "asked for a moderator",
+    "clarified": "user picked a suggestion",
 }
 
 

@@ -613,7 +613,9 @@ class Views:
         """Each selected question becomes a phrasing of the chosen entry (a group's, or one
         question's own button); the selected questions are resolved."""
         form = await request.post()
-        entry = await self._deps.faq.get(_ident(_field(form, "entry_id", 20)) or 0)
+        # The one-click button of a group whose asker picked a suggestion names that entry.
+        chosen = _field(form, "picked_entry_id", 20) or _field(form, "entry_id", 20)
+        entry = await self._deps.faq.get(_ident(chosen) or 0)
         if entry is None:
             self._pages.flash(request, "error", "Choose an FAQ entry; nothing changed.")
             raise web.HTTPSeeOther("/dashboard/review")
