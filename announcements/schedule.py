@@ -5,7 +5,8 @@ Missed-while-down policy: a one-off announcement that fell due while the bot was
 is sent at start if it is at most ``announcements.grace_minutes`` late, otherwise it is marked
 ``missed`` and staff are told. A recurring one fires its latest missed occurrence only if that
 is within the grace period, then continues at the next future occurrence: never a burst.
-A delivery found ``sending`` at start was interrupted mid-post and becomes ``unknown``.
+A delivery found ``sending`` at start (or, with several instances, whose lease ran out) was
+interrupted mid-post and is taken over by the engine (``DeliveryEngine.recover``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from announcements.delivery import DeliveryEngine, Notify
+from announcements.engine import DeliveryEngine
+from announcements.outcomes import Notify
 from announcements.store import AnnouncementStore
 from announcements.when import format_local, next_occurrence, parse_recurrence, zone
 from bot.config import AnnouncementsSection
 from bot.events import utcnow
 from bot.store.models import Announcement
+from bot.store.states import AnnouncementStatus, DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -57,45 +60,15 @@ class AnnouncementScheduler:
         self._settings = settings
         self._notify = notify
         self._clock = clock
-        engine.on_retry = self.arm_retry
         self._batch: list[int] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._batch_tasks: set[asyncio.Task[None]] = set()
         #: Announcements whose timer callback is running (id -> how many callbacks).
         self._firing: dict[int, int] = {}
-        #: Deliveries whose retry timer callback is running.
-        self._retrying: set[int] = set()
 
     async def recover_interrupted(self, *, include_live_claims: bool = False) -> int:
-        """Turn deliveries whose claim ran out mid-post into ``unknown`` and tell staff.
-
-        A lease runs out when its process died, but also when it stalled or lost the
-        database for longer than the lease; such a process finds its claim gone when it
-        writes again and leaves the row to the person (see ``AnnouncementStore.settle``).
-        """
-        recovered = 0
-        for delivery in await self._store.interrupted(include_live_claims=include_live_claims):
-            changed = await self._store.set_delivery_if(
-                delivery.id,
-                ("sending",),
-                state="unknown",
-                claimed_until=None,
-                error="interrupted while posting (its bot instance stopped, stalled or lost "
-                "the database mid-send)",
-            )
-            announcement = await self._store.get(delivery.announcement_id)
-            if not changed or announcement is None:
-                continue
-            recovered += 1
-            await self._notify(
-                announcement,
-                f"Announcement #{announcement.id} was being posted to {delivery.platform} "
-                "when the bot stopped (or lost its database); it may or may not be there. "
-                "Check, then "
-                f"/announce mark-sent {announcement.id} --to {delivery.platform} or "
-                f"/announce retry {announcement.id} --to {delivery.platform}.",
-            )
-        return recovered
+        """Take over deliveries whose claim ran out mid-post (see ``DeliveryEngine.recover``)."""
+        return await self._engine.recover(include_live_claims=include_live_claims)
 
     async def sync(self, horizon_seconds: float) -> int:
         """Arm timers another instance queued (several processes, one database).
@@ -117,10 +90,8 @@ class AnnouncementScheduler:
                 armed += 1
         for delivery in await self._store.retry_pending():
             when = delivery.next_attempt_at
-            job = self._scheduler.get_job(f"delivery-{delivery.id}")
-            idle = job is None and delivery.id not in self._retrying
-            if when is not None and when <= horizon and idle:
-                self.arm_retry(delivery.id, max(when, now))
+            if when is not None and when <= horizon and self._engine.retry_idle(delivery.id):
+                self._engine.retry_at(delivery.id, max(when, now))
                 armed += 1
         return armed
 
@@ -158,11 +129,11 @@ class AnnouncementScheduler:
         held = await self._store.held()
         now = self._clock()
         for announcement in await self._store.active():
-            if announcement.status == "scheduled" and announcement.due_at is not None:
+            if announcement.status == AnnouncementStatus.SCHEDULED and announcement.due_at:
                 armed += await self._arm_at_start(announcement, now, held)
         for delivery in await self._store.retry_pending():
             if delivery.next_attempt_at is not None:
-                self.arm_retry(delivery.id, delivery.next_attempt_at)
+                self._engine.retry_at(delivery.id, delivery.next_attempt_at)
                 armed += 1
         log.info("announcement timers armed count=%d held=%s", armed, held)
         return armed
@@ -179,10 +150,12 @@ class AnnouncementScheduler:
             return 1
         tz = zone(announcement.timezone)
         if not announcement.recurrence:
-            await self._store.update(announcement.id, status="missed")
+            await self._store.update(announcement.id, status=AnnouncementStatus.MISSED)
             for delivery in announcement.deliveries:
-                if delivery.state == "pending":
-                    await self._store.set_delivery(delivery.id, owner=None, state="missed")
+                if delivery.state == DeliveryState.PENDING:
+                    await self._store.set_delivery(
+                        delivery.id, owner=None, state=DeliveryState.MISSED
+                    )
             await self._notify(
                 announcement,
                 f"Announcement #{announcement.id} was due {format_local(due, tz)} while the bot "
@@ -202,7 +175,7 @@ class AnnouncementScheduler:
     async def _advance(self, announcement: Announcement, following: datetime) -> int:
         until = announcement.recur_until
         if until is not None and following > until:
-            await self._store.update(announcement.id, status="done")
+            await self._store.update(announcement.id, status=AnnouncementStatus.DONE)
             self.disarm(announcement.id)
             return 0
         await self._store.update(announcement.id, due_at=following)
@@ -225,29 +198,6 @@ class AnnouncementScheduler:
         job = self._scheduler.get_job(f"announcement-{announcement_id}")
         if job is not None:
             job.remove()
-
-    def arm_retry(self, delivery_id: int, when: datetime) -> None:
-        """Arm a retry of one delivery."""
-        self._scheduler.add_job(
-            self._retry,
-            trigger=DateTrigger(run_date=when),
-            args=[delivery_id],
-            id=f"delivery-{delivery_id}",
-            replace_existing=True,
-            misfire_grace_time=None,
-            # A retry that fails again re-arms this job from inside its own run; with a short
-            # backoff the new run is due before that run has returned, and APScheduler would
-            # skip it (one instance per job) and leave the row pending. The claim keeps two
-            # runs from both posting.
-            max_instances=2,
-        )
-
-    async def _retry(self, delivery_id: int) -> None:
-        self._retrying.add(delivery_id)
-        try:
-            await self._engine.deliver(delivery_id)
-        finally:
-            self._retrying.discard(delivery_id)
 
     async def fire_now(self, announcement_id: int) -> None:
         """Deliver an announcement immediately (``/announce now``, approvals, resume)."""
@@ -289,9 +239,11 @@ class AnnouncementScheduler:
     async def _fire_batch(self, announcement_ids: list[int]) -> None:
         now = self._clock()
         due: list[Announcement] = []
-        announcements, _ = await self._store.get_many_for_delivery(announcement_ids)
+        # The one read of this batch: the engine posts from it (it reads rows again only when
+        # it claims them, which returns each row as the database has it then).
+        announcements, held = await self._store.get_many_for_delivery(announcement_ids)
         for announcement in announcements:
-            if announcement.status != "scheduled":
+            if announcement.status != AnnouncementStatus.SCHEDULED:
                 continue
             if announcement.due_at is None:
                 continue
@@ -302,7 +254,10 @@ class AnnouncementScheduler:
             due.append(announcement)
         if not due:
             return
-        await self._engine.fire_many([(a.id, occurrence_key(a)) for a in due])
+        if held:
+            log.info("announcements held by embargo ids=%s", sorted(a.id for a in due))
+        else:
+            await self._engine.fire_many([(a, occurrence_key(a)) for a in due])
         for announcement in due:
             if announcement.recurrence and announcement.due_at is not None:
                 tz = zone(announcement.timezone)
@@ -316,7 +271,7 @@ class AnnouncementScheduler:
         released = 0
         for announcement in await self._store.active():
             if (
-                announcement.status == "scheduled"
+                announcement.status == AnnouncementStatus.SCHEDULED
                 and not announcement.recurrence
                 and announcement.due_at is not None
                 and announcement.due_at <= now

@@ -13,10 +13,12 @@ from sqlalchemy import select
 
 from adapters.base import Reconciler
 from adapters.memory import MemoryAdapter
-from announcements.delivery import backoff
+from announcements.outcomes import backoff
+from announcements.progress import posted_entries
 from bot.errors import PermanentPlatformError, StoreError, TransientPlatformError
 from bot.events import OutgoingMessage, SentMessage, utcnow
 from bot.store.models import Delivery
+from bot.store.states import DeliveryState
 from tests.announce_helpers import Bot, running_bot
 
 LONG = " ".join(f"Sentence {i} explains one more detail of the foundation move." for i in range(14))
@@ -135,14 +137,12 @@ async def test_a_process_claims_only_as_many_rows_as_it_has_post_slots(db_url: s
     async with running_bot(db_url, latency=0.3, max_parallel_posts=2) as bot:
         for n in range(6):
             await bot.announce(f'schedule --at "in 1 hour" --to x --force Queued news {n}')
-        fan_out = asyncio.create_task(
-            bot.runtime.delivery.fire_many([(i, "") for i in range(1, 7)])
-        )
+        fan_out = asyncio.create_task(bot.runtime.delivery.fire_ids([(i, "") for i in range(1, 7)]))
         seen: list[tuple[int, int]] = []  # (sending, pending) while the fan-out runs
         while not fan_out.done():
             async with bot.runtime.db.session() as session:  # one consistent snapshot
                 states = list((await session.scalars(select(Delivery.state))).all())
-            seen.append((states.count("sending"), states.count("pending")))
+            seen.append((states.count(DeliveryState.SENDING), states.count(DeliveryState.PENDING)))
             await asyncio.sleep(0.02)
         await fan_out
         # Never more than two claimed at once; while two were posting, the rest stayed
@@ -291,7 +291,7 @@ async def test_mark_sent_on_a_post_left_in_doubt_drops_the_marker(db_url: str) -
     ) as bot:
         slack.time_outs = [True]
         reply = await bot.announce("now --to slack Checked by hand")
-        assert "slack: unknown (the post on C-news timed out and could not be confirmed" in reply
+        assert "slack: unknown (the post on C-news could not be confirmed in 1 attempts" in reply
         [delivery] = await bot.runtime.announcements.deliveries(1)
         assert delivery.progress[0].startswith("?C-news|")
         await bot.announce("mark-sent 1 --to slack")
@@ -331,10 +331,10 @@ async def test_a_claim_that_fails_while_the_database_is_away_gives_its_post_slot
         store.claim_many = database_away  # type: ignore[method-assign]
         for _ in range(3):  # more failures than there are slots
             with pytest.raises(StoreError):
-                await bot.runtime.delivery.fire_many([(1, ""), (2, "")])
+                await bot.runtime.delivery.fire_ids([(1, ""), (2, "")])
         store.claim_many = real_claim  # type: ignore[method-assign]
         # The database is back: the same process still posts (no slot was lost).
-        await asyncio.wait_for(bot.runtime.delivery.fire_many([(1, ""), (2, "")]), timeout=5)
+        await asyncio.wait_for(bot.runtime.delivery.fire_ids([(1, ""), (2, "")]), timeout=5)
         assert sorted(bot.posts("x")) == ["Outage news 0", "Outage news 1"]
 
 
@@ -381,7 +381,9 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         assert "may or may not be there" in bot.slack.sent[-1].text
         [row] = await store.deliveries(1)
         if outcome == "taken over":  # another instance retries the unknown row meanwhile
-            assert await store.set_delivery_if(row.id, ("unknown",), state="pending", error=None)
+            assert await store.set_delivery_if(
+                row.id, (DeliveryState.UNKNOWN,), state=DeliveryState.PENDING, error=None
+            )
             assert await store.claim(row.id, "other-host:7:beef", timedelta(seconds=60))
         if outcome == "failed":
             slack.then_raise = TransientPlatformError("slack", "HTTP 503")
@@ -405,7 +407,7 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         [notice] = notices
         if outcome == "taken over":
             # The other instance's claim is untouched; staff learn a second copy may come.
-            assert row.state == "sending" and row.progress == []
+            assert row.state == "sending" and posted_entries(row.progress) == []
             assert (row.claimed_by or "").startswith("other-host:7:beef#")
             assert "twice, possibly" in notice and "second copy" in notice
             return

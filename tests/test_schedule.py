@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from announcements.progress import Doubt
+from bot.events import utcnow
 from tests.announce_helpers import DESK, Bot, Clock, running_bot
 
 
@@ -69,18 +71,37 @@ async def test_recurring_never_bursts_missed_occurrences(db_url: str) -> None:
         assert len(notices) == 1 and "the next one is 2026-11-28 09:00 CET" in notices[0]
 
 
-async def test_interrupted_send_becomes_unknown_and_staff_are_told(db_url: str) -> None:
+async def test_a_claim_that_died_before_posting_is_posted_and_one_mid_call_is_asked_about(
+    db_url: str,
+) -> None:
     clock = Clock()
     await queue(db_url, clock, "schedule --at 2026-11-24T10:00 --to slack,x Interrupted")
     async with running_bot(db_url, clock=clock) as bot:
         store = bot.runtime.announcements
-        x_row = next(d for d in await store.deliveries(1) if d.platform == "x")
-        assert await store.claim(x_row.id, "crashed-process", timedelta(seconds=-1))
+        rows = {d.platform: d for d in await store.deliveries(1)}
+        claimed = await store.claim_many(
+            [d.id for d in rows.values()], "crashed-process", timedelta(seconds=-1)
+        )
+        # The process died with its X call under way (the part marked), before any Slack call.
+        now = utcnow()
+        x_claim = claimed[rows["x"].id].claimed_by
+        marker = Doubt("news", now, now).entry()
+        assert await store.set_delivery(rows["x"].id, owner=x_claim, progress=[marker])
     async with running_bot(db_url, clock=clock) as bot:
+        # Slack: nothing was under way, so it goes out by itself at once; nobody is bothered.
+        slack_row = next(
+            d for d in await bot.runtime.announcements.deliveries(1) if d.platform == "slack"
+        )
+        job = bot.runtime.scheduler.get_job(f"delivery-{slack_row.id}")
+        assert job is not None and job.next_run_time <= utcnow()
+        await job.func(*job.args)
+        assert bot.posts("slack") == ["Interrupted"]
         states = {d.platform: d.state for d in await bot.runtime.announcements.deliveries(1)}
-        assert states == {"slack": "pending", "x": "unknown"}
+        assert states == {"slack": "sent", "x": "unknown"}
+        # X (here a platform that cannot be asked) may have it: a person checks.
         notices = [m.text for m in bot.slack.sent if m.where == DESK]
-        assert any("was being posted to x when the bot stopped" in n for n in notices)
+        [notice] = notices
+        assert "was being posted to x when the bot stopped" in notice
         clock.now = datetime(2026, 11, 24, 9, tzinfo=UTC)
         await bot.runtime.announcement_timers.fire_now(1)
         assert bot.posts("slack") == ["Interrupted"]

@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from announcements.store import NEEDS_PERSON
 from bot.dashboard import charts
 from bot.dashboard.app import (
     DashboardDeps,
@@ -47,6 +46,7 @@ from bot.events import Author, Conversation, SlashCommand, utcnow
 from bot.faqfile import slugify, validate_records
 from bot.store.engagement import LOG_COLUMNS, LogFilter, log_record, message_link
 from bot.store.models import EngagementEvent, FaqEntry
+from bot.store.states import NEEDS_PERSON
 from bot.store.users import LoginLimiter, UserStore
 
 KINDS = (
