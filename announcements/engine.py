@@ -420,9 +420,8 @@ class DeliveryEngine:
 
         Before each call the part is marked in ``progress`` (with the posts so far), under
         the claim; the last post is recorded together with ``sent``. A part in doubt is
-        looked up first and posted only if it is not there; an ambiguous post (or one X
-        refuses as a duplicate that is not found either) raises :class:`PartInDoubt` where
-        the adapter can look up.
+        looked up first and posted only if it is not there; an ambiguous post (or a repeat X
+        refuses as a duplicate) raises :class:`PartInDoubt` where the adapter can look up.
         """
         posts = [(channel, i) for channel in channels for i in range(len(rendered.parts))]
         progress = posted_entries(delivery.progress)
@@ -457,20 +456,13 @@ class DeliveryEngine:
                 await self._mark(delivery, [*progress, marker.entry()])
                 try:
                     sent = await adapter.send(message)
-                except DuplicatePostError as exc:
-                    if reconciler is None:
-                        raise
-                    # X refuses a text it already has: the post is up (an earlier attempt's
-                    # answer was lost), so find it rather than fail.
-                    found = Doubt(channel, min(since, _due(announcement, delivery)), attempted)
-                    sent = await self._look_up(
-                        reconciler, delivery, message, part, parts, found, settle=False
-                    )
-                    if sent is None:
-                        reason = f"{exc.reason}, but it is not on the timeline (yet)"
-                        raise PartInDoubt(found, part, parts, reason) from exc
                 except PlatformError as exc:
-                    if reconciler is None or not exc.ambiguous:
+                    # X refuses a text it already has: after an attempt that may have posted
+                    # it, that is the lost post showing up, so it is looked up again (after
+                    # the settling delay) rather than failed. Without one, the text is another
+                    # announcement's post, and the refusal stands.
+                    duplicate = earlier is not None and isinstance(exc, DuplicatePostError)
+                    if reconciler is None or not (exc.ambiguous or duplicate):
                         raise
                     raise PartInDoubt(marker, part, parts, exc.reason, exc.retry_after) from exc
             progress.append(posted_entry(channel, sent.message_id))
@@ -505,16 +497,13 @@ class DeliveryEngine:
         part: int,
         parts: int,
         doubt: Doubt,
-        *,
-        settle: bool = True,
     ) -> SentMessage | None:
-        """Ask the platform whether the part in doubt went out (after the settling delay,
-        unless the platform already said it has it)."""
+        """Ask the platform whether the part in doubt went out (after the settling delay)."""
         channel = message.where.channel_id
         key = message.idempotency_key or post_key(delivery, channel, part)
         ready = doubt.last + timedelta(seconds=self._settings.reconcile_after_seconds)
         wait = (ready - utcnow()).total_seconds()
-        if settle and wait > 0:
+        if wait > 0:
             # A retry ordered early (/announce retry): give the lost post time to show up,
             # holding the claim for that long too so the row does not look abandoned.
             if not await self._store.set_delivery(
