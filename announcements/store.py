@@ -415,10 +415,10 @@ class AnnouncementStore:
         transaction, retried while the database is unreachable.
 
         Only while the row is still ``sending`` under the claim ``owner`` (``recorded``), or
-        ``unknown`` from that same claim and untouched since: its lease ran out mid-post and
-        the recovery marked it, but no person or other attempt has acted on it, so the post
-        that is up is recorded (``late``; the caller tells staff). Otherwise nothing is
-        written (``lost``; see :meth:`note_lost_claim`).
+        ``unknown``/``pending`` from that same claim and untouched since: its lease ran out
+        mid-post and another instance took it over, but no person or other attempt has acted
+        on it, so the post that is up is recorded (``late``; the caller tells staff).
+        Otherwise nothing is written (``lost``; see :meth:`note_lost_claim`).
         """
         async for attempt in _persisting():
             with attempt:
@@ -454,12 +454,19 @@ class AnnouncementStore:
             "updated_at": now,
         }
         late_note = (
-            f"its claim ran out mid-post and it was marked unknown; instance "
+            f"its claim ran out mid-post and it was taken over; instance "
             f"{claim_owner(owner)} finished the post after all"
         )
         async with self._db.session() as session:
+            # A post that is up is recorded also over a takeover's pending row: the retry it
+            # waits for would only look the post up and find it.
             outcome = await _write_own(
-                session, delivery_id, owner, {"error": None, **sent}, {"error": late_note, **sent}
+                session,
+                delivery_id,
+                owner,
+                {"error": None, **sent},
+                {"error": late_note, **sent},
+                (DeliveryState.UNKNOWN, DeliveryState.PENDING),
             )
             if outcome is not None:
                 session.add(event)
@@ -666,10 +673,12 @@ async def _write_own(
     owner: str,
     values: Mapping[str, object],
     late_values: Mapping[str, object],
+    late_states: Sequence[DeliveryState] = (DeliveryState.UNKNOWN,),
 ) -> Literal["recorded", "late"] | None:
     """Write ``values`` to the row still being posted under the claim ``owner``; else
-    ``late_values`` to the row if it is the ``unknown`` that claim's lapse left and nobody
-    has touched since (the recovery keeps ``claimed_by``); None if neither."""
+    ``late_values`` to the row if it is what that claim's takeover left (in one of
+    ``late_states``) and nobody has touched since (the takeover keeps ``claimed_by``); None
+    if neither."""
     result = await session.execute(
         update(Delivery).where(*_under_claim(delivery_id, owner)).values(**values)
     )
@@ -679,7 +688,7 @@ async def _write_own(
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
-            Delivery.state == DeliveryState.UNKNOWN,
+            Delivery.state.in_(late_states),
             Delivery.claimed_by == owner,
         )
         .values(**late_values)
