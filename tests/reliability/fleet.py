@@ -76,7 +76,9 @@ class Fleet:
         old = self.workers[index]
         old.process.kill()
         await old.process.wait()
-        new = await self._spawn(old.shard, old.shards, old.spec, generation=len(self.workers) + len(self.retired))
+        new = await self._spawn(
+            old.shard, old.shards, old.spec, generation=len(self.workers) + len(self.retired)
+        )
         self.workers[index] = new
         self.retired.append(old)
         return new
@@ -218,8 +220,8 @@ class Fleet:
             try:
                 states = await self.states()
             except Exception:  # the database may be restarting
-                states = Counter({"pending": 1})
-            if not states["pending"] and not states["sending"]:
+                states = Counter({DeliveryState.PENDING: 1})
+            if not states[DeliveryState.PENDING] and not states[DeliveryState.SENDING]:
                 return states
             if states != last:
                 last, deadline = states, time.monotonic() + limit
@@ -278,10 +280,10 @@ class Fleet:
             text = text_of[announcement_id]
             assert text in by_text
             states[state] += 1
-            if state == "sent":
+            if state == DeliveryState.SENT:
                 assert posts[platform, text] == 1, (platform, text)
             else:
-                assert state == "unknown", (platform, text, state)
+                assert state == DeliveryState.UNKNOWN, (platform, text, state)
         return states
 
     async def _texts(self, ids: set[int]) -> dict[int, str]:
