@@ -3,8 +3,10 @@ in-memory timers, rebuilt from the database at every start.
 
 Missed-while-down policy: a one-off announcement that fell due while the bot was not running
 is sent at start if it is at most ``announcements.grace_minutes`` late, otherwise it is marked
-``missed`` and staff are told. A recurring one fires its latest missed occurrence only if that
-is within the grace period, then continues at the next future occurrence: never a burst.
+``missed`` and staff are told — unless its fan-out had begun (a row attempted or posted):
+then it is finished, never left out on some platforms only. A recurring one fires its latest
+missed occurrence only if that is within the grace period, then continues at the next future
+occurrence: never a burst.
 A delivery found ``sending`` at start (or, with several instances, whose lease ran out) was
 interrupted mid-post and is taken over by the engine (``DeliveryEngine.recover``).
 """
@@ -149,6 +151,14 @@ class AnnouncementScheduler:
             self.arm(announcement.id, now)
             return 1
         tz = zone(announcement.timezone)
+        started = any(
+            d.state != DeliveryState.PENDING or d.attempts for d in announcement.deliveries
+        )
+        if not announcement.recurrence and started:
+            # Its fan-out was under way (a crash, or another instance still at it): finish
+            # it, rather than leave it out on some platforms only.
+            self.arm(announcement.id, now)
+            return 1
         if not announcement.recurrence:
             await self._store.update(announcement.id, status=AnnouncementStatus.MISSED)
             for delivery in announcement.deliveries:

@@ -59,6 +59,22 @@ async def test_missed_within_grace_is_sent_at_start_older_is_marked_missed(db_ur
         assert any("#2 was due 2026-11-22 13:30" in n and "marked missed" in n for n in notices)
 
 
+async def test_a_fan_out_under_way_is_finished_at_start_however_late(db_url: str) -> None:
+    clock = Clock()
+    await queue(db_url, clock, "schedule --at 2026-11-22T13:30 --to slack,x Half sent")
+    async with running_bot(db_url, clock=clock) as bot:
+        store = bot.runtime.announcements
+        slack_row = next(d for d in await store.deliveries(1) if d.platform == "slack")
+        await store.set_delivery(slack_row.id, owner=None, state="sent", progress=["C-news|1"])
+    clock.now = datetime(2026, 11, 22, 18, tzinfo=UTC)  # hours past the grace period
+    async with running_bot(db_url, clock=clock, grace_minutes=15) as bot:
+        assert timers(bot) == {"announcement-1": clock.now}
+        await bot.runtime.announcement_timers.fire_now(1)
+        assert bot.posts("x") == ["Half sent"] and bot.posts("slack") == []
+        assert (await bot.runtime.announcements.require(1)).status == "done"
+        assert not [m for m in bot.slack.sent if m.where == DESK]  # nothing marked missed
+
+
 async def test_recurring_never_bursts_missed_occurrences(db_url: str) -> None:
     clock = Clock()
     await queue(db_url, clock, 'schedule --at 2026-11-23 --every "day 09:00" --to slack Daily')

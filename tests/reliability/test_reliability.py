@@ -76,6 +76,8 @@ async def test_platforms_failing_a_fifth_of_posts_still_get_everything_once(
 KILL_SPEC: dict[str, Any] = {
     "client_timeout": 2.0,
     "announcements": {
+        # A loaded machine can run minutes behind: nothing here may count as missed.
+        "grace_minutes": 60.0,
         "max_parallel_posts": 8,
         "max_attempts": 10,
         "backoff_base_seconds": 0.5,
@@ -110,6 +112,7 @@ async def test_killed_ten_times_mid_fan_out_nothing_doubled_or_lost_even_after_s
             await crew.kill_and_restart(n % len(crew.workers))
         await crew.settle(limit=180)
         left = await crew.needing_a_person()
+        print(f"{database}: {len(left)} rows left for a person after {kills} kills: {left}")
         # Only a call whose outcome the platform cannot tell is left to a person: at most
         # one row per platform per crash (here, every platform can be asked).
         assert len(left) <= kills * len(PLATFORMS), left
