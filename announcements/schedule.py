@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 
 #: Timers firing within this many seconds of each other are delivered as one batch.
 BATCH_WINDOW = 0.005
+#: Announcements read (and handed to the engine) at a time within a batch: the first slice,
+#: and the most (slices double in between).
+FIRST_READ = 25
+BATCH_READ = 500
+#: The APScheduler job delivering, as one batch, what fell due while the bot was down.
+OVERDUE_JOB = "due-at-start"
 
 
 def occurrence_key(announcement: Announcement) -> str:
@@ -130,9 +136,32 @@ class AnnouncementScheduler:
         armed = 0
         held = await self._store.held()
         now = self._clock()
-        for announcement in await self._store.active():
-            if announcement.status == AnnouncementStatus.SCHEDULED and announcement.due_at:
-                armed += await self._arm_at_start(announcement, now, held)
+        grace = timedelta(minutes=self._settings.grace_minutes)
+        overdue: list[int] = []
+        # The timers alone (ids and times, no rows): thousands pending must not hold up the
+        # restart; the rows are read when they fall due, a slice at a time.
+        for ident, due, recurring in await self._store.scheduled_times():
+            if due >= now or (held and not recurring):
+                self.arm(ident, due)
+                armed += 1
+            elif due >= now - grace:
+                overdue.append(ident)
+            else:
+                late = await self._store.get(ident)
+                if late is not None and late.due_at is not None:
+                    armed += await self._arm_late(late, now)
+        if overdue:
+            # Due while the bot was down (or mid fan-out when it died): one batch, not one
+            # timer each, so posting resumes as soon as the first slice is read.
+            self._scheduler.add_job(
+                self._fire_overdue,
+                trigger=DateTrigger(run_date=now),
+                args=[overdue],
+                id=OVERDUE_JOB,
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+            armed += len(overdue)
         for delivery in await self._store.retry_pending():
             if delivery.next_attempt_at is not None:
                 self._engine.retry_at(delivery.id, delivery.next_attempt_at)
@@ -140,16 +169,24 @@ class AnnouncementScheduler:
         log.info("announcement timers armed count=%d held=%s", armed, held)
         return armed
 
-    async def _arm_at_start(self, announcement: Announcement, now: datetime, held: bool) -> int:
+    async def _fire_overdue(self, announcement_ids: list[int]) -> None:
+        """Deliver what fell due while the bot was down, as one batch (marked as firing, so
+        ``sync`` does not arm a timer for each meanwhile)."""
+        for ident in announcement_ids:
+            self._firing[ident] = self._firing.get(ident, 0) + 1
+        try:
+            await self._fire_batch(announcement_ids)
+        finally:
+            for ident in announcement_ids:
+                left = self._firing.pop(ident) - 1
+                if left:
+                    self._firing[ident] = left
+
+    async def _arm_late(self, announcement: Announcement, now: datetime) -> int:
+        """Due longer ago than the grace period: finish a fan-out under way; otherwise mark
+        it missed (one-off) or move on to the next occurrence (recurring)."""
         due = announcement.due_at
         assert due is not None
-        grace = timedelta(minutes=self._settings.grace_minutes)
-        if due >= now or (held and not announcement.recurrence):
-            self.arm(announcement.id, due)
-            return 1
-        if due >= now - grace:
-            self.arm(announcement.id, now)
-            return 1
         tz = zone(announcement.timezone)
         started = any(
             d.state != DeliveryState.PENDING or d.attempts for d in announcement.deliveries
@@ -247,10 +284,27 @@ class AnnouncementScheduler:
         task.add_done_callback(finished)
 
     async def _fire_batch(self, announcement_ids: list[int]) -> None:
+        """Deliver a batch, read in slices: the first slice is posting while the next is read
+        (after a restart, thousands can be due at once), and no read outgrows a database's
+        limit on query parameters."""
+        firing: list[asyncio.Task[None]] = []
+        start, size = 0, FIRST_READ
+        try:
+            while start < len(announcement_ids):
+                due = await self._due(announcement_ids[start : start + size])
+                if due:
+                    firing.append(asyncio.create_task(self._deliver_and_advance(*due)))
+                # Small first, so the first posts do not wait for thousands of rows to load;
+                # then larger, for fewer round trips.
+                start, size = start + size, min(size * 2, BATCH_READ)
+        finally:
+            await asyncio.gather(*firing)
+
+    async def _due(self, announcement_ids: list[int]) -> tuple[list[Announcement], bool] | None:
+        """The announcements of a slice that are due now, read once (the engine posts from
+        this read), and whether the embargo is on; None if none is due."""
         now = self._clock()
         due: list[Announcement] = []
-        # The one read of this batch: the engine posts from it (it reads rows again only when
-        # it claims them, which returns each row as the database has it then).
         announcements, held = await self._store.get_many_for_delivery(announcement_ids)
         for announcement in announcements:
             if announcement.status != AnnouncementStatus.SCHEDULED:
@@ -262,8 +316,10 @@ class AnnouncementScheduler:
                 continue
             self.disarm(announcement.id)  # when called directly (now, approve, resume)
             due.append(announcement)
-        if not due:
-            return
+        return (due, held) if due else None
+
+    async def _deliver_and_advance(self, due: list[Announcement], held: bool) -> None:
+        now = self._clock()
         if held:
             log.info("announcements held by embargo ids=%s", sorted(a.id for a in due))
         else:

@@ -161,6 +161,21 @@ class AnnouncementStore:
             )
             return (await session.scalars(stmt)).all()
 
+    async def scheduled_times(self) -> Sequence[tuple[int, datetime, bool]]:
+        """``(id, due_at, recurring)`` of every scheduled announcement: what its timer needs,
+        without loading rows (a restart with thousands queued)."""
+        async with self._db.session() as session:
+            stmt = (
+                select(Announcement.id, Announcement.due_at, Announcement.recurrence)
+                .where(
+                    Announcement.status == AnnouncementStatus.SCHEDULED,
+                    Announcement.due_at.is_not(None),
+                )
+                .order_by(Announcement.due_at, Announcement.id)
+            )
+            rows = (await session.execute(stmt)).all()
+            return [(int(i), due, bool(rule)) for i, due, rule in rows if due is not None]
+
     async def due_by(self, horizon: datetime) -> Sequence[tuple[int, datetime]]:
         """``(id, due_at)`` of scheduled announcements with pending work due by ``horizon``."""
         async with self._db.session() as session:
