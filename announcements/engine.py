@@ -41,6 +41,7 @@ from bot.errors import (
     DuplicatePostError,
     PermanentPlatformError,
     PlatformError,
+    StoreError,
     TransientPlatformError,
 )
 from bot.events import Conversation, OutgoingMessage, SentMessage, utcnow
@@ -396,6 +397,17 @@ class DeliveryEngine:
                 await outcomes.retry(announcement, delivery, exc, known)
             else:
                 await outcomes.failed(announcement, delivery, exc.reason, known)
+        except StoreError as exc:
+            # The database stayed away (for longer than a write's retries) before the next
+            # platform call was marked or made: nothing more was posted. Left as a crash
+            # leaves it: once the lease runs out the row is taken over, looked up first if a
+            # call was under way. Writing an outcome now would fail the same way.
+            log.warning(
+                "delivery stopped, database unreachable id=%s platform=%s: %s",
+                delivery.id,
+                platform,
+                exc,
+            )
         except Exception as exc:
             log.exception("delivery crashed id=%s platform=%s", delivery.id, platform)
             reason = f"internal error: {type(exc).__name__}"

@@ -536,3 +536,28 @@ async def test_a_crash_mid_call_is_looked_up_at_restart_and_posted_only_if_missi
         notices = [m.text for m in bot.slack.sent if m.where.channel_id == "C-comms"]
         notices = [n for n in notices if not n.startswith("Scheduled")]  # the command's reply
         assert notices == []  # staff were not asked to do anything
+
+
+async def test_the_database_away_before_a_call_leaves_the_row_to_the_takeover_not_a_person(
+    db_url: str,
+) -> None:
+    async with running_bot(db_url) as bot:
+        await bot.announce('schedule --at "in 1 hour" --to slack Outage news')
+        store = bot.runtime.announcements
+        real = store.set_delivery
+
+        async def database_away(*args: object, **kwargs: object) -> bool:
+            raise StoreError("cannot reach the database at test: connection refused")
+
+        store.set_delivery = database_away  # type: ignore[method-assign]
+        await bot.runtime.delivery.fire(1)  # the call cannot be marked, so it is not made
+        store.set_delivery = real  # type: ignore[method-assign]
+        [row] = await store.deliveries(1)
+        assert (row.state, row.progress, bot.posts("slack")) == ("sending", [], [])
+        # As after a restart (the lease has run out): nothing was under way, so it goes out.
+        assert await bot.runtime.delivery.recover(include_live_claims=True) == 1
+        await fire_retry(bot, row.id)
+        [row] = await store.deliveries(1)
+        assert row.state == "sent" and bot.posts("slack") == ["Outage news"]
+        notices = [m.text for m in bot.slack.sent if m.where.channel_id == "C-comms"]
+        assert [n for n in notices if not n.startswith("Scheduled")] == []

@@ -116,9 +116,12 @@ async def test_killed_ten_times_mid_fan_out_nothing_doubled_or_lost_even_after_s
         # Only a call whose outcome the platform cannot tell is left to a person: at most
         # one row per platform per crash (here, every platform can be asked).
         assert len(left) <= kills * len(PLATFORMS), left
+        retried = sorted({a for a, _ in left})
         async with aiohttp.ClientSession() as http:
-            for announcement_id in sorted({a for a, _ in left}):
+            for announcement_id in retried:
                 await crew.command(crew.workers[0], f"retry {announcement_id}", http)
+        # Each reply comes once its retry has ended (or after 15 s, "still posting").
+        await crew.slack.wait_for(lambda: len(crew.slack.hooks) >= len(retried), limit=120)
         await crew.settle(limit=180)
         states = await crew.check_exactly_once(texts)
         assert states == Counter({"sent": total}), states  # nothing lost, nothing doubled
