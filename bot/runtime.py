@@ -35,7 +35,7 @@ from bot.chain import DropDuplicates, IgnoreOwnMessages, RateLimitQuestions, bui
 from bot.commands import CommandRouter
 from bot.config import Config, Settings
 from bot.dispatch import Dispatcher, Outbox
-from bot.errors import StoreError
+from bot.errors import StartError, StoreError
 from bot.events import Conversation, InboundEvent, OutgoingMessage, utcnow
 from bot.faqfile import FaqRecord, builtin_pack, read_file
 from bot.polling import polling_jobs
@@ -50,6 +50,9 @@ from bot.telemetry import Metrics
 from bot.web import WebServer, build_app
 
 log = logging.getLogger(__name__)
+
+#: How often each instance checks whether the FAQ or the published news changed.
+KNOWLEDGE_REFRESH_SECONDS = 2.0
 
 
 def _pack(settings: Settings) -> list[FaqRecord]:
@@ -93,9 +96,20 @@ class Runtime:
         *,
         database: Database | None = None,
         clock: Callable[[], datetime] = utcnow,
+        require_web: bool = True,
     ) -> None:
+        """Args:
+        config: The settings and secrets.
+        adapters: The platform connections to run.
+        database: An open database (default: one from ``database.url``).
+        clock: Now, in UTC (tests move it).
+        require_web: With ``web.enabled``, fail the start when the web server cannot listen
+            (Slack's HTTP mode, the dashboard and the health checks live there). Only a
+            terminal chat on its own runs on without it, with an error line.
+        """
         settings = config.settings
         self.config = config
+        self._require_web = require_web
         self.db = database or Database(settings.database.url, echo=settings.database.echo)
         #: Names this process in delivery claims (``claimed_by``) and logs.
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -111,6 +125,7 @@ class Runtime:
             threshold=settings.answering.threshold,
             more_info_url=settings.answering.more_info_url,
             max_question_chars=settings.answering.max_question_chars,
+            semantic=settings.answering.semantic,
             news=AnnouncementNews(self.db, self.announcements),
         )
         self.router = CommandRouter(settings.staff, self.audit)
@@ -125,16 +140,23 @@ class Runtime:
             )
             if channel
         }
+        self._claims = Claims(self.db)
         self.dispatcher = Dispatcher(
             knowledge=self.knowledge,
             engagement=self.engagement,
             router=self.router,
             outbox=self.outbox,
+            claims=self._claims,
             reply_in_thread=settings.answering.reply_in_thread,
             moderator_channels=moderators,
             metrics=self.metrics,
         )
-        self._claims = Claims(self.db)
+        self.router.register(
+            "why",
+            self.dispatcher.why,
+            staff_only=False,
+            summary="how I read, ranked and decided your last question",
+        )
         self._shared_db = self.db.dialect == "postgresql"
         self._chain = build_chain(
             [
@@ -213,6 +235,16 @@ class Runtime:
             # One instance at a time polls X (the leader, on PostgreSQL); the claims in
             # bot/store/claims.py keep a tick that overlaps a leadership move harmless.
             self.add_singleton_job(job.run, job.seconds, name=job.name)
+        # Every instance (not only the leader) picks up FAQ and news changes made elsewhere.
+        self.scheduler.add_job(
+            self._refresh_knowledge,
+            trigger="interval",
+            seconds=KNOWLEDGE_REFRESH_SECONDS,
+            id="knowledge-refresh",
+            name="knowledge refresh",
+            coalesce=True,
+            max_instances=1,
+        )
         if self._shared_db:
             self.add_singleton_job(
                 self._prune_event_claims, 600, name="event-claims-prune", first_run=utcnow()
@@ -237,17 +269,27 @@ class Runtime:
                 await server.start()
                 self.web = server
             except OSError as exc:
-                log.error(
-                    "web server not started: cannot listen on %s:%s (%s)",
-                    settings.web.host,
-                    settings.web.port,
-                    exc.strerror,
-                )
+                await server.stop()
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                where = f"{settings.web.host}:{settings.web.port} ({reason})"
+                if self._require_web:
+                    raise StartError(
+                        f"cannot listen on {where}: the web server carries Slack's HTTP mode, "
+                        "the dashboard and the health checks; free the port or set web.port "
+                        "(web.enabled = false turns it off)"
+                    ) from exc
+                log.error("web server not started: cannot listen on %s", where)
         self._accepting = True
         for adapter in self.adapters.values():
             await adapter.start(self.handle)
             self._started.append(adapter)
             log.info("adapter started platform=%s", adapter.platform)
+
+    async def _refresh_knowledge(self) -> None:
+        try:
+            await self.knowledge.refresh()
+        except Exception as exc:  # the next tick tries again; answering goes on meanwhile
+            log.warning("knowledge refresh failed; answering from the loaded index: %s", exc)
 
     async def _prune_event_claims(self) -> int:
         older_than = utcnow() - timedelta(hours=EVENT_CLAIM_HOURS)
