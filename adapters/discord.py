@@ -24,18 +24,23 @@ Rate limits: discord.py's per-route buckets wait out short 429s itself (and log 
 sleeping inside a send, and becomes a transient error with Retry-After so the announcement
 engine reschedules. Every message is created with a ``nonce`` and ``enforce_nonce``: Discord
 returns the earlier message for a repeated nonce, so a post that timed out is retried once with
-the same nonce without risking a duplicate.
+the same nonce without risking a duplicate. An announcement's nonce is derived from its
+idempotency key, so a repeat by another attempt or process within Discord's nonce window is
+refused in the same way; beyond it, :meth:`DiscordAdapter.find_posted` looks the post up in
+the channel's recent messages before the engine posts it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -68,6 +73,10 @@ DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 MESSAGE_LIMIT = 2000
 THREAD_NAME_LIMIT = 100
 DEFAULT_THREAD_NAME = "Questions and answers"
+#: Discord accepts nonces of up to 25 characters.
+NONCE_LENGTH = 25
+#: How many of a channel's messages since a lost post :meth:`DiscordAdapter.find_posted` reads.
+HISTORY_LIMIT = 1000
 #: custom_id of the answer buttons: the vote and the core's feedback token.
 FEEDBACK_TEMPLATE = r"fb:(?P<vote>up|down|mod):(?P<token>[0-9A-Za-z_-]{1,80})"
 ANNOUNCE_ACTIONS = (
@@ -202,6 +211,15 @@ def chunks(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
         text = text[cut:].lstrip("\n")
     parts.append(text)
     return parts
+
+
+def nonce_for(key: str | None, index: int) -> str:
+    """The nonce of one message: derived from the post's idempotency key (the same for every
+    attempt at that post, so Discord refuses a repeat), else random."""
+    if not key:
+        return secrets.token_hex(12)
+    digest = hashlib.sha256(f"{key}#{index}".encode()).hexdigest()
+    return digest[:NONCE_LENGTH]
 
 
 def _jump_url(guild_id: int | None, channel_id: int, message_id: int) -> str:
@@ -539,6 +557,45 @@ class DiscordAdapter:
         except DISCORD_ERRORS as exc:
             raise translate(exc) from exc
 
+    async def find_posted(
+        self, message: OutgoingMessage, key: str, since: datetime
+    ) -> SentMessage | None:
+        """The bot's post of ``message`` since ``since``, from the channel's recent messages.
+
+        Discord does not return nonces in a channel's history, so a post matches by its
+        author (the bot), its first message's text and what it replies to; the read starts
+        at ``since`` (a snowflake of that time) and goes forward, at most
+        :data:`HISTORY_LIMIT` messages.
+        """
+        client = self._client
+        if client is None or client.user is None:
+            raise TransientPlatformError(PLATFORM, "the Discord adapter is not running")
+        where = message.where
+        target = int(where.thread_id or where.channel_id)
+        cached = client.get_channel(target)
+        channel: discord.abc.Messageable = (
+            cached
+            if isinstance(cached, discord.abc.Messageable)
+            else client.get_partial_messageable(target)
+        )
+        wanted = chunks(message.text)[0]
+        reply_to = int(message.reply_to) if message.reply_to else None
+        try:
+            async for found in channel.history(limit=HISTORY_LIMIT, after=since, oldest_first=True):
+                replied = found.reference.message_id if found.reference else None
+                mine = found.author.id == client.user.id
+                if mine and found.content == wanted and replied == reply_to:
+                    return SentMessage(
+                        PLATFORM,
+                        where.channel_id,
+                        str(found.id),
+                        found.jump_url,
+                        thread_id=where.thread_id,
+                    )
+        except DISCORD_ERRORS as exc:
+            raise translate(exc) from exc
+        return None
+
     async def delete(self, sent: SentMessage) -> None:
         client = self._client
         if client is None:
@@ -636,7 +693,11 @@ class DiscordAdapter:
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             sent = await self._create(
-                channel, part, reference if index == 0 else None, view if last else None
+                channel,
+                part,
+                reference if index == 0 else None,
+                view if last else None,
+                nonce=nonce_for(message.idempotency_key, index),
             )
             first = first or sent
         assert first is not None
@@ -657,9 +718,14 @@ class DiscordAdapter:
         text: str,
         reference: discord.MessageReference | None,
         view: discord.ui.View | None,
+        *,
+        nonce: str | None = None,
     ) -> discord.Message:
-        """Create one message; a timeout is retried once with the same nonce (no duplicate)."""
-        nonce = secrets.token_hex(12)  # Discord accepts up to 25 characters
+        """Create one message; a timeout is retried once with the same nonce (no duplicate).
+
+        discord.py sends ``enforce_nonce`` with every nonce.
+        """
+        nonce = nonce or nonce_for(None, 0)
         options: dict[str, Any] = {}
         if reference is not None:
             options["reference"] = reference

@@ -25,8 +25,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.base import Adapter
 from announcements.commands import AnnounceCommands
-from announcements.delivery import DeliveryEngine
+from announcements.engine import DeliveryEngine
 from announcements.news import AnnouncementNews
+from announcements.retries import RetryTimers
 from announcements.schedule import AnnouncementScheduler
 from announcements.store import AnnouncementStore
 from bot.answering import Knowledge
@@ -177,10 +178,11 @@ class Runtime:
             settings=settings.announcements,
             engagement=self.engagement,
             notify=self.notify_staff,
+            retries=RetryTimers(self.scheduler),
+            on_news_changed=self.knowledge.reload_soon,
             owner=self.instance_id,
             metrics=self.metrics,
         )
-        self.delivery.on_news_changed = self.knowledge.reload_soon
         self.announcement_timers = AnnouncementScheduler(
             scheduler=self.scheduler,
             store=self.announcements,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,10 +13,13 @@ from sqlalchemy import select
 
 from adapters.base import Reconciler
 from adapters.memory import MemoryAdapter
-from announcements.delivery import backoff
+from announcements.engine import post_key
+from announcements.outcomes import backoff
+from announcements.progress import Doubt, posted_entries
 from bot.errors import PermanentPlatformError, StoreError, TransientPlatformError
-from bot.events import OutgoingMessage, SentMessage, utcnow
-from bot.store.models import Delivery
+from bot.events import Conversation, OutgoingMessage, SentMessage, utcnow
+from bot.store.models import Announcement, Delivery
+from bot.store.states import DeliveryState
 from tests.announce_helpers import Bot, running_bot
 
 LONG = " ".join(f"Sentence {i} explains one more detail of the foundation move." for i in range(14))
@@ -135,14 +138,12 @@ async def test_a_process_claims_only_as_many_rows_as_it_has_post_slots(db_url: s
     async with running_bot(db_url, latency=0.3, max_parallel_posts=2) as bot:
         for n in range(6):
             await bot.announce(f'schedule --at "in 1 hour" --to x --force Queued news {n}')
-        fan_out = asyncio.create_task(
-            bot.runtime.delivery.fire_many([(i, "") for i in range(1, 7)])
-        )
+        fan_out = asyncio.create_task(bot.runtime.delivery.fire_ids([(i, "") for i in range(1, 7)]))
         seen: list[tuple[int, int]] = []  # (sending, pending) while the fan-out runs
         while not fan_out.done():
             async with bot.runtime.db.session() as session:  # one consistent snapshot
                 states = list((await session.scalars(select(Delivery.state))).all())
-            seen.append((states.count("sending"), states.count("pending")))
+            seen.append((states.count(DeliveryState.SENDING), states.count(DeliveryState.PENDING)))
             await asyncio.sleep(0.02)
         await fan_out
         # Never more than two claimed at once; while two were posting, the rest stayed
@@ -291,7 +292,7 @@ async def test_mark_sent_on_a_post_left_in_doubt_drops_the_marker(db_url: str) -
     ) as bot:
         slack.time_outs = [True]
         reply = await bot.announce("now --to slack Checked by hand")
-        assert "slack: unknown (the post on C-news timed out and could not be confirmed" in reply
+        assert "slack: unknown (the post on C-news could not be confirmed in 1 attempts" in reply
         [delivery] = await bot.runtime.announcements.deliveries(1)
         assert delivery.progress[0].startswith("?C-news|")
         await bot.announce("mark-sent 1 --to slack")
@@ -331,10 +332,10 @@ async def test_a_claim_that_fails_while_the_database_is_away_gives_its_post_slot
         store.claim_many = database_away  # type: ignore[method-assign]
         for _ in range(3):  # more failures than there are slots
             with pytest.raises(StoreError):
-                await bot.runtime.delivery.fire_many([(1, ""), (2, "")])
+                await bot.runtime.delivery.fire_ids([(1, ""), (2, "")])
         store.claim_many = real_claim  # type: ignore[method-assign]
         # The database is back: the same process still posts (no slot was lost).
-        await asyncio.wait_for(bot.runtime.delivery.fire_many([(1, ""), (2, "")]), timeout=5)
+        await asyncio.wait_for(bot.runtime.delivery.fire_ids([(1, ""), (2, "")]), timeout=5)
         assert sorted(bot.posts("x")) == ["Outage news 0", "Outage news 1"]
 
 
@@ -381,7 +382,9 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         assert "may or may not be there" in bot.slack.sent[-1].text
         [row] = await store.deliveries(1)
         if outcome == "taken over":  # another instance retries the unknown row meanwhile
-            assert await store.set_delivery_if(row.id, ("unknown",), state="pending", error=None)
+            assert await store.set_delivery_if(
+                row.id, (DeliveryState.UNKNOWN,), state=DeliveryState.PENDING, error=None
+            )
             assert await store.claim(row.id, "other-host:7:beef", timedelta(seconds=60))
         if outcome == "failed":
             slack.then_raise = TransientPlatformError("slack", "HTTP 503")
@@ -405,7 +408,7 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         [notice] = notices
         if outcome == "taken over":
             # The other instance's claim is untouched; staff learn a second copy may come.
-            assert row.state == "sending" and row.progress == []
+            assert row.state == "sending" and posted_entries(row.progress) == []
             assert (row.claimed_by or "").startswith("other-host:7:beef#")
             assert "twice, possibly" in notice and "second copy" in notice
             return
@@ -445,3 +448,116 @@ async def test_a_post_still_running_at_shutdown_stops_holding_its_claim(db_url: 
         await bot.runtime.delivery.deliver(row.id)
         [row] = await bot.runtime.announcements.deliveries(1)
         assert row.state == "pending" and bot.posts("slack") == []
+
+
+# --- what a crash leaves, and what the next start makes of it ------------------------------
+
+
+class CheckingMemory(MemoryAdapter):
+    """Notes, at each announcement post, what its delivery row says in the database."""
+
+    def __init__(self, platform: str, channel: str, bot: list[Bot]) -> None:
+        super().__init__(platform, announce_channels=(channel,))
+        self.rows: list[list[str]] = []
+        self._bot = bot
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        if message.where.channel_id in self.announce_channels:
+            [row] = await self._bot[0].runtime.announcements.deliveries(1)
+            self.rows.append(list(row.progress))
+        return await super().send(message)
+
+
+async def test_every_platform_call_is_marked_in_the_row_before_it_is_made(db_url: str) -> None:
+    holder: list[Bot] = []
+    x = CheckingMemory("x", "timeline", holder)
+    async with running_bot(db_url, platforms={"x": x}) as bot:
+        holder.append(bot)
+        await bot.announce(f"now --to x {LONG}")
+        first, second, *_ = x.rows
+        # Before part 1: only the mark. Before part 2: part 1's id, then the mark.
+        assert len(first) == 1 and first[0].startswith("?timeline|")
+        assert second[0] == "timeline|x-1" and second[1].startswith("?timeline|")
+        [row] = await bot.runtime.announcements.deliveries(1)
+        assert row.state == "sent" and not [e for e in row.progress if e.startswith("?")]
+
+
+async def test_a_batch_falling_due_together_is_read_once(db_url: str) -> None:
+    async with running_bot(db_url) as bot:
+        for n in range(3):
+            await bot.announce(f'schedule --at "in 1 hour" --to slack,x --force Batch {n}')
+        store = bot.runtime.announcements
+        reads = 0
+        real = store.get_many_for_delivery
+
+        async def counted(ids: Sequence[int]) -> tuple[Sequence[Announcement], bool]:
+            nonlocal reads
+            reads += 1
+            return await real(ids)
+
+        store.get_many_for_delivery = counted  # type: ignore[method-assign,assignment]
+        bot.clock.advance(hours=1)
+        await asyncio.gather(*(bot.runtime.announcement_timers.fire_now(i) for i in (1, 2, 3)))
+        assert reads == 1
+        assert (
+            sorted(bot.posts("slack")) == sorted(bot.posts("x")) == [f"Batch {n}" for n in range(3)]
+        )
+
+
+async def crash_mid_call(bot: Bot, channel: str, *, reached: LookupMemory | None) -> int:
+    """Leave delivery 1 as a process killed during its platform call would: claimed, the
+    part marked; with ``reached``, the post made it to the platform before the kill."""
+    store = bot.runtime.announcements
+    [row] = await store.deliveries(1)
+    claimed = await store.claim_many([row.id], "dead-host:1:x", timedelta(seconds=-1))
+    now = utcnow()
+    marker = [Doubt(channel, now, now).entry()]
+    assert await store.set_delivery(row.id, owner=claimed[row.id].claimed_by, progress=marker)
+    if reached is not None:
+        key = post_key(row, channel, 0)
+        message = OutgoingMessage(Conversation("slack", channel), "Crash news", idempotency_key=key)
+        reached.posted[key] = await MemoryAdapter.send(reached, message)
+    return row.id
+
+
+@pytest.mark.parametrize("reached", [True, False])
+async def test_a_crash_mid_call_is_looked_up_at_restart_and_posted_only_if_missing(
+    db_url: str, reached: bool
+) -> None:
+    slack = LookupMemory("slack", ("C-news",))
+    async with running_bot(db_url, platforms={"slack": slack}, reconcile_after_seconds=0.0) as bot:
+        await bot.announce('schedule --at "in 1 hour" --to slack Crash news')
+        ident = await crash_mid_call(bot, "C-news", reached=slack if reached else None)
+        assert await bot.runtime.announcement_timers.recover_interrupted() == 1
+        await fire_retry(bot, ident)
+        [row] = await bot.runtime.announcements.deliveries(1)
+        assert row.state == "sent" and bot.posts("slack") == ["Crash news"]  # exactly once
+        assert [key for key, _, _ in slack.lookups] == [f"fb-delivery:{ident}:C-news:0"]
+        notices = [m.text for m in bot.slack.sent if m.where.channel_id == "C-comms"]
+        notices = [n for n in notices if not n.startswith("Scheduled")]  # the command's reply
+        assert notices == []  # staff were not asked to do anything
+
+
+async def test_the_database_away_before_a_call_leaves_the_row_to_the_takeover_not_a_person(
+    db_url: str,
+) -> None:
+    async with running_bot(db_url) as bot:
+        await bot.announce('schedule --at "in 1 hour" --to slack Outage news')
+        store = bot.runtime.announcements
+        real = store.set_delivery
+
+        async def database_away(*args: object, **kwargs: object) -> bool:
+            raise StoreError("cannot reach the database at test: connection refused")
+
+        store.set_delivery = database_away  # type: ignore[method-assign]
+        await bot.runtime.delivery.fire(1)  # the call cannot be marked, so it is not made
+        store.set_delivery = real  # type: ignore[method-assign]
+        [row] = await store.deliveries(1)
+        assert (row.state, row.progress, bot.posts("slack")) == ("sending", [], [])
+        # As after a restart (the lease has run out): nothing was under way, so it goes out.
+        assert await bot.runtime.delivery.recover(include_live_claims=True) == 1
+        await fire_retry(bot, row.id)
+        [row] = await store.deliveries(1)
+        assert row.state == "sent" and bot.posts("slack") == ["Outage news"]
+        notices = [m.text for m in bot.slack.sent if m.where.channel_id == "C-comms"]
+        assert [n for n in notices if not n.startswith("Scheduled")] == []

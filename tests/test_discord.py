@@ -20,11 +20,14 @@ from discord.http import Route
 from sqlalchemy import select
 
 from adapters.discord import DiscordAdapter, command_text, invite_url
+from announcements.engine import post_key
+from announcements.progress import Doubt
+from announcements.store import NewAnnouncement
 from bot.cli import _platform_adapters, main
 from bot.commands import FAILURE
 from bot.config import load_config
 from bot.errors import ConfigError, PermanentPlatformError
-from bot.events import Conversation, OutgoingMessage
+from bot.events import Conversation, OutgoingMessage, utcnow
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import Announcement, AuditLog, Delivery
@@ -666,3 +669,65 @@ def write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "bot.toml"
     path.write_text(body, encoding="utf-8")
     return path
+
+
+async def test_one_announcement_post_repeated_with_its_key_appears_once(sqlite_url: str) -> None:
+    """The nonce comes from the post's idempotency key, so a repeat by another attempt (or
+    another process) within Discord's nonce window gets the first message back."""
+    async with discord_bot(sqlite_url) as bot:
+        message = OutgoingMessage(
+            Conversation("discord", NEWS), "Once only", idempotency_key="fb-delivery:7:news:0"
+        )
+        first = await bot.adapter.send(message)
+        again = await bot.adapter.send(message)
+        assert again.message_id == first.message_id
+        assert [m["content"] for m in bot.fake.messages.values()] == ["Once only"]
+        one, two = bot.fake.posts(NEWS)
+        assert one.body["nonce"] == two.body["nonce"] and two.body["enforce_nonce"] is True
+
+
+async def test_a_post_a_crash_left_in_doubt_is_found_in_the_channel_not_posted_again(
+    sqlite_url: str,
+) -> None:
+    async with discord_bot(sqlite_url, announcements={"reconcile_after_seconds": 0.0}) as bot:
+        store = bot.runtime.announcements
+        created = await store.create(
+            NewAnnouncement("ops", "Crash news", ("discord", "x"), utcnow(), "UTC", {})
+        )
+        rows = {d.platform: d for d in created.deliveries}
+        # A process claimed both rows, marked its Discord call under way, and died after
+        # Discord made the post but before it could record it.
+        claims = await store.claim_many([d.id for d in rows.values()], "dead", timedelta(0))
+        row = rows["discord"]
+        now = utcnow()
+        marker = [Doubt(NEWS, now, now).entry()]
+        assert await store.set_delivery(row.id, owner=claims[row.id].claimed_by, progress=marker)
+        key = post_key(row, NEWS, 0)
+        posted = await bot.adapter.send(
+            OutgoingMessage(Conversation("discord", NEWS), "Crash news", idempotency_key=key)
+        )
+        # The takeover: Discord is looked up first; X (no adapter here) was never called, so
+        # it simply goes out again (and fails for want of an adapter, not silently).
+        assert await bot.runtime.announcement_timers.recover_interrupted() == 2
+        for _ in range(500):
+            states = {d.platform: d for d in await store.deliveries(created.id)}
+            if states["discord"].state == "sent" and states["x"].state == "failed":
+                break
+            await asyncio.sleep(0.02)
+        found = states["discord"]
+        assert found.state == "sent" and found.external_id == posted.message_id
+        assert found.progress == [f"{NEWS}|{posted.message_id}"]
+        assert [m["content"] for m in bot.fake.messages.values()] == ["Crash news"]
+        assert bot.fake.calls_to("GET", f"/channels/{NEWS}/messages")
+        assert "no x adapter" in (states["x"].error or "")
+
+
+async def test_a_post_in_doubt_that_is_not_in_the_channel_is_posted_once(sqlite_url: str) -> None:
+    async with discord_bot(sqlite_url) as bot:
+        since = utcnow()
+        message = OutgoingMessage(Conversation("discord", NEWS), "Lost on the way")
+        assert await bot.adapter.find_posted(message, "k", since) is None
+        await bot.adapter.send(OutgoingMessage(Conversation("discord", NEWS), "Other news"))
+        sent = await bot.adapter.send(message)
+        found = await bot.adapter.find_posted(message, "k", since)
+        assert found is not None and found.message_id == sent.message_id

@@ -18,7 +18,7 @@ CORE = [
     "bot.web",
     "bot.dashboard",
     "bot.polling",
-    "announcements.delivery",
+    "announcements.engine",
     "announcements.schedule",
     "announcements.commands",
     "announcements.render",

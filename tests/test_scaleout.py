@@ -210,7 +210,7 @@ async def test_instances_firing_one_recurring_occurrence_together_post_it_once(
         # Every instance's timer for the occurrence fires in the same instant.
         for _ in range(3):
             outcomes = await asyncio.gather(
-                *(r.delivery.fire_many([(weekly.id, occurrence)]) for r, _ in instances),
+                *(r.delivery.fire_ids([(weekly.id, occurrence)]) for r, _ in instances),
                 return_exceptions=True,
             )
             assert outcomes == [None, None, None]

@@ -488,7 +488,7 @@ async def test_lookup_refused_keeps_the_post_in_doubt_then_unknown_and_retry_loo
         assert delivery.state == "unknown"
         assert delivery.progress[-1].startswith("?")
         [notice] = [n for n in bot.staff_notices() if "may or may not have reached x" in n]
-        assert "the post on timeline timed out and could not be confirmed in 2 attempts" in notice
+        assert "the post on timeline could not be confirmed in 2 attempts" in notice
         assert "cannot check whether it went out: the X API access level" in notice
         assert "a retry looks for it first" in notice
         assert delivery.next_attempt_at is None  # no more automatic retries
@@ -860,3 +860,45 @@ def test_verbose_logging_never_lets_tweepy_log_the_oauth_header() -> None:
 
 async def _no_events(event: object) -> None:
     raise AssertionError("X pushes no events")
+
+
+async def test_staff_retry_of_an_unknown_post_that_is_up_records_it_instead_of_reposting(
+    sqlite_url: str,
+) -> None:
+    """A row left unknown with nothing marked (by an earlier version, or a crash inside the
+    bot) may be up: staff's retry looks first, and finds it."""
+    async with fake_x() as fake, running_x(fake, sqlite_url, announcements=RECONCILE) as bot:
+        await bot.announce("now --to x Up already")
+        [delivery] = await bot.deliveries()
+        await bot.runtime.announcements.set_delivery(
+            delivery.id, owner=None, state="unknown", progress=[], external_id=None, url=None
+        )
+        assert await bot.announce("retry 1 --to x") == "Retried announcement #1: x: sent"
+        [post] = fake.created()
+        [delivery] = await bot.deliveries()
+        assert (delivery.external_id, delivery.progress) == (
+            post["id"],
+            [f"{TIMELINE}|{post['id']}"],
+        )
+        assert len(fake.calls_to("create")) == 1
+
+
+async def test_staff_retry_that_x_refuses_as_a_duplicate_ends_sent_not_failed(
+    sqlite_url: str,
+) -> None:
+    async with fake_x() as fake, running_x(fake, sqlite_url, announcements=RECONCILE) as bot:
+        await bot.announce("now --to x Up but not shown yet")
+        [delivery] = await bot.deliveries()
+        await bot.runtime.announcements.set_delivery(
+            delivery.id, owner=None, state="unknown", progress=[], external_id=None, url=None
+        )
+        fake.timeline_lag = 3600  # the lookup does not see it, so it is posted: a duplicate
+        assert await bot.announce("retry 1 --to x") == "Retried announcement #1: x: pending"
+        [delivery] = await bot.deliveries()
+        assert "duplicate" in (delivery.error or "") and delivery.progress[-1].startswith("?")
+        fake.timeline_lag = 0
+        delivery = await run_retry(bot)  # looked up again, and there it is
+        [post] = fake.created()
+        assert (delivery.state, delivery.external_id) == ("sent", post["id"])
+        assert [c.status for c in fake.calls_to("create")] == [201, 403]
+        assert not [n for n in bot.staff_notices() if "failed" in n]
