@@ -49,6 +49,7 @@ from tests.fakes.x_api import (
     fake_x,
     rate_limit_headers,
 )
+from tests.waiting import PATIENCE, eventually
 
 STAFF = Author("U-staff", "stella")
 DESK = Conversation("slack", "C-desk")
@@ -266,16 +267,16 @@ async def test_rate_limit_waits_until_the_reset_then_posts(sqlite_url: str) -> N
         assert delivery.next_attempt_at is not None
         assert delivery.next_attempt_at >= datetime.fromtimestamp(reset, UTC)
         assert "rate limited by X (HTTP 429) until" in (delivery.error or "")
-        await fake.wait_for(lambda: fake.calls_to("create", ok=True), limit=15)
+        await fake.wait_for(lambda: fake.calls_to("create", ok=True))
         first, second = fake.calls_to("create")
         assert first.status == 429 and second.status == 201
         assert second.at >= reset  # not a moment before X said the window resets
-        for _ in range(100):
+
+        async def sent() -> bool:
             [delivery] = await bot.deliveries()
-            if delivery.state == "sent":
-                break
-            await asyncio.sleep(0.02)
-        assert delivery.state == "sent"
+            return delivery.state == "sent"
+
+        await eventually(sent, "the delivery sent")
 
 
 async def test_duplicate_content_fails_for_good_with_a_clear_message(sqlite_url: str) -> None:
@@ -519,7 +520,7 @@ async def test_with_a_fifth_of_requests_failing_every_thread_goes_out_once(
         fake.chaos, fake.rng = 0.2, random.Random(2)
         for text in texts:
             await bot.announce(f"now --to x {text}")
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(2 * PATIENCE):
             while any(d.state != "sent" for d in await bot.deliveries()):
                 assert all(
                     d.state in ("pending", "sending", "sent") for d in await bot.deliveries()

@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.waiting import PATIENCE
+
 APP_ID = "900000000000000001"
 BOT_ID = "900000000000000002"
 GUILD_ID = "800000000000000001"
@@ -163,7 +165,7 @@ class FakeDiscord:
     def ops_of(self, op: int) -> list[dict[str, Any]]:
         return [o for o in self.ops if o.get("op") == op]
 
-    async def wait_for(self, predicate: Callable[[], Any], limit: float = 10.0) -> None:
+    async def wait_for(self, predicate: Callable[[], Any], limit: float = PATIENCE) -> None:
         """Wait until ``predicate()`` is true (the bot works after the event is delivered)."""
         async with asyncio.timeout(limit):
             while not predicate():
