@@ -496,14 +496,16 @@ async def test_permission_and_unknown_channel_fail_at_once_with_a_clear_reason(
 
 
 async def test_timed_out_post_is_retried_with_its_nonce_and_posted_once(sqlite_url: str) -> None:
-    options = {"post_timeout": 0.3, "max_ratelimit_timeout": 0.1}
+    # Every post must land within post_timeout but the stalled one: well above what a post
+    # takes even on a loaded machine, and the stall well above it.
+    options = {"post_timeout": 1.5, "max_ratelimit_timeout": 0.1}
     async with discord_bot(sqlite_url, adapter=options) as bot:
-        bot.fake.stall[("POST", f"/channels/{NEWS}/messages")] = [0.8]
+        bot.fake.stall[("POST", f"/channels/{NEWS}/messages")] = [3.0]
         interaction = await bot.command(action="now", to="discord", text="Slow news")
         await bot.reply_to(interaction)
         first, second = bot.fake.posts(NEWS)
         assert first.body["nonce"] == second.body["nonce"]
-        await asyncio.sleep(0.6)  # let the stalled request land too
+        await bot.fake.wait_for(lambda: bot.fake.stalled_answered == 1)  # it lands too
         assert [m["content"] for m in bot.fake.messages.values()] == ["Slow news"]
         async with bot.runtime.db.session() as session:
             [delivery] = (await session.scalars(select(Delivery))).all()

@@ -108,6 +108,8 @@ class FakeDiscord:
     fail: dict[tuple[str, str], list[tuple[int, Any, dict[str, str]]]] = field(default_factory=dict)
     #: (METHOD, path) -> seconds to stall before answering, popped one per call.
     stall: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    #: How many stalled requests have been answered (a test waits for a late one to land).
+    stalled_answered: int = 0
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Close the socket with this code right after IDENTIFY (4014: disallowed intents).
     close_on_identify: int | None = None
@@ -279,12 +281,18 @@ class FakeDiscord:
         )
         self._changed.set()
         key = (request.method, path)
-        if self.stall.get(key):
+        stalled = bool(self.stall.get(key))
+        if stalled:
             await asyncio.sleep(self.stall[key].pop(0))
-        if self.fail.get(key):
-            status, payload, headers = self.fail[key].pop(0)
-            return _json(payload, status, headers)
-        return self._answer(request.method, path, body)
+        try:
+            if self.fail.get(key):
+                status, payload, headers = self.fail[key].pop(0)
+                return _json(payload, status, headers)
+            return self._answer(request.method, path, body)
+        finally:
+            if stalled:
+                self.stalled_answered += 1
+                self._changed.set()
 
     def _answer(self, method: str, path: str, body: Any) -> web.Response:
         parts = path.strip("/").split("/")
