@@ -25,8 +25,11 @@ class MemoryAdapter:
         *,
         latency: float = 0.0,
         announce_channels: tuple[str, ...] = ("news",),
+        choices: bool = True,
     ) -> None:
         self.platform = platform
+        #: Whether it shows clarification suggestions (:class:`adapters.base.OffersChoices`).
+        self.choices = choices
         self.announce_channels = announce_channels
         self.latency = latency
         self.sent: list[OutgoingMessage] = []
@@ -38,6 +41,9 @@ class MemoryAdapter:
 
     def is_connected(self) -> bool:
         return self._connected
+
+    def offers_choices(self) -> bool:
+        return self.choices
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
