@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
@@ -178,7 +179,7 @@ def query_latency(embedder: Embedder, queries: Sequence[str]) -> str:
     wall: list[float] = []
     cpu: list[float] = []
     for text in queries:
-        w, c = timed(lambda text=text: embedder.embed_one(text), 1)
+        w, c = timed(functools.partial(embedder.embed_one, text), 1)
         wall += w
         cpu += c
     return spread(wall, cpu)
@@ -198,7 +199,7 @@ def index_rows(
     wall: list[float] = []
     cpu: list[float] = []
     for vector in query_vectors:
-        w, c = timed(lambda vector=vector: index.scores(vector), 1)
+        w, c = timed(functools.partial(index.scores, vector), 1)
         wall += w
         cpu += c
     per_passage = build_s / index.passage_count * 1000
