@@ -10,12 +10,15 @@ as a time, so ``--at tomorrow 9am Big news`` works too. Every mistake raises
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.commands import echo
 from bot.errors import CommandError
+from bot.platforms import ANNOUNCE_TARGETS, CHAT_PLATFORMS
 
-PLATFORMS = ("slack", "discord", "x")
+PLATFORMS = CHAT_PLATFORMS
 MAX_GREEDY_WORDS = 6
 
 USAGE: dict[str, str] = {
@@ -157,6 +160,12 @@ def parse(
         is_time: whether a string reads as a time (used for unquoted ``--at``/``--until``).
         is_rule: whether a string reads as a repeat rule (unquoted ``--every``).
     """
+    bad = _unpostable(text)
+    if bad is not None:
+        raise CommandError(
+            f"The command contains a control character (U+{ord(bad):04X}) that cannot be "
+            "posted; remove it and try again."
+        )
     scanner = _Scanner(text)
     action = scanner.word().lower()
     if not action or action in ("help", "-h", "--help"):
@@ -270,7 +279,7 @@ def _greedy(scanner: _Scanner, accepts: Callable[[str], bool]) -> str:
 
 def _platforms(value: str, usage: str) -> tuple[str, ...]:
     names = [p.strip().lower() for p in value.split(",") if p.strip()]
-    unknown = [p for p in names if p not in PLATFORMS and p != "console"]
+    unknown = [p for p in names if p not in ANNOUNCE_TARGETS]
     if unknown or not names:
         raise CommandError(
             f"Unknown platform '{_short(unknown[0] if unknown else value)}': use "
@@ -281,7 +290,16 @@ def _platforms(value: str, usage: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _short(text: str, limit: int = 40) -> str:
-    """User text echoed in an error, on one line and bounded."""
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+def _short(text: str) -> str:
+    """User text echoed in an error: one printable line, bounded."""
+    return echo(text)
+
+
+def _unpostable(text: str) -> str | None:
+    """The first character no platform can show or store (a control character other than
+    tab and line breaks: PostgreSQL refuses NUL; an unpaired surrogate, which arrives
+    through JSON escapes and is no text at all), or None."""
+    for char in text:
+        if char not in "\t\n\r" and unicodedata.category(char) in ("Cc", "Cs"):
+            return char
+    return None

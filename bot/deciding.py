@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 
-from bot.matcher import Analysis, Matcher
+from bot.matcher import PLAUSIBLE, Analysis, Matcher
 from bot.understanding import read
 
 #: Suggestions offered with a clarification.
@@ -243,6 +243,9 @@ class Decider:
                 c.entry_id for c in analysis.candidates[:MAX_SUGGESTIONS] if c.score >= floor
             )
             return Decision(Outcome.CLARIFY, best.entry_id, suggestions, confidence, "unsure")
+        if best.score < PLAUSIBLE:
+            # Not even a near miss: nothing for moderators to compare it with.
+            return Decision(Outcome.DECLINE, None, (), confidence, "off_topic")
         return Decision(Outcome.DECLINE, best.entry_id, (), confidence, "low_confidence")
 
 

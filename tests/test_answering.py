@@ -26,7 +26,7 @@ CHANNEL = Conversation("memory", "C1")
 ALICE = Author("U-alice", "alice")
 BOB = Author("U-bob", "bob")
 #: Asked the way people ask; the bot is not sure which entry is meant (checked below).
-UNSURE = "which companies have a seat"
+UNSURE = "what companies"
 
 
 def question(text: str, mid: str = "m1", **kw: Any) -> IncomingMessage:
