@@ -243,9 +243,11 @@ async def _ask(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: 
             threshold=settings.answering.threshold,
             more_info_url=settings.answering.more_info_url,
             max_question_chars=settings.answering.max_question_chars,
+            semantic=settings.answering.semantic,
             news=AnnouncementNews(db, AnnouncementStore(db)),
         )
         await knowledge.reload()
+        await knowledge.wait_semantic()  # one-off questions: worth the wait when it is on
         engagement = EngagementLog(db, pseudonymizer_for(config))
         questions: Any = (
             [" ".join(args.question)] if args.question else (line.rstrip("\r\n") for line in stdin)

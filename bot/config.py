@@ -88,6 +88,10 @@ class AnsweringSection(_Section):
     per_user_per_minute: int = Field(default=6, ge=1)
     #: Longest question considered; longer ones are declined with a message.
     max_question_chars: int = Field(default=2000, ge=10)
+    #: Ask sentence embeddings (all-MiniLM-L6-v2) for a second opinion on questions the
+    #: lexical model is not sure of. Needs the ``semantic`` extra installed; without it the
+    #: bot logs one line and answers lexically.
+    semantic: bool = False
 
 
 class KnowledgeSection(_Section):

@@ -124,6 +124,7 @@ class Runtime:
             threshold=settings.answering.threshold,
             more_info_url=settings.answering.more_info_url,
             max_question_chars=settings.answering.max_question_chars,
+            semantic=settings.answering.semantic,
             news=AnnouncementNews(self.db, self.announcements),
         )
         self.router = CommandRouter(settings.staff, self.audit)
