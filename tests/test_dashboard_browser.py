@@ -27,6 +27,7 @@ from bot.events import utcnow
 from bot.store.engagement import Event
 from bot.store.models import Delivery, EngagementEvent
 from tests.dashboard_helpers import PASSWORDS, DashBot, dashboard_bot, dashboard_config
+from tests.waiting import PATIENCE
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = (
@@ -50,6 +51,9 @@ def _chromium_or_skip() -> None:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     _chromium_or_skip()
+    # Playwright's expect() gives up after 5 s by default: too short for a busy CI machine.
+    # Waits end as soon as the page is right, so a long deadline costs nothing when it is.
+    expect.set_options(timeout=PATIENCE * 1000)
     async with async_playwright() as pw:
         launched = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
