@@ -221,6 +221,7 @@ class Runtime:
         self._accepting = False
         self._stop_requested: asyncio.Event | None = None
         self._started: list[Adapter] = []
+        self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Prepare the store, then start the scheduler, the web server and the adapters."""
@@ -236,14 +237,10 @@ class Runtime:
             # bot/store/claims.py keep a tick that overlaps a leadership move harmless.
             self.add_singleton_job(job.run, job.seconds, name=job.name)
         # Every instance (not only the leader) picks up FAQ and news changes made elsewhere.
-        self.scheduler.add_job(
-            self._refresh_knowledge,
-            trigger="interval",
-            seconds=KNOWLEDGE_REFRESH_SECONDS,
-            id="knowledge-refresh",
-            name="knowledge refresh",
-            coalesce=True,
-            max_instances=1,
+        # A task of its own rather than a scheduler job, so stop() can cancel it before the
+        # database closes (a job still running then would open a new connection).
+        self._refresher = asyncio.get_running_loop().create_task(
+            self._refresh_knowledge_forever(), name="knowledge-refresh"
         )
         if self._shared_db:
             self.add_singleton_job(
@@ -285,11 +282,13 @@ class Runtime:
             self._started.append(adapter)
             log.info("adapter started platform=%s", adapter.platform)
 
-    async def _refresh_knowledge(self) -> None:
-        try:
-            await self.knowledge.refresh()
-        except Exception as exc:  # the next tick tries again; answering goes on meanwhile
-            log.warning("knowledge refresh failed; answering from the loaded index: %s", exc)
+    async def _refresh_knowledge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(KNOWLEDGE_REFRESH_SECONDS)
+            try:
+                await self.knowledge.refresh()
+            except Exception as exc:  # the next tick tries again; answering goes on meanwhile
+                log.warning("knowledge refresh failed; answering from the loaded index: %s", exc)
 
     async def _prune_event_claims(self) -> int:
         older_than = utcnow() - timedelta(hours=EVENT_CLAIM_HOURS)
@@ -429,6 +428,10 @@ class Runtime:
         if self.web is not None:
             await self.web.stop()
             self.web = None
+        refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.cancel()
+            await asyncio.wait({refresher})
         await self.knowledge.cancel_reload()  # else it may open a connection as the loop ends
         await self.db.close()
         self._instance_lock.release()
