@@ -1,7 +1,9 @@
 """The terminal chat: ask questions and type staff commands as the local console user.
 
 Every line is a direct message to the bot; a line starting with ``/`` is a command
-(``/announce list``). End of input (Ctrl-D, or the end of a piped file) stops the bot.
+(``/announce list``). When the bot offers suggestions it numbers them after its text
+(``1. Who sits on the board?``); a next line that is just one of those numbers picks it.
+End of input (Ctrl-D, or the end of a piped file) stops the bot.
 Stdin is read on a daemon thread so a blocked ``readline`` never holds up shutdown.
 """
 
@@ -18,6 +20,8 @@ from typing import TextIO
 from adapters.base import EventSink
 from bot.events import (
     Author,
+    Choice,
+    ChoicePicked,
     Conversation,
     IncomingMessage,
     OutgoingMessage,
@@ -53,9 +57,15 @@ class ConsoleAdapter:
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._connected = False
+        #: The suggestions the bot offered last; the user's next line may pick one by number.
+        self._offered: tuple[Choice, ...] = ()
 
     def is_connected(self) -> bool:
         return self._connected
+
+    def offers_choices(self) -> bool:
+        """Suggestions are numbered lines; the user types a number to pick one."""
+        return True
 
     async def start(self, sink: EventSink) -> None:
         loop = asyncio.get_running_loop()
@@ -89,10 +99,17 @@ class ConsoleAdapter:
         if self._on_close is not None:
             self._on_close()
 
-    def _event(self, text: str) -> IncomingMessage | SlashCommand:
+    def _event(self, text: str) -> IncomingMessage | SlashCommand | ChoicePicked:
         where = Conversation(self.platform, CHANNEL, is_direct=True)
         message_id = str(next(self._ids))
         stripped = text.strip()
+        # Only the line right after the suggestions can pick one: later, a number is a number.
+        offered, self._offered = self._offered, ()
+        if stripped.isdecimal() and 1 <= int(stripped) <= len(offered):
+            picked = offered[int(stripped) - 1]
+            return ChoicePicked(
+                where=where, author=self._user, token=picked.token, event_id=f"pick:{message_id}"
+            )
         if stripped.startswith("/") and len(stripped) > 1:
             name, _, rest = stripped[1:].partition(" ")
             return SlashCommand(
@@ -122,6 +139,11 @@ class ConsoleAdapter:
         channel = message.where.channel_id
         prefix = "bot> " if channel == CHANNEL else f"bot [#{channel}]> "
         body = message.text.replace("\n", "\n     ")
+        if message.choices:
+            lines = [f"{n}. {c.label}" for n, c in enumerate(message.choices, start=1)]
+            body += "\n     " + "\n     ".join(lines)
+            body += "\n     (type a number to pick one)"
+            self._offered = message.choices
         if message.feedback_token:
             body += "\n     (was this helpful? — feedback buttons appear on Slack and Discord)"
         self._write(prefix + body)

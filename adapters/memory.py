@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from dataclasses import replace
 
 from adapters.base import EventSink
 from bot.errors import PlatformError
-from bot.events import InboundEvent, OutgoingMessage, SentMessage
+from bot.events import Author, ChoicePicked, InboundEvent, OutgoingMessage, SentMessage
 
 
 class MemoryAdapter:
@@ -25,6 +26,7 @@ class MemoryAdapter:
         *,
         latency: float = 0.0,
         announce_channels: tuple[str, ...] = ("news",),
+        choices: bool = True,
     ) -> None:
         self.platform = platform
         self.announce_channels = announce_channels
@@ -35,6 +37,11 @@ class MemoryAdapter:
         self._ids = itertools.count(1)
         self._failures: deque[PlatformError] = deque()
         self._connected = False
+        self._choices = choices
+
+    def offers_choices(self) -> bool:
+        """Whether suggestions are shown (``choices=False`` plays a platform without them)."""
+        return self._choices
 
     def is_connected(self) -> bool:
         return self._connected
@@ -74,6 +81,21 @@ class MemoryAdapter:
 
     async def delete(self, sent: SentMessage) -> None:
         self.deleted.append(sent)
+
+    async def pick(self, message: OutgoingMessage, index: int, author: Author) -> None:
+        """``author`` picks the ``index``-th suggestion of a sent ``message``, as a click would."""
+        choice = message.choices[index]
+        where = message.where
+        if where.thread_id is None and message.reply_to:
+            where = replace(where, thread_id=message.reply_to)
+        await self.inject(
+            ChoicePicked(
+                where=where,
+                author=author,
+                token=choice.token,
+                event_id=f"pick:{next(self._ids)}",
+            )
+        )
 
     def texts(self) -> list[str]:
         """The text of every message sent so far."""

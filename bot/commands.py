@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.config import StaffSection
-from bot.errors import CommandError, StoreError
+from bot.errors import COMMAND_FAILED, CommandError, StoreError
 from bot.events import Author, SlashCommand
 from bot.store.engagement import AuditTrail
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[SlashCommand], Awaitable[str]]
 
 REFUSAL = "Sorry, only the comms staff can use /{name}. If you think you should, ask an admin."
-FAILURE = "Sorry, something went wrong on my side running that command; it has been logged."
+FAILURE = COMMAND_FAILED
 UNREACHABLE = (
     "Sorry, I can't reach my database right now, so /{name} could not run; "
     "please try again in a few minutes."
