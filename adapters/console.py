@@ -17,7 +17,9 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from adapters.base import EventSink
+from adapters.base import EventSink, Limits
+from announcements.render import Rendered, require_text
+from bot.config import StaffSection
 from bot.events import (
     Author,
     Choice,
@@ -29,15 +31,39 @@ from bot.events import (
     SlashCommand,
 )
 
+PLATFORM = "console"
 CHANNEL = "terminal"
 ANNOUNCEMENTS = "announcements"
+
+
+class ConsoleRules:
+    """The terminal: Markdown shown as typed, one conversation, no threads."""
+
+    name = PLATFORM
+    limits = Limits(100_000, len)
+    has_threads = False
+    #: The local user is not rate-limited: nobody else can type there.
+    rate_limited = False
+
+    def render(self, markdown: str, *, max_parts: int) -> Rendered:
+        require_text(markdown)
+        return Rendered(self.name, (markdown,))
+
+    def message_link(self, channel: str, message_id: str) -> str | None:
+        return None
+
+    def is_staff(self, author: Author, staff: StaffSection) -> bool:
+        return author.id in staff.console_users
+
+
+RULES = ConsoleRules()
 
 
 class ConsoleAdapter:
     """Chat with the bot in a terminal."""
 
-    platform = "console"
-    announce_channels = (ANNOUNCEMENTS,)
+    platform = PLATFORM
+    announce_channels: tuple[str, ...] = (ANNOUNCEMENTS,)
 
     def __init__(
         self,

@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from adapters import registry
+from adapters.base import Adapter
 from announcements.news import AnnouncementNews
 from announcements.store import AnnouncementStore
 from bot import __version__
@@ -98,10 +100,9 @@ def _configure_logging(config: Config | None, quiet: bool, verbose: bool) -> Non
         handler.setFormatter(formatter)
     # SQLAlchemy's echo and aiohttp's access log are noisy at INFO; keep ours readable.
     logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
-    # tweepy and oauthlib log request headers and OAuth parameters (the X API key and access
-    # token) at DEBUG, slack_sdk's webhook client the response_url (a short-lived posting
-    # capability): never let them through, even with --verbose.
-    for name in ("tweepy", "oauthlib", "slack_sdk.webhook"):
+    # Some SDKs log credentials or posting capabilities at DEBUG (the registry lists them):
+    # never let them through, even with --verbose.
+    for name in registry.SECRET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
 
 
@@ -125,97 +126,47 @@ async def _with_db(
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
-    from adapters.console import ConsoleAdapter
-
-    adapters: list[Any] = []
+    adapters: list[Adapter] = []
     settings = config.settings
-    console: ConsoleAdapter | None = None
+    terminal = None
     if args.console:
-        console = ConsoleAdapter(
-            user=settings.console.user,
+        terminal = registry.terminal_adapter(
+            config,
             banner=(
                 f"{settings.bot.name} {__version__} — ask a question about the PyTorch "
                 "Foundation, or type /help. Ctrl-D quits."
             ),
         )
-        adapters.append(console)
+        adapters.append(terminal)
     adapters += _platform_adapters(config)
     if not adapters:
         raise UsageError(
-            "no adapter enabled: use --console, or enable slack, discord or x in the config"
+            "no adapter enabled: use --console, or enable one of "
+            f"{', '.join(registry.platform_names())} in the config"
         )
     runtime = Runtime(config, adapters)
-    if console is not None:
-        console._on_close = runtime.request_stop
+    if terminal is not None:
+        terminal._on_close = runtime.request_stop
     await runtime.run()
     return 0
 
 
-def _platform_adapters(config: Config) -> list[Any]:
-    """Adapters for the platforms enabled in the config."""
-    settings = config.settings
-    adapters: list[Any] = []
-    if settings.slack.enabled:
-        from adapters.slack import SlackAdapter
-
-        slack = settings.slack
-        adapters.append(
-            SlackAdapter(
-                bot_token=config.secret("slack", "bot_token"),
-                app_token=config.secret("slack", "app_token") if slack.mode == "socket" else None,
-                signing_secret=(
-                    config.secret("slack", "signing_secret") if slack.mode == "http" else None
-                ),
-                mode=slack.mode,
-                api_url=slack.api_url,
-                announce_channels=slack.announce_channels,
-                staff_users=settings.staff.slack_users,
-                staff_usergroups=settings.staff.slack_usergroups,
-            )
-        )
-    if settings.discord.enabled:
-        adapters.append(_discord_adapter(config))
-    if settings.x.enabled:
-        from adapters.x import TIMELINE, XAdapter
-
-        adapters.append(
-            XAdapter(
-                api_key=config.secret("x", "api_key"),
-                api_secret=config.secret("x", "api_secret"),
-                access_token=config.secret("x", "access_token"),
-                access_token_secret=config.secret("x", "access_token_secret"),
-                api_url=settings.x.api_url,
-                announce_channels=(TIMELINE,) if settings.x.announce else (),
-            )
-        )
-    return adapters
+def _platform_adapters(config: Config) -> list[Adapter]:
+    """Adapters for the platforms enabled in the config (the adapter registry builds them)."""
+    return registry.build_adapters(config)
 
 
-def _discord_adapter(config: Config) -> Any:
-    from adapters.discord import DiscordAdapter
-
-    discord = config.settings.discord
-    return DiscordAdapter(
-        token=config.secret("discord", "token"),
-        api_url=discord.api_url,
-        gateway_url=discord.gateway_url,
-        announce_channels=discord.announce_channels,
-        publish_announcements=discord.publish_announcements,
-        reply_in_thread=discord.reply_in_thread,
-        shard_count=discord.shard_count,
-        shard_ids=discord.shard_ids,
-    )
+# --- sync-commands ---------------------------------------------------------------------------
 
 
-# --- discord ---------------------------------------------------------------------------------
-
-
-async def _discord(config: Config, args: argparse.Namespace, stdout: TextIO) -> int:
-    guilds = [args.guild] if args.guild else list(config.settings.discord.command_guilds)
-    for line in await _discord_adapter(config).sync_commands(guilds):
+async def _sync_commands(
+    config: Config, platform: str, args: argparse.Namespace, stdout: TextIO
+) -> int:
+    scopes = [args.guild] if args.guild else registry.command_scopes(config.settings, platform)
+    for line in await registry.command_sync(config, platform).sync_commands(scopes):
         stdout.write(line + "\n")
-    if not guilds:
-        stdout.write("global commands can take up to an hour to appear in every server\n")
+    if not scopes:
+        stdout.write("global commands can take up to an hour to appear everywhere\n")
     return 0
 
 
@@ -361,7 +312,8 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
     )
 
     async def work(db: Database) -> int:
-        rows = [log_record(e) for e in await EngagementLog(db, pseudonymizer_for(config)).list(flt)]
+        events = await EngagementLog(db, pseudonymizer_for(config)).list(flt)
+        rows = [log_record(e, registry.message_link) for e in events]
         if args.format == "json":
             for row in rows:
                 stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -483,12 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--as-of", help="YYYY-MM-DD")
     add.add_argument("--slug", help="default: from the question")
 
-    discord = sub.add_parser("discord", help="Discord application setup")
-    discord_sub = discord.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sync = discord_sub.add_parser(
-        "sync-commands", help="register /announce (default: discord.command_guilds, else global)"
-    )
-    sync.add_argument("--guild", type=int, help="register in this server only (instant)")
+    for platform in registry.command_platforms():
+        setup = sub.add_parser(platform, help=f"{platform} application setup")
+        setup_sub = setup.add_subparsers(dest="action", required=True, metavar="ACTION")
+        sync = setup_sub.add_parser(
+            "sync-commands",
+            help=f"register /announce (default: {platform}.command_guilds, else global)",
+        )
+        sync.add_argument("--guild", type=int, help="register in this server only (instant)")
 
     logs = sub.add_parser("logs", help="engagement log for moderators")
     logs.add_argument("--since", help="24h, 7d, 2026-01-31, 2026-01-31T09:00 ...")
@@ -522,7 +476,8 @@ def main(
     config: Config | None = None
     try:
         config = load_config(args.config)
-        quiet = args.command in ("ask", "logs", "faq", "db", "discord", "users") or (
+        setup = registry.command_platforms()
+        quiet = args.command in ("ask", "logs", "faq", "db", "users", *setup) or (
             args.command == "run" and args.console
         )
         _configure_logging(config, quiet and not args.verbose, args.verbose)
@@ -535,8 +490,8 @@ def main(
             coro = _db(config, args, stdout)
         elif args.command == "faq":
             coro = _faq(config, args, stdout)
-        elif args.command == "discord":
-            coro = _discord(config, args, stdout)
+        elif args.command in setup:
+            coro = _sync_commands(config, args.command, args, stdout)
         elif args.command == "users":
             coro = _users(config, args, stdin, stdout)
         else:

@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from adapters.base import MetricsSource
 from bot.errors import PermanentPlatformError, TransientPlatformError
 from bot.events import utcnow
 from bot.store.claims import Claims
 from bot.store.db import Database
 from bot.store.engagement import Event
 from bot.store.models import Delivery
-from bot.timeline import MetricsSource, PostMetrics
+from bot.timeline import PostMetrics
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,15 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from adapters.base import Adapter
+from adapters import registry
+from adapters.base import Adapter, PlatformRules
 from announcements.commands import AnnounceCommands
 from announcements.delivery import DeliveryEngine
 from announcements.news import AnnouncementNews
@@ -92,7 +93,9 @@ class Runtime:
         *,
         database: Database | None = None,
         clock: Callable[[], datetime] = utcnow,
+        platforms: Mapping[str, PlatformRules] = registry.SUPPORTED,
     ) -> None:
+        """``platforms``: every supported platform's rules (the adapter registry's table)."""
         settings = config.settings
         self.config = config
         self.db = database or Database(settings.database.url, echo=settings.database.echo)
@@ -112,18 +115,12 @@ class Runtime:
             max_question_chars=settings.answering.max_question_chars,
             news=AnnouncementNews(self.db, self.announcements),
         )
-        self.router = CommandRouter(settings.staff, self.audit)
+        self.platforms = platforms
+        self.router = CommandRouter(settings.staff, self.audit, platforms)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.adapters = {a.platform: a for a in adapters}
         self.outbox = Outbox(self.adapters, self.metrics)
-        moderators = {
-            platform: channel
-            for platform, channel in (
-                ("slack", settings.slack.moderators_channel),
-                ("discord", settings.discord.moderators_channel),
-            )
-            if channel
-        }
+        moderators = registry.moderator_channels(settings)
         self.dispatcher = Dispatcher(
             knowledge=self.knowledge,
             engagement=self.engagement,
@@ -143,7 +140,9 @@ class Runtime:
                 # send Slack's retry to another instance).
                 DropDuplicates(shared=self._claims.first_delivery if self._shared_db else None),
                 RateLimitQuestions(
-                    settings.answering.per_user_per_minute, self.dispatcher.slow_down
+                    settings.answering.per_user_per_minute,
+                    self.dispatcher.slow_down,
+                    exempt=frozenset(n for n, r in platforms.items() if not r.rate_limited),
                 ),
             ],
             self.dispatcher,
@@ -174,6 +173,8 @@ class Runtime:
             scheduler=self.announcement_timers,
             adapters=self.adapters,
             clock=clock,
+            platforms=platforms,
+            max_parts=registry.max_parts(settings),
         )
         self.router.register(
             "announce",
@@ -183,8 +184,9 @@ class Runtime:
         )
         # Metrics snapshots and mention answers: one coroutine per tick each (bot/polling.py).
         self.polling = polling_jobs(
-            settings,
+            registry.polling_plans(settings),
             self.adapters,
+            comms_channel=settings.announcements.comms_channel,
             db=self.db,
             knowledge=self.knowledge,
             engagement=self.engagement,
@@ -299,6 +301,7 @@ class Runtime:
                 announce=self.announce_commands,
                 pseudonymized=self.config.settings.privacy.pseudonymize_users,
                 trusted_proxies=self.config.settings.web.trusted_proxies,
+                links=registry.message_link,
             )
         )
 

@@ -8,15 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from announcements.render import (
-    Rendered,
-    RenderError,
-    render,
-    render_discord,
-    render_slack,
-    render_x_thread,
-    x_weighted_length,
-)
+from adapters.discord.rules import render_discord
+from adapters.slack.rules import render_slack
+from adapters.x.rules import render_x_thread, x_weighted_length
+from announcements.render import Rendered, RenderError, render
 
 SAMPLE = """# Big news
 

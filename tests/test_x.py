@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
 from adapters.x import TIMELINE, XAdapter, fit_post, translate
-from announcements.render import render_x_thread, x_weighted_length
+from adapters.x.rules import render_x_thread, x_weighted_length
 from bot.cli import _configure_logging, _platform_adapters
 from bot.config import load_config
 from bot.errors import ConfigError, PermanentPlatformError, TransientPlatformError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -209,8 +209,8 @@ class DiscordAdapter:
 
     # --- sync-commands -------------------------------------------------------------------
 
-    async def sync_commands(self, guild_ids: Iterable[int] = ()) -> list[str]:
-        """Register the app commands in ``guild_ids`` (instant) or globally (empty).
+    async def sync_commands(self, scopes: Sequence[int] = ()) -> list[str]:
+        """Register the app commands in the guilds ``scopes`` (instant) or globally (empty).
 
         Returns a line per registration, then the invite URL. Needs only the token, not the
         gateway.
@@ -219,7 +219,7 @@ class DiscordAdapter:
         claim_endpoints(self._api_url, self._gateway_url)
         client = discord.Client(intents=intents())  # never connects; only logs in over REST
         try:
-            return await sync_commands(client, self._inbound.on_announce, self._token, guild_ids)
+            return await sync_commands(client, self._inbound.on_announce, self._token, scopes)
         finally:
             await client.close()
             release_endpoints()

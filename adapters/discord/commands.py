@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 ANNOUNCE_ACTIONS = (
     "schedule",
     "now",
+    "preview",
     "list",
     "show",
     "edit",
@@ -135,7 +136,7 @@ def build_commands(client: discord.Client, on_announce: Announce) -> app_command
                 text=body,
             )
 
-        if action in ("schedule", "now") and not text:
+        if action in ("schedule", "now", "preview") and not text:
 
             async def submitted(
                 modal_interaction: discord.Interaction[discord.Client], body: str
