@@ -19,9 +19,10 @@ from typing import Final
 from adapters import console as console_rules
 from adapters.base import Adapter, CommandSync, PlatformRules
 from adapters.discord import rules as discord_rules
+from adapters.mastodon import rules as mastodon_rules
 from adapters.slack import rules as slack_rules
 from adapters.x import rules as x_rules
-from bot.config import Config, Settings
+from bot.config import Config, Settings, TimelineSection
 from bot.timeline import PollingPlan
 
 #: SDK loggers that log credentials or posting capabilities at DEBUG (tweepy and oauthlib the
@@ -32,7 +33,13 @@ SECRET_LOGGERS: Final = ("tweepy", "oauthlib", "slack_sdk.webhook")
 #: Every platform the bot supports, by name (the ``--to`` names), whether or not connected.
 SUPPORTED: Final[Mapping[str, PlatformRules]] = {
     rules.name: rules
-    for rules in (console_rules.RULES, slack_rules.RULES, discord_rules.RULES, x_rules.RULES)
+    for rules in (
+        console_rules.RULES,
+        slack_rules.RULES,
+        discord_rules.RULES,
+        x_rules.RULES,
+        mastodon_rules.RULES,
+    )
 }
 
 
@@ -60,20 +67,24 @@ def moderator_channels(settings: Settings) -> dict[str, str]:
     return {platform: channel for platform, channel in found.items() if channel}
 
 
+def _plan(section: TimelineSection) -> PollingPlan:
+    return PollingPlan(
+        metrics=section.metrics,
+        metrics_schedule=tuple(timedelta(minutes=m) for m in section.metrics_schedule_minutes),
+        metrics_poll_seconds=section.metrics_poll_seconds,
+        mentions=section.mentions,
+        mentions_poll_seconds=section.mentions_poll_seconds,
+        replies_per_author_per_hour=section.replies_per_author_per_hour,
+        decline_reply=section.decline_reply,
+        mentions_backlog=timedelta(minutes=section.mentions_backlog_minutes),
+    )
+
+
 def polling_plans(settings: Settings) -> dict[str, PollingPlan]:
     """What the core polls on each platform that pushes no events for it."""
-    x = settings.x
     return {
-        x_rules.PLATFORM: PollingPlan(
-            metrics=x.metrics,
-            metrics_schedule=tuple(timedelta(minutes=m) for m in x.metrics_schedule_minutes),
-            metrics_poll_seconds=x.metrics_poll_seconds,
-            mentions=x.mentions,
-            mentions_poll_seconds=x.mentions_poll_seconds,
-            replies_per_author_per_hour=x.replies_per_author_per_hour,
-            decline_reply=x.decline_reply,
-            mentions_backlog=timedelta(minutes=x.mentions_backlog_minutes),
-        )
+        x_rules.PLATFORM: _plan(settings.x),
+        mastodon_rules.PLATFORM: _plan(settings.mastodon),
     }
 
 
@@ -124,11 +135,25 @@ def _x(config: Config) -> Adapter:
     )
 
 
+def _mastodon(config: Config) -> Adapter:
+    from adapters.mastodon import MastodonAdapter
+
+    mastodon = config.settings.mastodon
+    return MastodonAdapter(
+        api_url=mastodon.api_url,
+        access_token=config.secret("mastodon", "access_token"),
+        visibility=mastodon.visibility,
+        announce=mastodon.announce,
+        timeout=mastodon.timeout_seconds,
+    )
+
+
 #: Platform -> (enabled in the settings?, build its adapter from the configuration).
 _BUILDERS: Final[dict[str, tuple[Callable[[Settings], bool], Callable[[Config], Adapter]]]] = {
     slack_rules.PLATFORM: (lambda s: s.slack.enabled, _slack),
     discord_rules.PLATFORM: (lambda s: s.discord.enabled, _discord),
     x_rules.PLATFORM: (lambda s: s.x.enabled, _x),
+    mastodon_rules.PLATFORM: (lambda s: s.mastodon.enabled, _mastodon),
 }
 
 

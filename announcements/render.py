@@ -486,6 +486,69 @@ def require_text(markdown: str) -> None:
         raise RenderError("the announcement text is empty")
 
 
+def render_thread(
+    platform: str,
+    label: str,
+    markdown: str,
+    *,
+    limit: int,
+    measure: Callable[[str], int],
+    max_posts: int,
+    clean: Callable[[str], str] = lambda block: block,
+) -> Rendered:
+    """Render an announcement as plain text posts, threaded when longer than one post.
+
+    Args:
+        platform: The platform's name (what the result is labelled with).
+        label: The platform's name as staff read it in an error ("X", "Mastodon").
+        markdown: The announcement in Markdown.
+        limit: The most one post may count.
+        measure: How the platform counts a post (its weighting, graphemes, ...); it must be
+            additive across whitespace, as every platform's count here is.
+        max_posts: The most posts the thread may take.
+        clean: Applied to each block (e.g. removing characters the platform refuses).
+
+    Returns:
+        One post if the text fits; otherwise posts ending `` (i/n)``, each within ``limit``
+        with its counter, split between paragraphs, lines, sentences, then words.
+
+    Raises:
+        RenderError: If the text is empty or needs more than ``max_posts`` posts.
+    """
+    require_text(markdown)
+    blocks = [clean(block) for block in markdown_blocks(markdown, PLAIN)]
+    text = "\n\n".join(blocks).strip()
+    require_text(text)
+    if measure(text) <= limit:
+        return Rendered(platform, (text,))
+    # Every post holds at most limit - 6 of the count, so start from the fewest digits.
+    digits = len(str(-(-measure(text) // (limit - 6))))
+    while True:
+        # Leave room for the widest counter of this many digits, e.g. " (99/99)"; being ASCII
+        # after a space, it adds exactly its length to the count.
+        room = limit - len(f" ({'9' * digits}/{'9' * digits})")
+        bodies = _thread_bodies(blocks, room, measure, additive=True)
+        if any(measure(body) > room for body in bodies):
+            bodies = _thread_bodies(blocks, room, measure, additive=False)  # a safety net
+        if len(bodies) < 10**digits:
+            break
+        digits += 1
+    if len(bodies) > max_posts:
+        raise RenderError(
+            f"too long for {label}: needs {len(bodies)} posts, the limit is {max_posts}"
+        )
+    total = len(bodies)
+    posts = tuple(f"{body} ({i}/{total})" for i, body in enumerate(bodies, start=1))
+    return Rendered(platform, posts)
+
+
+def _thread_bodies(
+    blocks: Sequence[str], room: int, measure: Callable[[str], int], *, additive: bool
+) -> list[str]:
+    packer = Packer(room, measure, PLAIN, flow=True, additive=additive)
+    return [body.strip() for body in packer.pack(blocks)]
+
+
 class Renderer(Protocol):
     """A platform's rendering rule (see ``adapters.base.PlatformRules``)."""
 

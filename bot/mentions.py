@@ -149,7 +149,7 @@ class MentionResponder:
     def _before(batch: MentionBatch, mention: IncomingMessage) -> str | None:
         """The mention before ``mention``: where the cursor may move to."""
         index = batch.mentions.index(mention)
-        return batch.mentions[index - 1].message_id if index else None
+        return batch.position(index - 1) if index else None
 
     def _pause(self, now: datetime, exc: TransientPlatformError, what: str) -> None:
         wait = exc.retry_after or 60.0

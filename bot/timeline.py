@@ -52,6 +52,16 @@ class MentionBatch:
     newest_id: str | None = None
     #: The platform had more than one poll may fetch; older ones in between were skipped.
     truncated: bool = False
+    #: Where the cursor may move once each mention is done, aligned with ``mentions``, for
+    #: platforms whose cursor is not the post id (a notification id, a time); empty = the
+    #: mentions' own ids.
+    positions: tuple[str, ...] = ()
+
+    def position(self, index: int) -> str:
+        """The cursor value just past mention ``index``."""
+        if self.positions:
+            return self.positions[index]
+        return self.mentions[index].message_id
 
 
 @dataclass(frozen=True, slots=True)

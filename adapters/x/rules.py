@@ -8,20 +8,12 @@ emoji 2); past 280 an announcement becomes a thread numbered `` (i/n)``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Final
 
 from twitter_text import parse_tweet
 
 from adapters.base import Limits
-from announcements.render import (
-    PLAIN,
-    Packer,
-    Rendered,
-    RenderError,
-    markdown_blocks,
-    require_text,
-)
+from announcements.render import Rendered, render_thread
 from bot.config import StaffSection
 from bot.events import Author
 
@@ -59,34 +51,15 @@ def render_x_thread(markdown: str, *, max_posts: int = 25) -> Rendered:
     Raises:
         RenderError: If the text is empty or needs more than ``max_posts`` posts.
     """
-    require_text(markdown)
-    blocks = [X_INVALID.sub("", block) for block in markdown_blocks(markdown, PLAIN)]
-    text = "\n\n".join(blocks).strip()
-    require_text(text)
-    if x_weighted_length(text) <= X_POST_LIMIT:
-        return Rendered("x", (text,))
-    # Every post holds at most 274 of the weight, so start from the fewest digits possible.
-    digits = len(str(-(-x_weighted_length(text) // (X_POST_LIMIT - 6))))
-    while True:
-        # Leave room for the widest counter of this many digits, e.g. " (99/99)"; being ASCII
-        # after a space, it adds exactly its length to X's count.
-        room = X_POST_LIMIT - len(f" ({'9' * digits}/{'9' * digits})")
-        bodies = _x_bodies(blocks, room, additive=True)
-        if any(x_weighted_length(body) > room for body in bodies):
-            bodies = _x_bodies(blocks, room, additive=False)  # never seen; a safety net
-        if len(bodies) < 10**digits:
-            break
-        digits += 1
-    if len(bodies) > max_posts:
-        raise RenderError(f"too long for X: needs {len(bodies)} posts, the limit is {max_posts}")
-    total = len(bodies)
-    posts = tuple(f"{body} ({i}/{total})" for i, body in enumerate(bodies, start=1))
-    return Rendered("x", posts)
-
-
-def _x_bodies(blocks: Sequence[str], room: int, *, additive: bool) -> list[str]:
-    packer = Packer(room, x_weighted_length, PLAIN, flow=True, additive=additive)
-    return [body.strip() for body in packer.pack(blocks)]
+    return render_thread(
+        PLATFORM,
+        "X",
+        markdown,
+        limit=X_POST_LIMIT,
+        measure=x_weighted_length,
+        max_posts=max_posts,
+        clean=lambda block: X_INVALID.sub("", block),
+    )
 
 
 class XRules:
