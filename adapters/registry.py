@@ -18,6 +18,7 @@ from typing import Final
 
 from adapters import console as console_rules
 from adapters.base import Adapter, CommandSync, PlatformRules
+from adapters.bluesky import rules as bluesky_rules
 from adapters.discord import rules as discord_rules
 from adapters.mastodon import rules as mastodon_rules
 from adapters.slack import rules as slack_rules
@@ -39,6 +40,7 @@ SUPPORTED: Final[Mapping[str, PlatformRules]] = {
         discord_rules.RULES,
         x_rules.RULES,
         mastodon_rules.RULES,
+        bluesky_rules.RULES,
     )
 }
 
@@ -85,6 +87,7 @@ def polling_plans(settings: Settings) -> dict[str, PollingPlan]:
     return {
         x_rules.PLATFORM: _plan(settings.x),
         mastodon_rules.PLATFORM: _plan(settings.mastodon),
+        bluesky_rules.PLATFORM: _plan(settings.bluesky),
     }
 
 
@@ -148,12 +151,26 @@ def _mastodon(config: Config) -> Adapter:
     )
 
 
+def _bluesky(config: Config) -> Adapter:
+    from adapters.bluesky import BlueskyAdapter
+
+    bluesky = config.settings.bluesky
+    return BlueskyAdapter(
+        handle=bluesky.handle,
+        app_password=config.secret("bluesky", "app_password"),
+        api_url=bluesky.api_url,
+        announce=bluesky.announce,
+        timeout=bluesky.timeout_seconds,
+    )
+
+
 #: Platform -> (enabled in the settings?, build its adapter from the configuration).
 _BUILDERS: Final[dict[str, tuple[Callable[[Settings], bool], Callable[[Config], Adapter]]]] = {
     slack_rules.PLATFORM: (lambda s: s.slack.enabled, _slack),
     discord_rules.PLATFORM: (lambda s: s.discord.enabled, _discord),
     x_rules.PLATFORM: (lambda s: s.x.enabled, _x),
     mastodon_rules.PLATFORM: (lambda s: s.mastodon.enabled, _mastodon),
+    bluesky_rules.PLATFORM: (lambda s: s.bluesky.enabled, _bluesky),
 }
 
 
