@@ -29,6 +29,8 @@ class MemoryAdapter:
         choices: bool = True,
     ) -> None:
         self.platform = platform
+        #: Whether it shows clarification suggestions (:class:`adapters.base.OffersChoices`).
+        self.choices = choices
         self.announce_channels = announce_channels
         self.latency = latency
         self.sent: list[OutgoingMessage] = []
@@ -37,14 +39,12 @@ class MemoryAdapter:
         self._ids = itertools.count(1)
         self._failures: deque[PlatformError] = deque()
         self._connected = False
-        self._choices = choices
-
-    def offers_choices(self) -> bool:
-        """Whether suggestions are shown (``choices=False`` plays a platform without them)."""
-        return self._choices
 
     def is_connected(self) -> bool:
         return self._connected
+
+    def offers_choices(self) -> bool:
+        return self.choices
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink

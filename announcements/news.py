@@ -19,6 +19,21 @@ class AnnouncementNews:
         self._db = db
         self._store = store
 
+    async def version(self) -> tuple[object, ...]:
+        """Changes when an announcement is sent or retracted (see :meth:`published`)."""
+        async with self._db.session() as session:
+            sent = (
+                await session.execute(
+                    select(func.count(Delivery.id), func.max(Delivery.sent_at)).where(
+                        Delivery.sent_at.is_not(None)
+                    )
+                )
+            ).one()
+            retracted = await session.scalar(
+                select(func.count(Announcement.id)).where(Announcement.status == "retracted")
+            )
+        return (int(sent[0] or 0), str(sent[1]), int(retracted or 0))
+
     async def published(self, limit: int) -> Sequence[NewsItem]:
         """Sent announcements (not retracted), newest first, with a link to the first post."""
         async with self._db.session() as session:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 from pathlib import Path
 
-from bench.eval_matcher import load_questions
+from bench.eval_matcher import load_dev_texts
 from bench.machine import describe, percentile
 from bot.faqfile import builtin_pack
 from bot.matcher import STOPWORDS, FaqDoc, Matcher, words
@@ -120,7 +120,7 @@ def questions_for(docs: Sequence[FaqDoc], seed: int = 11) -> list[str]:
     rng = random.Random(seed)
     picked = rng.sample(list(docs), min(200, len(docs)))
     return [
-        *(text for _, text in load_questions()),
+        *load_dev_texts(),
         *(_typo(rng.choice(doc.phrasings or (doc.question,)), rng) for doc in picked),
         "how do I fix CUDA out of memory in my training loop on windows with python 3.12",
         "x" * 10_000,

@@ -16,11 +16,12 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Protocol
 
-from bot.matcher import FaqDoc, Match, Matcher
+from bot.deciding import Decider, Outcome, Verdict, consider
+from bot.matcher import FaqDoc, Matcher, load_word_list
 from bot.store.faq import FaqStore
 from bot.store.models import FaqEntry
 
@@ -32,8 +33,21 @@ NOT_A_QUESTION = frozenset({"empty", "no_content"})
 LATEST_NEWS = -1
 NEXT_ANNOUNCEMENT = -2
 ANNOUNCEMENT_BASE = -1000
-#: Distinct question texts whose match is remembered between reloads.
+#: Distinct question texts whose verdict is remembered between reloads.
 MATCH_CACHE_SIZE = 4096
+#: Longest button label / suggestion shown, in characters.
+SUGGESTION_CHARS = 75
+#: Questions of one message answered in one reply.
+MAX_ANSWERS = 3
+#: Said after a decline, depending on whether the question reached the review queue.
+QUEUED_NOTE = "I've passed your question to the moderators."
+NOT_QUEUED_NOTE = "I couldn't pass your question to the moderators just now."
+
+
+def moderators_note(queued: bool) -> str:
+    """The true sentence about the review queue, for a decline's reply."""
+    return QUEUED_NOTE if queued else NOT_QUEUED_NOTE
+
 
 LATEST_PHRASINGS = (
     "What's the latest news?",
@@ -73,27 +87,52 @@ class NewsSource(Protocol):
     async def upcoming(self, limit: int) -> Sequence[NewsItem]:
         """Announcements scheduled to go out (none while an embargo is on), soonest first."""
 
+    async def version(self) -> tuple[object, ...]:
+        """A fingerprint that changes whenever :meth:`published` would."""
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """An entry offered with a clarification."""
+
+    entry_id: int
+    #: The entry's canonical question (what the button says).
+    question: str
+    #: The reply posted if it is picked (answer and citation).
+    answer: str
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The bot's reply to one question."""
+    """The bot's reply to one message."""
 
     question: str
     answered: bool
-    #: The reply to post: the answer with its source, or the decline message.
+    #: The reply to post: the answer(s) with their sources, the clarification's lead-in, or
+    #: the decline message.
     text: str
-    #: The answering FAQ entry, or the closest one for a low-confidence decline.
+    #: The (first) answering FAQ entry, or the closest one for a decline or clarification.
     entry_id: int | None
+    #: How sure the bot is of its best entry: P(answer) from the decision model.
     score: float
-    #: The matcher's reason ("match", "low_confidence", "off_topic", ...) or "too_long".
+    #: Why: "confident", "unsure" (a clarification), "low_confidence", "off_topic",
+    #: "no_content", "empty", "too_long" or "news".
     reason: str
     #: The announcement the answer is about, for news answers.
     announcement_id: int | None = None
+    #: "answer", "clarify" or "decline".
+    outcome: Outcome = Outcome.DECLINE
+    #: Entries offered, for a clarification.
+    suggestions: tuple[Suggestion, ...] = ()
+    #: Every entry answered with, in the order asked (several for a multi-part message).
+    entry_ids: tuple[int, ...] = ()
+    #: How the message was read and ranked, for ``/why`` and ``ask --json``.
+    verdict: Verdict | None = field(default=None, compare=False, repr=False)
 
     @property
     def needs_review(self) -> bool:
         """Whether moderators should see this question in their queue."""
-        return not self.answered and self.reason not in NOT_A_QUESTION
+        return self.outcome is Outcome.DECLINE and self.reason not in NOT_A_QUESTION
 
 
 def format_as_of(day: date) -> str:
@@ -125,27 +164,43 @@ class Knowledge:
         more_info_url: str = "",
         max_question_chars: int = 2000,
         news: NewsSource | None = None,
+        decider: Decider | None = None,
     ) -> None:
         self._faq = faq
-        self._threshold = threshold
+        self._decider = decider if decider is not None else Decider(answer_cut=threshold)
         self._more_info_url = more_info_url
         self._max_chars = max_question_chars
         self._news = news
-        self._matcher = Matcher([], threshold=threshold)
-        # The same questions come a thousand times: remember the matcher's verdict per exact
-        # question text until the next reload (bounded; oldest dropped first).
-        self._recent: OrderedDict[str, Match] = OrderedDict()
+        self._matcher = Matcher([])
+        # The same questions come a thousand times: remember the verdict per exact question
+        # text until the next reload (bounded; oldest dropped first).
+        self._recent: OrderedDict[tuple[str, bool], Verdict] = OrderedDict()
         self._entries: dict[int, _Entry] = {}
         self._examples: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
         self._pending_reload: asyncio.Task[None] | None = None
+        self._loaded_version: tuple[object, ...] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    async def _version(self) -> tuple[object, ...]:
+        news = await self._news.version() if self._news else ()
+        return (*await self._faq.version(), *news)
+
+    async def refresh(self) -> bool:
+        """Reload if the FAQ or the published news changed since the last load, whichever
+        process changed them; True if it reloaded. Runs every couple of seconds."""
+        if await self._version() == self._loaded_version:
+            return False
+        await self.reload()
+        return True
+
     async def reload(self) -> None:
         """Rebuild the matcher from the database (call after any FAQ change)."""
         async with self._lock:
+            # Read the fingerprint first: a change landing during the load is seen next time.
+            self._loaded_version = await self._version()
             entries = await self._faq.all()
             published = await self._news.published(200) if self._news else ()
             # Building the index is CPU work; a thread keeps the loop answering meanwhile.
@@ -181,6 +236,7 @@ class Knowledge:
     def _build(
         self, entries: Sequence[FaqEntry], published: Sequence[NewsItem]
     ) -> tuple[Matcher, dict[int, _Entry], tuple[str, ...]]:
+        load_word_list()
         docs = [
             FaqDoc(e.id, e.question, tuple(e.phrasings), e.answer, tuple(e.tags)) for e in entries
         ]
@@ -195,56 +251,141 @@ class Knowledge:
                 docs.append(FaqDoc(ident, sentences[0], tuple(sentences[1:6]), item.text, ()))
                 table[ident] = _Entry(item.text, item.url, item.when.date(), sentences[0])
         examples = tuple(e.question for e in entries[:2])
-        return Matcher(docs, threshold=self._threshold), table, examples
+        return Matcher(docs), table, examples
 
     def question_of(self, entry_id: int) -> str | None:
         """The canonical question of an entry."""
         entry = self._entries.get(entry_id)
         return entry.question if entry else None
 
-    def _match(self, question: str) -> Match:
-        match = self._recent.get(question)
-        if match is None:
-            match = self._matcher.match(question)
-            self._recent[question] = match
+    def _verdict(self, question: str, clarify: bool) -> Verdict:
+        key = (question, clarify)
+        verdict = self._recent.get(key)
+        if verdict is None:
+            verdict = consider(question, self._matcher, self._decider, clarify=clarify)
+            self._recent[key] = verdict
             if len(self._recent) > MATCH_CACHE_SIZE:
                 self._recent.popitem(last=False)
         else:
-            self._recent.move_to_end(question)
-        return match
+            self._recent.move_to_end(key)
+        return verdict
 
-    def answer(self, question: str) -> Answer:
-        """Answer or decline from the FAQ alone. Pure CPU work; never raises on any string.
+    @property
+    def answer_cut(self) -> float:
+        """P(answer) the decision model needs to answer."""
+        return self._decider.answer_cut
+
+    def explain(self, question: str, *, clarify: bool = True) -> Verdict:
+        """How ``question`` is read, ranked and decided (for ``/why`` and ``ask --json``)."""
+        return self._verdict(question, clarify)
+
+    def entry_reply(self, entry_id: int) -> Suggestion | None:
+        """An entry's question and its reply with citation (a picked suggestion)."""
+        entry = self._entries.get(entry_id)
+        if entry is None:
+            return None
+        return Suggestion(entry_id, entry.question, self._cite(entry, entry_id < 0))
+
+    def answer(self, question: str, *, clarify: bool = True) -> Answer:
+        """Answer, clarify or decline from the FAQ alone. Pure CPU work; never raises.
+
+        Args:
+            question: the user's whole message.
+            clarify: whether "did you mean…" may be offered (False where the platform cannot
+                show suggestions; an unsure question is then declined).
 
         Live news questions come back with ``reason="news"``; :meth:`respond` fills them in.
         """
         if len(question) > self._max_chars:
             return Answer(question, False, self.too_long_text(), None, 0.0, "too_long")
-        match = self._match(question)
-        ident = match.entry_id
-        if match.answered and ident in (LATEST_NEWS, NEXT_ANNOUNCEMENT):
-            return Answer(question, True, "", ident, match.score, "news")
-        entry = self._entries.get(ident) if ident is not None else None
-        announcement = (
-            ANNOUNCEMENT_BASE - ident if ident is not None and ident <= ANNOUNCEMENT_BASE else None
-        )
-        faq_id = ident if ident is not None and ident > 0 else None
-        if match.answered and entry is not None:
-            text = self._cite(entry, announcement is not None)
-            return Answer(question, True, text, faq_id, match.score, match.reason, announcement)
+        verdict = self._verdict(question, clarify)
+        lead = verdict.lead
+        confidence = round(lead.decision.confidence, 4)
+        if verdict.outcome is Outcome.ANSWER:
+            news = (LATEST_NEWS, NEXT_ANNOUNCEMENT)
+            ids = tuple(i for i in verdict.answers if i in self._entries or i in news)
+            if ids and ids[0] in news:
+                return Answer(
+                    question,
+                    True,
+                    "",
+                    ids[0],
+                    confidence,
+                    "news",
+                    None,
+                    Outcome.ANSWER,
+                    (),
+                    ids[:1],
+                    verdict,
+                )
+            ids = tuple(i for i in ids if i in self._entries)[:MAX_ANSWERS]
+            if ids:
+                first = ids[0]
+                announcement = ANNOUNCEMENT_BASE - first if first <= ANNOUNCEMENT_BASE else None
+                return Answer(
+                    question,
+                    True,
+                    self._compose(ids),
+                    first if first > 0 else None,
+                    confidence,
+                    "confident",
+                    announcement,
+                    Outcome.ANSWER,
+                    (),
+                    ids,
+                    verdict,
+                )
+        near = lead.decision.entry_id
+        faq_id = near if near is not None and near > 0 else None
+        if verdict.outcome is Outcome.CLARIFY:
+            suggestions = tuple(
+                s for i in verdict.suggestions if (s := self.entry_reply(i)) is not None
+            )
+            if suggestions:
+                return Answer(
+                    question,
+                    False,
+                    self.clarify_text(suggestions),
+                    faq_id,
+                    confidence,
+                    "unsure",
+                    None,
+                    Outcome.CLARIFY,
+                    suggestions,
+                    (),
+                    verdict,
+                )
+        reason = lead.decision.reason
+        if verdict.outcome is not Outcome.DECLINE:
+            reason = "low_confidence"
         return Answer(
             question,
             False,
-            self.decline_text(match.reason),
+            self.decline_text(reason),
             faq_id,
-            match.score,
-            match.reason,
-            announcement,
+            confidence,
+            reason,
+            None,
+            Outcome.DECLINE,
+            (),
+            (),
+            verdict,
         )
 
-    async def respond(self, question: str) -> Answer:
+    def _compose(self, ids: Sequence[int]) -> str:
+        """The reply for one or more answered entries, each with its own citation."""
+        entries = [(i, self._entries[i]) for i in ids]
+        if len(entries) == 1:
+            ident, entry = entries[0]
+            return self._cite(entry, ident <= ANNOUNCEMENT_BASE)
+        return "\n\n".join(
+            f"{entry.question}\n{self._cite(entry, ident <= ANNOUNCEMENT_BASE)}"
+            for ident, entry in entries
+        )
+
+    async def respond(self, question: str, *, clarify: bool = True) -> Answer:
         """:meth:`answer`, with live news questions answered from the announcements."""
-        answer = self.answer(question)
+        answer = self.answer(question, clarify=clarify)
         if answer.reason != "news" or self._news is None:
             return answer
         if answer.entry_id == LATEST_NEWS:
@@ -288,17 +429,21 @@ class Knowledge:
             "Please ask one short question."
         )
 
+    @staticmethod
+    def clarify_text(suggestions: Sequence[Suggestion]) -> str:
+        """The lead-in of a clarification; the suggestions themselves follow as choices."""
+        del suggestions  # the adapter shows them (buttons, or numbered lines)
+        return "I'm not sure which you mean:"
+
     def decline_text(self, reason: str) -> str:
-        """A short, honest, helpful fallback."""
+        """A short, honest fallback. Whether the question reached the moderators is said by
+        the caller, who knows (see :func:`moderators_note`)."""
         examples = " or ".join(f"“{q}”" for q in self._examples)
         lines = []
         if reason in NOT_A_QUESTION:
             lines.append("Hi! Ask me a question about PyTorch's move to the PyTorch Foundation.")
         else:
-            lines.append(
-                "Sorry, I don't have a reliable answer to that, so I won't guess. "
-                "I've passed your question to the moderators."
-            )
+            lines.append("Sorry, I don't have a reliable answer to that, so I won't guess.")
             lines.append(
                 "I can answer questions about PyTorch's move to the PyTorch Foundation "
                 "under the Linux Foundation."

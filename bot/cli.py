@@ -26,7 +26,7 @@ from adapters.base import Adapter
 from announcements.news import AnnouncementNews
 from announcements.store import AnnouncementStore
 from bot import __version__
-from bot.answering import Knowledge
+from bot.answering import Knowledge, moderators_note
 from bot.config import Config, load_config
 from bot.dispatch import record_exchange
 from bot.errors import FaqImportError, FoundationBotError
@@ -203,10 +203,22 @@ async def _ask(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: 
                     "answer": answer.text if answer.answered else None,
                     "entry_id": answer.entry_id if answer.answered else None,
                     "score": round(answer.score, 4),
+                    "outcome": answer.outcome.value,
+                    "reason": answer.reason,
+                    "suggestions": [
+                        {"entry_id": s.entry_id, "question": s.question, "answer": s.answer}
+                        for s in answer.suggestions
+                    ],
                 }
                 stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
-                stdout.write(answer.text + "\n")
+                text = answer.text
+                if answer.needs_review:
+                    first, _, rest = text.partition("\n")
+                    text = "\n".join(p for p in (first, moderators_note(True), rest) if p)
+                stdout.write(text + "\n")
+                for position, suggestion in enumerate(answer.suggestions, start=1):
+                    stdout.write(f"  {position}. {suggestion.question}\n")
                 if not args.question:
                     stdout.write("\n")
             stdout.flush()

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 
-from adapters.base import Adapter
-from bot.answering import Answer, Knowledge
+from adapters.base import Adapter, OffersChoices
+from bot.answering import Answer, Knowledge, moderators_note
 from bot.commands import CommandRouter
+from bot.deciding import Outcome
 from bot.errors import PlatformError, StoreError, TransientPlatformError
 from bot.events import (
+    Choice,
     ChoicePicked,
     Conversation,
     Feedback,
@@ -21,6 +26,7 @@ from bot.events import (
     SentMessage,
     SlashCommand,
 )
+from bot.store.claims import Claims
 from bot.store.engagement import EngagementLog, Event
 from bot.store.models import EngagementEvent, ReviewItem
 from bot.telemetry import Metrics
@@ -34,6 +40,39 @@ ESCALATED = "I've asked a moderator to look at your question."
 FEEDBACK_NOT_SAVED = (
     "Thanks, but I couldn't save your feedback just now; please try again in a few minutes."
 )
+CHOICE_GONE = "That suggestion is no longer available; please ask your question again."
+CHOICE_TAKEN = "That one is answered above."
+CHOICE_NOT_SAVED = "Sorry, I can't answer that just now; please try again in a few minutes."
+#: Longest button label, in characters (Discord allows 80).
+CHOICE_LABEL_CHARS = 75
+#: Command names that are also everyday first words of a question ("help me understand...").
+PLAIN_WORDS = frozenset({"help", "why"})
+_MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+")
+#: Users whose last question /why remembers.
+LAST_QUESTIONS = 1000
+#: ``bot_state`` key prefix of a picked suggestion: each is answered once.
+CHOICE_PREFIX = "choice:"
+
+
+def choice_label(question: str) -> str:
+    """A suggestion's button label: the entry's question, shortened to fit."""
+    text = " ".join(question.split())
+    if len(text) <= CHOICE_LABEL_CHARS:
+        return text
+    return text[: CHOICE_LABEL_CHARS - 1].rstrip() + "…"
+
+
+def choice_token(ref: str, entry_id: int) -> str:
+    """The token on a suggestion's button: the question's ref and the entry."""
+    return f"{ref}:{entry_id}"
+
+
+def parse_choice_token(token: str) -> tuple[str, int] | None:
+    """``(ref, entry_id)`` from :func:`choice_token`'s output, or None if it is not one."""
+    ref, _, entry = token.rpartition(":")
+    if not ref or len(ref) > 64 or not entry.lstrip("-").isdigit() or len(entry) > 12:
+        return None
+    return ref, int(entry)
 
 
 class Outbox:
@@ -46,6 +85,11 @@ class Outbox:
     def has(self, platform: str) -> bool:
         """Whether an adapter for ``platform`` is running."""
         return platform in self._adapters
+
+    def offers_choices(self, platform: str) -> bool:
+        """Whether ``platform``'s adapter can show a clarification's suggestions."""
+        adapter = self._adapters.get(platform)
+        return isinstance(adapter, OffersChoices) and adapter.offers_choices()
 
     async def send(self, message: OutgoingMessage) -> SentMessage | None:
         """Post ``message``; None if there is no adapter or the platform failed."""
@@ -72,6 +116,7 @@ class Dispatcher:
         engagement: EngagementLog,
         router: CommandRouter,
         outbox: Outbox,
+        claims: Claims,
         reply_in_thread: bool = True,
         moderator_channels: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
@@ -81,6 +126,9 @@ class Dispatcher:
         self._log = engagement
         self._router = router
         self._outbox = outbox
+        self._claims = claims
+        # The last question per (platform, channel, user), for /why (bounded, oldest out).
+        self._last: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._reply_in_thread = reply_in_thread
         self._moderators = dict(moderator_channels or {})
 
@@ -100,7 +148,13 @@ class Dispatcher:
         """Tell a user they hit the rate limit (called by the chain once per burst)."""
         await self._outbox.send(self._reply(msg, SLOW_DOWN))
 
-    def _reply(self, msg: IncomingMessage, text: str, token: str | None = None) -> OutgoingMessage:
+    def _reply(
+        self,
+        msg: IncomingMessage,
+        text: str,
+        token: str | None = None,
+        choices: tuple[Choice, ...] = (),
+    ) -> OutgoingMessage:
         where = msg.where
         return OutgoingMessage(
             where=where,
@@ -108,6 +162,7 @@ class Dispatcher:
             reply_to=msg.message_id if (self._reply_in_thread or where.thread_id) else None,
             feedback_token=token,
             handle=msg.handle,
+            choices=choices,
         )
 
     async def _thread_announcement(self, msg: IncomingMessage) -> tuple[bool, int | None]:
@@ -132,12 +187,33 @@ class Dispatcher:
         if not (msg.mentions_bot or msg.where.is_direct or in_bot_thread):
             await log_announcement_reply(self._log, msg)
             return
-        answer = await self._knowledge.respond(msg.text)
+        command = self._forgotten_slash(msg.text)
+        if command is not None:
+            await self._outbox.send(
+                self._reply(msg, f"Commands start with a slash: try /{command}")
+            )
+            return
+        clarify = self._outbox.offers_choices(msg.where.platform)
+        answer = await self._knowledge.respond(msg.text, clarify=clarify)
+        self._remember(msg)
         if self._metrics is not None:
             self._metrics.question(msg.where.platform, answer.answered)
         ref = uuid.uuid4().hex
+        announcement_id = announcement_id or answer.announcement_id
+        text = answer.text
+        queued = False
+        if answer.needs_review:
+            # Queue the question before replying, so the reply can say truthfully whether
+            # a moderator will see it.
+            queued = await self._queue_for_review(msg, answer, ref, announcement_id)
+            first, _, rest = text.partition("\n")
+            text = "\n".join(p for p in (first, moderators_note(queued), rest) if p)
+        choices = tuple(
+            Choice(choice_token(ref, s.entry_id), choice_label(s.question))
+            for s in answer.suggestions
+        )
         sent = await self._outbox.send(
-            self._reply(msg, answer.text, ref if answer.answered else None)
+            self._reply(msg, text, ref if answer.answered else None, choices)
         )
         thread = None
         threads = self._reply_in_thread and msg.where.platform != "console"
@@ -147,12 +223,51 @@ class Dispatcher:
         await record_exchange(
             self._log,
             msg,
-            answer,
+            replace(answer, text=text),
             ref,
             sent,
-            announcement_id or answer.announcement_id,
+            announcement_id,
             thread=thread,
+            question_logged=queued,
         )
+
+    def _forgotten_slash(self, text: str) -> str | None:
+        """``announce list`` typed without its slash: the command meant, or None."""
+        words = _MENTION.sub(" ", text).split()
+        if not words or len(words) > 12:
+            return None
+        name = words[0].casefold()
+        if name not in self._router.names() or name in PLAIN_WORDS:
+            return None
+        return " ".join([name, *words[1:]])[:80]
+
+    def _remember(self, msg: IncomingMessage) -> None:
+        key = (msg.where.platform, msg.where.channel_id, msg.author.id)
+        self._last[key] = msg.text
+        self._last.move_to_end(key)
+        if len(self._last) > LAST_QUESTIONS:
+            self._last.popitem(last=False)
+
+    async def why(self, cmd: SlashCommand) -> str:
+        """``/why``: how the caller's last question was read, ranked and decided."""
+        text = self._last.get((cmd.where.platform, cmd.where.channel_id, cmd.author.id))
+        if text is None:
+            return "Ask me something first; then /why tells you how I decided."
+        clarify = self._outbox.offers_choices(cmd.where.platform)
+        return explain_verdict(text, self._knowledge, clarify=clarify)
+
+    async def _queue_for_review(
+        self, msg: IncomingMessage, answer: Answer, ref: str, announcement_id: int | None
+    ) -> bool:
+        """Log the question with its review item; False if the database did not take it."""
+        try:
+            await self._log.record(
+                question_event(msg, answer, ref, announcement_id), review=review_item(msg, answer)
+            )
+        except StoreError as exc:
+            log.error("declined question not queued for review: %s", exc)
+            return False
+        return True
 
     async def on_command(self, cmd: SlashCommand) -> None:
         """Run a command and answer the caller only; then log it (a database outage costs
@@ -239,8 +354,91 @@ class Dispatcher:
         )
 
     async def on_choice(self, picked: ChoicePicked) -> None:
-        """A suggestion picked from a clarification (answered in the next commit)."""
-        log.info("choice picked platform=%s (not handled yet)", picked.where.platform)
+        """Answer a suggestion picked from a clarification, once per suggestion.
+
+        The pick is claimed in ``bot_state`` together with its ``clarified`` event, so a
+        second click, a click after a restart or a click by another user posts nothing
+        more. The pick also queues the question for moderators as ``clarified``: one click
+        there adds it to the entry as a phrasing, and the bot answers it outright next time.
+        """
+        parsed = parse_choice_token(picked.token)
+        reply = self._knowledge.entry_reply(parsed[1]) if parsed else None
+        if parsed is None or reply is None:
+            await self._tell(picked, CHOICE_GONE)
+            return
+        ref, entry_id = parsed
+        where = picked.where
+        try:
+            question = await self._log.question_for(ref)
+            first = await self._claims.claim_with_event(
+                f"{CHOICE_PREFIX}{ref}:{entry_id}",
+                picked.author.id,
+                Event(
+                    platform=where.platform,
+                    kind="clarified",
+                    channel=where.channel_id,
+                    user=picked.author.id,
+                    text=question.text if question else None,
+                    faq_entry_id=entry_id if entry_id > 0 else None,
+                    ref=ref,
+                    detail={"picked": entry_id},
+                ),
+            )
+        except StoreError as exc:
+            log.error("picked suggestion not recorded: %s", exc)
+            await self._tell(picked, CHOICE_NOT_SAVED)
+            return
+        if not first:
+            await self._tell(picked, CHOICE_TAKEN)
+            return
+        answer_ref = uuid.uuid4().hex
+        reply_to = None
+        if question is not None and (self._reply_in_thread or question.thread_id):
+            reply_to = question.thread_id or question.message_id
+        sent = await self._outbox.send(
+            OutgoingMessage(
+                where=where,
+                text=reply.answer,
+                reply_to=reply_to,
+                feedback_token=answer_ref,
+                handle=picked.handle,
+            )
+        )
+        review = None
+        if question is not None and question.text and entry_id > 0:
+            review = ReviewItem(
+                platform=where.platform,
+                question=question.text,
+                reason="clarified",
+                best_entry_id=entry_id,
+                score=question.score,
+            )
+        try:
+            await self._log.record(
+                Event(
+                    platform=where.platform,
+                    kind="answer",
+                    channel=where.channel_id,
+                    text=reply.answer,
+                    faq_entry_id=entry_id if entry_id > 0 else None,
+                    message_id=sent.message_id if sent else None,
+                    thread_id=sent.thread_id if sent else where.thread_id,
+                    url=sent.url if sent else None,
+                    ref=answer_ref,
+                    detail={"reason": "picked", "question_ref": ref}
+                    | ({} if sent else {"delivery": "failed"}),
+                ),
+                review=review,
+            )
+        except StoreError as exc:
+            log.error("picked answer not logged: %s", exc)
+
+    async def _tell(self, picked: ChoicePicked, text: str) -> None:
+        await self._outbox.send(
+            OutgoingMessage(
+                where=picked.where, text=text, ephemeral_to=picked.author.id, handle=picked.handle
+            )
+        )
 
     async def _record_feedback(self, fb: Feedback) -> EngagementEvent | None:
         """Log the click (and queue a 👎 for review); returns the question it was about."""
@@ -272,22 +470,49 @@ class Dispatcher:
         return question
 
 
-async def record_exchange(
-    engagement: EngagementLog,
-    msg: IncomingMessage,
-    answer: Answer,
-    ref: str,
-    sent: SentMessage | None,
-    announcement_id: int | None = None,
-    *,
-    thread: tuple[str, str, str] | None = None,
-    extra: dict[str, object] | None = None,
-) -> None:
-    """Log a question, the bot's answer or decline, queue it for moderators if needed, and
-    remember the bot's thread — one transaction. ``extra`` is merged into the reply's detail
-    (e.g. ``{"delivery": "silent"}`` for a decline deliberately not posted)."""
+REASONS = {
+    "confident": "the best entry is very likely right",
+    "unsure": "the best entries are likely but none is certain, so I offered them",
+    "low_confidence": "no entry is likely enough to answer or to suggest",
+    "off_topic": "nothing in the FAQ is about that",
+    "no_content": "there was no question in it",
+    "empty": "the message was empty",
+    "too_long": "the message is too long",
+}
+
+
+def explain_verdict(text: str, knowledge: Knowledge, *, clarify: bool = True) -> str:
+    """The ``/why`` report for one message: outcome, reading, top entries, reason."""
+    answer = knowledge.answer(text, clarify=clarify)
+    verdict = knowledge.explain(text, clarify=clarify)
+    shown = text if len(text) <= 80 else text[:79] + "…"
+    lines = [f"Your last message: “{shown}”", f"Outcome: {answer.outcome.value}"]
+    parts = [p.question for p in verdict.parts]
+    if parts != [text]:
+        lines.append("Read as: " + " | ".join(f"“{p}”" for p in parts))
+    lead = verdict.lead
+    cut = knowledge.answer_cut
+    lines.append(
+        f"Confidence the best entry is right: {lead.decision.confidence:.2f} "
+        f"(answers at {cut:.2f} or more)"
+    )
+    candidates = lead.analysis.candidates[:3]
+    if candidates:
+        lines.append("Top entries (matcher score):")
+        for position, candidate in enumerate(candidates, start=1):
+            question = knowledge.question_of(candidate.entry_id) or f"entry {candidate.entry_id}"
+            lines.append(f"  {position}. {candidate.score:.2f} {question}")
+    reason = REASONS.get(answer.reason, answer.reason)
+    lines.append(f"Why: {reason}.")
+    return "\n".join(lines)
+
+
+def question_event(
+    msg: IncomingMessage, answer: Answer, ref: str, announcement_id: int | None
+) -> Event:
+    """The ``question`` engagement event of an exchange."""
     where = msg.where
-    question = Event(
+    return Event(
         platform=where.platform,
         kind="question",
         channel=where.channel_id,
@@ -301,13 +526,51 @@ async def record_exchange(
         url=msg.url,
         ref=ref,
     )
-    detail: dict[str, object] = {"reason": answer.reason}
+
+
+def review_item(msg: IncomingMessage, answer: Answer) -> ReviewItem:
+    """The moderators' review item for a declined question."""
+    return ReviewItem(
+        platform=msg.where.platform,
+        question=msg.text,
+        reason="low_confidence" if answer.reason == "low_confidence" else "declined",
+        best_entry_id=answer.entry_id,
+        score=answer.score,
+    )
+
+
+#: The engagement kind of the bot's reply, per outcome.
+REPLY_KINDS = {Outcome.ANSWER: "answer", Outcome.CLARIFY: "clarify", Outcome.DECLINE: "declined"}
+
+
+async def record_exchange(
+    engagement: EngagementLog,
+    msg: IncomingMessage,
+    answer: Answer,
+    ref: str,
+    sent: SentMessage | None,
+    announcement_id: int | None = None,
+    *,
+    thread: tuple[str, str, str] | None = None,
+    extra: dict[str, object] | None = None,
+    question_logged: bool = False,
+) -> None:
+    """Log a question, the bot's answer, clarification or decline, queue it for moderators if
+    needed, and remember the bot's thread — one transaction. ``extra`` is merged into the
+    reply's detail (e.g. ``{"delivery": "silent"}`` for a decline deliberately not posted).
+    ``question_logged``: the question and its review item were stored already."""
+    where = msg.where
+    detail: dict[str, object] = {"reason": answer.reason, "outcome": answer.outcome.value}
+    if answer.suggestions:
+        detail["suggestions"] = [s.entry_id for s in answer.suggestions]
+    if len(answer.entry_ids) > 1:
+        detail["entries"] = [i for i in answer.entry_ids if i > 0]
     if sent is None:
         detail["delivery"] = "failed"
     detail.update(extra or {})
     reply = Event(
         platform=where.platform,
-        kind="answer" if answer.answered else "declined",
+        kind=REPLY_KINDS[answer.outcome] if answer.reason != "news" else "answer",
         channel=where.channel_id,
         text=answer.text,
         faq_entry_id=answer.entry_id,
@@ -319,16 +582,13 @@ async def record_exchange(
         ref=ref,
         detail=detail,
     )
-    review = None
-    if answer.needs_review:
-        review = ReviewItem(
-            platform=where.platform,
-            question=msg.text,
-            reason="low_confidence" if answer.reason == "low_confidence" else "declined",
-            best_entry_id=answer.entry_id,
-            score=answer.score,
-        )
-    await engagement.record(question, reply, review=review, thread=thread)
+    if question_logged:
+        await engagement.record(reply, thread=thread)
+        return
+    review = review_item(msg, answer) if answer.needs_review else None
+    await engagement.record(
+        question_event(msg, answer, ref, announcement_id), reply, review=review, thread=thread
+    )
 
 
 async def log_announcement_reply(log: EngagementLog, msg: IncomingMessage) -> None:

@@ -78,6 +78,8 @@ SEEDS = 300
 #: Entries scored in full after the inverted-index pass, and re-ranked by wording.
 CANDIDATES = 40
 FUZZ_TOP = 5
+#: Entries reported by :meth:`Matcher.analyze`.
+TOP_K = 5
 
 #: Weight of a word the pack never uses, relative to a word used by no entry.
 UNKNOWN_WEIGHT = 1.0
@@ -123,7 +125,7 @@ _STOPWORDS = """
     bot guys folks everyone everybody actually really basically exactly quick question
     questions wondering wonder curious know knows knew wanted want wants need needs like
     kind sort anyway btw fyi tbh imo idk already still s t d ll m re ve thing things stuff
-    heard hear lately talking talk sure maybe probably people person
+    heard hear lately talking talk sure maybe probably
     list show
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
@@ -191,7 +193,7 @@ _MULTIWORD_SLANG = frozenset(k for k, v in SLANG.items() if " " in v)
 #: how this community talks about the foundation move, not an attempt at a thesaurus.
 _SYNONYM_GROUPS: dict[str, str] = {
     "meta": "facebook fb",
-    "zuckerberg": "zuck zuckerbergs mark",
+    "zuckerberg": "zuck zuckerbergs",
     "pytorch": "torch",
     "amazon": "aws",
     "ml": "ai",
@@ -224,7 +226,8 @@ _SYNONYM_GROUPS: dict[str, str] = {
     "member": "members membership",
     "benefit": "benefits advantage advantages upside upsides gain gains pros",
     "future": "outlook vision prospects",
-    "executive": "exec execs executives ceo",
+    # Never "ceo": a synonym must not turn a role the question names into one the pack has.
+    "executive": "exec execs executives",
     "information": "info details detail docs documentation",
     "blog": "article articles writeup blogpost",
     "twitter": "tweet tweets tweeted tweeting",
@@ -286,6 +289,77 @@ class Match:
     answered: bool
     #: "match", "low_confidence", "ambiguous", "no_content", "off_topic" or "empty".
     reason: str
+
+
+_english_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> frozenset[str]:
+    # pyspellchecker's English frequency list (about 160,000 words, maintained, shipped in
+    # its wheel): the check for "is this a real word" before any typo correction.
+    with _english_lock:
+        from spellchecker import SpellChecker
+
+        return frozenset(SpellChecker(language="en", distance=1).word_frequency.keys())
+
+
+def is_english_word(word: str) -> bool:
+    """Whether ``word`` (lowercase) is in the English word list."""
+    return word in _english_words()
+
+
+def load_word_list() -> None:
+    """Load the English word list now (it takes a few tenths of a second) rather than on the
+    first question that has an unknown word."""
+    _english_words()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One ranked entry for a question."""
+
+    entry_id: int
+    #: The matcher's score in [0, 1]; comparable between entries of one question only.
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything the matcher found about one question: the ranking and how it was read.
+
+    The deciding side (:mod:`bot.deciding`) turns this into answer / clarify / decline.
+    """
+
+    #: Why nothing was ranked ("empty", "no_content", "off_topic"), or "" when ranked.
+    reason: str
+    #: The best entries, best first (at most :data:`TOP_K`).
+    candidates: tuple[Candidate, ...] = ()
+    #: Share of the question's weight carried by words the pack uses.
+    known: float = 0.0
+    #: Content terms read from the question.
+    terms: int = 0
+    #: Words the pack never uses (after typo correction), in order.
+    unknown: tuple[str, ...] = ()
+    #: Words read as typos of pack words.
+    corrected: int = 0
+    #: The question asks with a question word that the best entry's phrasings share
+    #: (1.0), asks with one they never use (0.0), or asks with none (0.5).
+    ask_agreement: float = 0.5
+    #: Character-level similarity of the question to the best entry's closest phrasing.
+    similarity: float = 0.0
+    #: How much of the best entry's closest phrasing the question covers (by weight).
+    precision: float = 0.0
+    #: The question names a party (company, person) that the best entry never mentions.
+    foreign_name: bool = False
+    #: Share of the question's weight that the best entry's words explain (its questions
+    #: fully, its answer at half credit).
+    coverage: float = 0.0
+
+    @property
+    def best(self) -> Candidate | None:
+        """The top candidate, if any."""
+        return self.candidates[0] if self.candidates else None
 
 
 @lru_cache(maxsize=100_000)
@@ -534,6 +608,72 @@ class Matcher:
             log.exception("matcher failed; declining")
             return Match(None, 0.0, False, "low_confidence")
 
+    def analyze(self, text: str) -> Analysis:
+        """Rank the entries for ``text`` and report how the question was read. Never raises.
+
+        Args:
+            text: one question (see :mod:`bot.understanding` for whole messages).
+
+        Returns:
+            An :class:`Analysis`; ``reason`` is set when there was nothing to rank.
+        """
+        try:
+            return self._analyze(text if isinstance(text, str) else str(text))
+        except Exception:  # a matcher bug must cost one reply, not the bot
+            log.exception("matcher failed; declining")
+            return Analysis("off_topic")
+
+    def _analyze(self, text: str) -> Analysis:
+        query = self._query(text)
+        if isinstance(query, Match):
+            return Analysis(query.reason)
+        unknown = tuple(t for t, c in query.credits.items() if c == 0.0)
+        known = 1.0 - sum(query.weights[t] for t in unknown) / query.total
+        read = {
+            "known": round(known, 4),
+            "terms": len(query.weights.keys() - QUESTION_WORDS),
+            "unknown": unknown,
+            "corrected": sum(1 for c in query.credits.values() if 0.0 < c < 1.0),
+        }
+        ranked = self._rank(query)
+        if not ranked:
+            return Analysis("off_topic", **read)  # type: ignore[arg-type]
+        top = ranked[:TOP_K]
+        candidates = tuple(
+            Candidate(self._entries[i].entry_id, round(min(1.0, max(0.0, s)), 4)) for s, i in top
+        )
+        entry = self._entries[top[0][1]]
+        asks = QUESTION_WORDS.intersection(query.weights)
+        entry_asks = frozenset().union(*(p.asks for p in entry.passages))
+        agreement = 0.5 if not asks else (1.0 if asks & entry_asks or not entry_asks else 0.0)
+        similarity = max(
+            (fuzz.token_sort_ratio(query.text, p.text) / 100 for p in entry.passages), default=0.0
+        )
+        precision = max(
+            (
+                sum(self._idf[t] for t in p.terms.intersection(query.weights)) / p.weight
+                for p in entry.passages
+                if p.weight
+            ),
+            default=0.0,
+        )
+        foreign = bool(self._entity_terms.intersection(query.weights) - entry.entities)
+        explained = sum(
+            query.gains[t] * (1.0 if t in entry.question_terms else ANSWER_CREDIT)
+            for t in query.weights
+            if t in entry.question_terms or t in entry.answer_terms
+        )
+        return Analysis(
+            "",
+            candidates,
+            ask_agreement=agreement,
+            similarity=round(similarity, 4),
+            precision=round(precision, 4),
+            foreign_name=foreign,
+            coverage=round(explained / query.total, 4),
+            **read,  # type: ignore[arg-type]
+        )
+
     def _match(self, text: str) -> Match:
         query = self._query(text)
         if isinstance(query, Match):
@@ -590,7 +730,9 @@ class Matcher:
                 continue
             credit = 1.0
             if term not in self._idf and token not in self._word_entries:
-                fixed = self._correct(token) if corrections < MAX_CORRECTIONS else None
+                # Only a word that is not English can be a typo: "forked" is not "worked".
+                typo = corrections < MAX_CORRECTIONS and not is_english_word(token)
+                fixed = self._correct(token) if typo else None
                 corrections += 1
                 fixed_term = term_of(fixed) if fixed is not None else ""
                 if fixed_term in self._idf:

@@ -177,7 +177,8 @@ class MentionResponder:
         if not (msg.mentions_bot or in_bot_thread):
             await log_announcement_reply(self._log, msg)
             return True
-        answer = await self._knowledge.respond(msg.text)
+        # On a public timeline a clarification is noise: answer or stay silent.
+        answer = await self._knowledge.respond(msg.text, clarify=False)
         ref = uuid.uuid4().hex
         outcome: str | None = None
         wants_reply = answer.answered or self._policy.decline_reply

@@ -51,6 +51,9 @@ from bot.web import WebServer, build_app
 
 log = logging.getLogger(__name__)
 
+#: How often each instance checks whether the FAQ or the published news changed.
+KNOWLEDGE_REFRESH_SECONDS = 2.0
+
 
 def _pack(settings: Settings) -> list[FaqRecord]:
     if settings.knowledge.pack == "builtin":
@@ -121,16 +124,23 @@ class Runtime:
         self.adapters = {a.platform: a for a in adapters}
         self.outbox = Outbox(self.adapters, self.metrics)
         moderators = registry.moderator_channels(settings)
+        self._claims = Claims(self.db)
         self.dispatcher = Dispatcher(
             knowledge=self.knowledge,
             engagement=self.engagement,
             router=self.router,
             outbox=self.outbox,
+            claims=self._claims,
             reply_in_thread=settings.answering.reply_in_thread,
             moderator_channels=moderators,
             metrics=self.metrics,
         )
-        self._claims = Claims(self.db)
+        self.router.register(
+            "why",
+            self.dispatcher.why,
+            staff_only=False,
+            summary="how I read, ranked and decided your last question",
+        )
         self._shared_db = self.db.dialect == "postgresql"
         self._chain = build_chain(
             [
@@ -213,6 +223,16 @@ class Runtime:
             # One instance at a time polls X (the leader, on PostgreSQL); the claims in
             # bot/store/claims.py keep a tick that overlaps a leadership move harmless.
             self.add_singleton_job(job.run, job.seconds, name=job.name)
+        # Every instance (not only the leader) picks up FAQ and news changes made elsewhere.
+        self.scheduler.add_job(
+            self._refresh_knowledge,
+            trigger="interval",
+            seconds=KNOWLEDGE_REFRESH_SECONDS,
+            id="knowledge-refresh",
+            name="knowledge refresh",
+            coalesce=True,
+            max_instances=1,
+        )
         if self._shared_db:
             self.add_singleton_job(
                 self._prune_event_claims, 600, name="event-claims-prune", first_run=utcnow()
@@ -248,6 +268,12 @@ class Runtime:
             await adapter.start(self.handle)
             self._started.append(adapter)
             log.info("adapter started platform=%s", adapter.platform)
+
+    async def _refresh_knowledge(self) -> None:
+        try:
+            await self.knowledge.refresh()
+        except Exception as exc:  # the next tick tries again; answering goes on meanwhile
+            log.warning("knowledge refresh failed; answering from the loaded index: %s", exc)
 
     async def _prune_event_claims(self) -> int:
         older_than = utcnow() - timedelta(hours=EVENT_CLAIM_HOURS)

@@ -48,12 +48,35 @@ def test_ask_json_answers_and_declines(cli: CLI) -> None:
     code, out, _ = cli("ask", "--json", "who sits on the pytorch foundation board?")
     assert code == 0
     record = json.loads(out)
-    assert set(record) == {"question", "answered", "answer", "entry_id", "score"}
+    # The old keys stay; outcome, reason and suggestions are added.
+    assert set(record) == {
+        "question",
+        "answered",
+        "answer",
+        "entry_id",
+        "score",
+        "outcome",
+        "reason",
+        "suggestions",
+    }
     assert record["answered"] is True and "Nvidia" in record["answer"]
+    assert record["outcome"] == "answer" and record["suggestions"] == []
     assert isinstance(record["entry_id"], int) and 0 < record["score"] <= 1
     _, out, _ = cli("ask", "--json", "what's the weather like in Berlin?")
     declined = json.loads(out)
     assert declined["answered"] is False and declined["answer"] is None
+    assert declined["outcome"] == "decline" and declined["suggestions"] == []
+
+
+def test_ask_json_lists_suggestions_when_unsure(cli: CLI) -> None:
+    """A question the bot is not sure about gets "did you mean" suggestions, each with the
+    entry's question and the answer that would be posted."""
+    _, out, _ = cli("ask", "--json", "which companies have a seat")
+    record = json.loads(out)
+    assert record["outcome"] == "clarify" and record["answered"] is False
+    assert 1 <= len(record["suggestions"]) <= 3
+    assert all({"entry_id", "question", "answer"} == set(s) for s in record["suggestions"])
+    assert any("Amazon Web Services" in s["answer"] for s in record["suggestions"])
 
 
 def test_ask_reads_one_question_per_line_and_logs_each(cli: CLI) -> None:

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.eval_matcher import evaluate, load_questions, run, shipped
 from bot.faqfile import builtin_pack
 from bot.matcher import DEFAULT_THRESHOLD, FaqDoc, Match, Matcher
 
@@ -194,15 +193,3 @@ def test_never_raises_on_any_string(text: str) -> None:
     match = MATCHER.match(text)
     assert 0.0 <= match.score <= 1.0
     assert match.answered is (match.reason == "match")
-
-
-def test_dev_set_accuracy_does_not_regress() -> None:
-    """Floors sit just under the figures measured at the default threshold on the 404-question
-    dev set (bench/eval_matcher.py): a regression fails here."""
-    outcomes = run(shipped(PACK), load_questions())
-    result = evaluate(outcomes, DEFAULT_THRESHOLD)
-    # Measured: 77.2% overall, 65.5% answerable, 96.1% declines, 3.0% wrong (see README).
-    assert result.overall >= 0.76
-    assert result.answerable >= 0.64
-    assert result.declines >= 0.95
-    assert result.wrong <= 0.032

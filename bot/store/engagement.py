@@ -25,10 +25,13 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def clean_text(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
-    """Text safe for every backend: no control characters (PostgreSQL rejects NUL), bounded."""
+    """Text safe for every backend: no control characters (PostgreSQL rejects NUL), no lone
+    surrogates (UTF-8 cannot store them; JSON escapes can deliver them), bounded."""
     if text is None:
         return None
     cleaned = _CONTROL.sub("", text)
+    if not cleaned.isprintable():
+        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
@@ -460,7 +463,7 @@ async def _find_bot_message(
         await session.scalars(
             select(EngagementEvent).where(
                 EngagementEvent.platform == platform,
-                EngagementEvent.kind.in_(("answer", "declined")),
+                EngagementEvent.kind.in_(("answer", "declined", "clarify")),
                 EngagementEvent.message_id == message_id,
             )
         )

@@ -40,6 +40,24 @@ class FaqStore:
         async with self._db.session() as session:
             return await session.get(FaqEntry, entry_id)
 
+    async def version(self) -> tuple[object, ...]:
+        """A fingerprint of the whole FAQ that changes with any add, edit or delete.
+
+        Every running process compares it every couple of seconds, so a change made by any
+        of them (``faq import``, the dashboard) reaches all of them without a message bus.
+        """
+        async with self._db.session() as session:
+            row = (
+                await session.execute(
+                    select(
+                        func.count(FaqEntry.id),
+                        func.max(FaqEntry.updated_at),
+                        func.sum(FaqEntry.id),
+                    )
+                )
+            ).one()
+        return (int(row[0] or 0), str(row[1]), int(row[2] or 0))
+
     async def count(self) -> int:
         """How many entries there are."""
         async with self._db.session() as session:

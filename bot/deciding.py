@@ -1,0 +1,313 @@
+"""Deciding what to do with a ranked question: answer, clarify, or decline.
+
+The matcher ranks entries well (a right entry is first for most questions and among the top
+three for nearly all answerable ones), but its score alone separates "right" from "must
+decline" badly: long chatty questions score low even when the best entry is right, and short
+ones score high even when it is wrong. One hand-set cut-off cannot do it, so the decision is a
+small model over several features of the match (:func:`features`):
+
+* two logistic regressions, fitted on the tuning half of the evaluation set by
+  ``python -m bench.fit_decider``: **P(answer)** that the best entry is right, and
+  **P(clarify)** that a right entry is among the top three;
+* two cut-offs chosen on the same half: answer when P(answer) clears the first (chosen so that
+  wrong answers stay at about 1 % of all questions), otherwise offer the top entries ("did you
+  mean…") when P(clarify) clears the second, otherwise decline honestly.
+
+The fitted numbers ship as ``bot/decision_model.json``; loading them needs nothing but the
+standard library. ``bench/fit_decider.py`` reports cross-validated figures, and
+``bench/eval_matcher.py`` the figures on the held-out test half.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+
+from bot.matcher import Analysis, Matcher
+from bot.understanding import read
+
+#: Suggestions offered with a clarification.
+MAX_SUGGESTIONS = 3
+#: Wording similarity at which a question is one of the entry's own phrasings (give or take
+#: case, punctuation and word order): answered whatever the model says.
+EXACT = 0.97
+
+#: Names of the model's inputs, in order (see :func:`features`).
+FEATURES = (
+    "score",
+    "margin",
+    "known",
+    "terms",
+    "corrected",
+    "ask_agreement",
+    "similarity",
+    "precision",
+    "foreign_name",
+    "statement",
+    "coverage",
+    "third_gap",
+)
+
+
+class Outcome(StrEnum):
+    """What the bot does with one question."""
+
+    ANSWER = "answer"
+    CLARIFY = "clarify"
+    DECLINE = "decline"
+
+
+def features(analysis: Analysis, *, asked: bool = True) -> tuple[float, ...]:
+    """The model's inputs for one analysed question, in :data:`FEATURES` order.
+
+    Args:
+        analysis: the matcher's reading and ranking of the question.
+        asked: False when the message was a statement read as a question.
+    """
+    scores = [c.score for c in analysis.candidates]
+    best = scores[0] if scores else 0.0
+    runner_up = scores[1] if len(scores) > 1 else 0.0
+    return (
+        best,
+        best - runner_up,
+        analysis.known,
+        math.log1p(analysis.terms),
+        float(analysis.corrected > 0),
+        analysis.ask_agreement,
+        analysis.similarity,
+        analysis.precision,
+        float(analysis.foreign_name),
+        float(not asked),
+        analysis.coverage,
+        best - (scores[2] if len(scores) > 2 else 0.0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Logistic:
+    """A fitted logistic regression on standardized features."""
+
+    weights: tuple[float, ...]
+    bias: float
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+
+    def probability(self, x: tuple[float, ...]) -> float:
+        """P(y = 1 | x)."""
+        z = self.bias + sum(
+            w * (v - m) / s
+            for w, v, m, s in zip(self.weights, x, self.means, self.scales, strict=True)
+        )
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "means": list(self.means),
+            "scales": list(self.scales),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Logistic:
+        """The inverse of :meth:`to_json`."""
+
+        def floats(key: str) -> tuple[float, ...]:
+            value = data[key]
+            assert isinstance(value, list)
+            return tuple(float(v) for v in value)
+
+        bias = data["bias"]
+        assert isinstance(bias, int | float)
+        return cls(floats("weights"), float(bias), floats("means"), floats("scales"))
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionModel:
+    """Both regressions and their cut-offs."""
+
+    answer: Logistic
+    clarify: Logistic
+    answer_cut: float
+    clarify_cut: float
+    #: A suggestion must score at least this share of the best entry's score.
+    suggestion_ratio: float
+    #: No suggestions at all below this matcher score: off-topic messages (weather, coding
+    #: help, jokes, injection) then get the honest decline, never a "did you mean".
+    suggest_floor: float = 0.25
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (what ``bench.fit_decider`` writes)."""
+        return {
+            "features": list(FEATURES),
+            "answer": self.answer.to_json(),
+            "clarify": self.clarify.to_json(),
+            "answer_cut": self.answer_cut,
+            "clarify_cut": self.clarify_cut,
+            "suggestion_ratio": self.suggestion_ratio,
+            "suggest_floor": self.suggest_floor,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> DecisionModel:
+        """The inverse of :meth:`to_json`; refuses a model fitted on other features."""
+        if data.get("features") != list(FEATURES):
+            raise ValueError("decision model was fitted on other features; refit it")
+        answer, clarify = data["answer"], data["clarify"]
+        assert isinstance(answer, dict) and isinstance(clarify, dict)
+        cuts = [
+            data["answer_cut"],
+            data["clarify_cut"],
+            data["suggestion_ratio"],
+            data.get("suggest_floor", 0.25),
+        ]
+        assert all(isinstance(c, int | float) for c in cuts)
+        return cls(
+            Logistic.from_json(answer),
+            Logistic.from_json(clarify),
+            float(cuts[0]),  # type: ignore[arg-type]
+            float(cuts[1]),  # type: ignore[arg-type]
+            float(cuts[2]),  # type: ignore[arg-type]
+            float(cuts[3]),  # type: ignore[arg-type]
+        )
+
+
+def bundled_model() -> DecisionModel:
+    """The model fitted on the bundled evaluation set's tuning half."""
+    text = resources.files("bot").joinpath("decision_model.json").read_text(encoding="utf-8")
+    return DecisionModel.from_json(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict on one question."""
+
+    outcome: Outcome
+    #: The entry answered with; for a decline, the near miss (for moderators), if any.
+    entry_id: int | None
+    #: Entries offered with a clarification, best first.
+    suggestions: tuple[int, ...]
+    #: P(answer): how sure the bot is that its best entry is right.
+    confidence: float
+    #: Why: "confident", "unsure" (clarify), "low_confidence", or the matcher's reason
+    #: ("empty", "no_content", "off_topic").
+    reason: str
+
+
+class Decider:
+    """Turns a matcher :class:`Analysis` into a :class:`Decision`."""
+
+    def __init__(self, model: DecisionModel | None = None, *, answer_cut: float | None = None):
+        """Args:
+        model: the fitted model; None loads the bundled one.
+        answer_cut: overrides the model's answer cut-off (``answering.threshold``).
+        """
+        self._model = model if model is not None else bundled_model()
+        self._answer_cut = self._model.answer_cut if answer_cut is None else answer_cut
+
+    @property
+    def answer_cut(self) -> float:
+        """P(answer) needed to answer."""
+        return self._answer_cut
+
+    def decide(self, analysis: Analysis, *, asked: bool = True, clarify: bool = True) -> Decision:
+        """Answer, clarify or decline.
+
+        Args:
+            analysis: the matcher's analysis of one question.
+            asked: False for a statement read as a question.
+            clarify: whether a clarification may be offered at all (False where the
+                platform cannot show one); an unsure question is then declined.
+        """
+        best = analysis.best
+        if analysis.reason or best is None:
+            return Decision(Outcome.DECLINE, None, (), 0.0, analysis.reason or "off_topic")
+        x = features(analysis, asked=asked)
+        confidence = self._model.answer.probability(x)
+        runner_up = analysis.candidates[1].score if len(analysis.candidates) > 1 else 0.0
+        if analysis.similarity >= EXACT and best.score > runner_up:
+            confidence = max(confidence, self._answer_cut)
+        if confidence >= self._answer_cut:
+            return Decision(Outcome.ANSWER, best.entry_id, (), confidence, "confident")
+        plausible = best.score >= self._model.suggest_floor
+        if clarify and plausible and self._model.clarify.probability(x) >= self._model.clarify_cut:
+            floor = best.score * self._model.suggestion_ratio
+            suggestions = tuple(
+                c.entry_id for c in analysis.candidates[:MAX_SUGGESTIONS] if c.score >= floor
+            )
+            return Decision(Outcome.CLARIFY, best.entry_id, suggestions, confidence, "unsure")
+        return Decision(Outcome.DECLINE, best.entry_id, (), confidence, "low_confidence")
+
+
+@dataclass(frozen=True, slots=True)
+class PartVerdict:
+    """One question of a message and what the bot decided about it."""
+
+    question: str
+    analysis: Analysis
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the bot does with a whole message."""
+
+    outcome: Outcome
+    #: Each question read from the message, in order (at least one).
+    parts: tuple[PartVerdict, ...]
+    #: Whether the message asked outright (False: a statement read as a question).
+    asked: bool
+
+    @property
+    def answers(self) -> tuple[int, ...]:
+        """Entries answered with, in the order asked, each once."""
+        seen: list[int] = []
+        for part in self.parts:
+            entry = part.decision.entry_id
+            answered = part.decision.outcome is Outcome.ANSWER
+            if answered and entry is not None and entry not in seen:
+                seen.append(entry)
+        return tuple(seen)
+
+    @property
+    def suggestions(self) -> tuple[int, ...]:
+        """Entries offered, for a clarification (those of its first unsure question)."""
+        for part in self.parts:
+            if part.decision.outcome is Outcome.CLARIFY:
+                return part.decision.suggestions
+        return ()
+
+    @property
+    def lead(self) -> PartVerdict:
+        """The part that decided the outcome (the first of its kind)."""
+        for part in self.parts:
+            if part.decision.outcome is self.outcome:
+                return part
+        return self.parts[0]
+
+
+def consider(text: str, matcher: Matcher, decider: Decider, *, clarify: bool = True) -> Verdict:
+    """Read a message, rank each question in it and decide.
+
+    The message's outcome is *answer* if any of its questions is answered (the others are
+    left out of the reply), else *clarify* if one is worth suggestions, else *decline*.
+    """
+    reading = read(text)
+    questions = reading.parts or (text,)
+    parts = []
+    for question in questions:
+        analysis = matcher.analyze(question)
+        decision = decider.decide(analysis, asked=reading.asked, clarify=clarify)
+        parts.append(PartVerdict(question, analysis, decision))
+    outcomes = {p.decision.outcome for p in parts}
+    for outcome in (Outcome.ANSWER, Outcome.CLARIFY):
+        if outcome in outcomes:
+            return Verdict(outcome, tuple(parts), reading.asked)
+    return Verdict(Outcome.DECLINE, tuple(parts), reading.asked)

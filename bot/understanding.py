@@ -1,0 +1,183 @@
+"""Reading a chat message before matching it: what is asked, once the chatter is gone.
+
+People do not write FAQ questions. They write "Hi all, quick one: is PyTorch still a Meta
+project or did it get handed over? thanks!", "board?", "Meta left the project." or "Is it a
+nonprofit, and who pays for it?". The matcher scores bags of words, and every greeting,
+apology and aside it is given dilutes the words that matter, so this module first reduces a
+message to the questions in it:
+
+1. **Sentences.** The message is cut into sentences (``.``, ``!``, ``?``, line breaks).
+2. **Chatter goes.** Greetings, thanks, apologies and channel-etiquette preambles are dropped
+   where they start or end a sentence ("hey folks", "sorry if this was asked already but",
+   "does anyone know", "thanks in advance"); a sentence that was only chatter disappears.
+3. **Questions first.** If some sentences ask (a question mark, or a question word or
+   auxiliary verb at the start), the others are context ("I was reading HN last night") and
+   go too. A message with no question at all is a statement, and a statement is treated as a
+   question about itself ("Meta left the project." asks whether Meta left).
+4. **One question at a time.** A sentence that joins two questions ("is it a nonprofit, and
+   who pays for it") is split where a new question word starts after "and" / "or" / a comma.
+
+At most :data:`MAX_PARTS` questions are kept, in the order asked; the answering side answers
+each and composes one reply. Pure functions on strings, no state: cheap enough to run on
+every message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Questions answered from one message.
+MAX_PARTS = 3
+#: A part needs this many word characters to be worth matching on its own.
+MIN_PART_CHARS = 2
+
+_WORD = r"[^\W_]+"
+#: Words that open a question (after chatter is gone).
+_ASKING = (
+    "who|whom|whose|what|whats|what's|when|where|why|how|which|is|isn't|are|aren't|was|"
+    "wasn't|were|do|does|doesn't|did|didn't|will|won't|would|can|could|should|has|have|"
+    "hasn't|haven't|any|anything|wat|wut|y"
+)
+_ASKS = re.compile(rf"^(?:{_ASKING})\b", re.IGNORECASE)
+#: Where a second question starts inside a sentence: ", and who ...", " or is ...".
+_JOIN = re.compile(
+    r"(?:\s*[,;]\s*(?:and|or|also|plus|&)?|\s+(?:and|or|also|plus|&))\s+"
+    r"(?=(?:who|what|when|where|why|how|which|whose|is|are|was|were|do|does|did|will|"
+    r"would|can|could|should|has|have)\b)",
+    re.IGNORECASE,
+)
+#: Chatter that can open a sentence; matched repeatedly ("hey all, sorry if ..., but").
+_LEADING = re.compile(
+    r"^(?:"
+    r"(?:hi|hey|hello|hiya|howdy|yo|sup|greetings|morning|evening|gm|good (?:morning|"
+    r"afternoon|evening|day))(?:\s+(?:all|everyone|everybody|folks|guys|team|there|people|"
+    r"friends|y'?all|bot|again))?"
+    r"|(?:ok(?:ay)?|so|well|um+|uh+|hm+|alright|right|oh|ah|btw|fyi|also|and|but|"
+    r"quick (?:one|q|question)|one more(?: (?:thing|question|q))?|another (?:one|question|q)"
+    r"|random (?:question|q)|dumb question|stupid question|noob question|newbie question"
+    r"|serious question|honest question|genuine question|question|q)"
+    r"|sorry(?: if| for)?[^,:;.!?]{0,60}?(?:but|[,:;]|$)"
+    r"|apologies[^,:;.!?]{0,60}?(?:but|[,:;]|$)"
+    r"|not sure (?:if|whether) [^,:;.!?]{0,60}?(?:but|[,:;]|$)"
+    r"|(?:does |do )?(?:any ?(?:one|body)|some ?(?:one|body)|y'?all|you guys|u guys)"
+    r" (?:here )?(?:know|knows|have any idea|got any idea|able to (?:say|tell|explain)|"
+    r"explain|tell me|confirm|clarify)(?: (?:if|whether))?"
+    r"|(?:can|could|would) (?:you|u|someone|somebody|anyone|any ?one)(?: please| pls| plz)?"
+    r" (?:tell me|explain(?: to me)?|clarify|confirm|help me understand|let me know|"
+    r"remind me|say)(?: (?:if|whether))?"
+    r"|(?:i'?m|i am|just|was|i was|im) (?:wondering|curious|confused)(?: (?:if|whether|about|"
+    r"to know))?"
+    r"|i (?:wonder|wanted to know|want to know|would like to know|'d like to know|"
+    r"need to know|was told|keep hearing|have a question|got a question)(?: (?:if|whether|"
+    r"that))?"
+    r"|(?:please|pls|plz)(?: (?:tell me|explain|confirm|clarify))?"
+    r"|(?:tell|explain to|remind) me(?: (?:if|whether))?"
+    r"|(?:help|thanks|thank you|thx|ty)"
+    r")(?:\s*[,:;!.\-–—]+\s*|\s+|$)",
+    re.IGNORECASE,
+)
+#: Chatter that can close a sentence or a message.
+_TRAILING = re.compile(
+    r"(?:\s*[,;:\-–—]?\s*(?:(?<![\w'])(?:thanks|thank you|thx|ty|tia|cheers|appreciate it"
+    r"|much appreciated|in advance|lol|lmao|haha|pls|plz|please|anyone|anybody|someone|guys"
+    r"|folks|all|everyone|y'?all|bot)|[?!.]))+\s*$",
+    re.IGNORECASE,
+)
+#: Sentences that are nothing but chatter (after the leading/trailing passes).
+_ONLY_CHATTER = re.compile(
+    r"^(?:thanks|thank you|thx|ty|tia|cheers|appreciate it|much appreciated|lol|lmao|"
+    r"haha|cool|nice|great|awesome|ok|okay|k|sure|yes|yeah|yep|no|nope|hmm+|wow|oh|ah)?$",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+|(?<=\?)(?=\S)")
+#: Chat mentions and links: never part of a question.
+_MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+|(?:https?://|www\.)\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a message asks."""
+
+    #: The questions in it, chatter removed, in the order asked (at most :data:`MAX_PARTS`).
+    parts: tuple[str, ...]
+    #: Whether the message asked anything outright (False: a statement, read as a question).
+    asked: bool
+
+
+def strip_chatter(sentence: str) -> str:
+    """``sentence`` without the greetings, apologies and thanks around its content."""
+    text = sentence.strip()
+    for _ in range(6):  # "hey all, sorry if this was asked, but does anyone know if ..."
+        shorter = _LEADING.sub("", text, count=1).lstrip(" ,:;.-–—")
+        if shorter == text:
+            break
+        text = shorter
+    return _TRAILING.sub("", text).strip(" ,:;-–—")
+
+
+def asks(sentence: str) -> bool:
+    """Whether a sentence is put as a question (a question mark or a question opening)."""
+    stripped = sentence.strip()
+    return (
+        stripped.endswith("?")
+        or bool(_ASKS.match(stripped))
+        or bool(_ASKS.match(strip_chatter(stripped)))
+    )
+
+
+#: Where an aside gives way to the question: "before my standup: when did it start",
+#: "I read the post, but who wrote it", "long story short - is it a nonprofit".
+_ASIDE = re.compile(r"\s*[:;]\s+|\s+[-–—]+\s+|,\s*(?:but|so|and so)\s+|\s+(?:but|so)\s+(?=\w+\b)")
+
+
+def focus(sentence: str) -> str:
+    """The question at the end of a sentence that opens with an aside, or the sentence."""
+    chunks = [c for c in _ASIDE.split(sentence) if c and c.strip()]
+    if len(chunks) < 2 or _ASKS.match(strip_chatter(chunks[0])):
+        return sentence
+    for position in range(1, len(chunks)):
+        tail = strip_chatter(" ".join(chunks[position:]))
+        if _ASKS.match(tail):
+            return tail
+    return sentence
+
+
+def _has_words(text: str) -> bool:
+    return len(re.findall(_WORD, text)) > 0 and sum(c.isalnum() for c in text) >= MIN_PART_CHARS
+
+
+def split_questions(sentence: str) -> list[str]:
+    """One sentence that may join several questions, cut where each new one starts."""
+    pieces = [p.strip(" ,;") for p in _JOIN.split(sentence)]
+    return [p for p in pieces if _has_words(p)]
+
+
+def read(message: str) -> Reading:
+    """The questions a chat message asks.
+
+    Args:
+        message: the raw text, mentions and all.
+
+    Returns:
+        A :class:`Reading`; ``parts`` is empty when nothing but chatter was said (the caller
+        then treats the original text as the question, so a lone "thanks" is still declined
+        the usual way).
+    """
+    text = _MENTION.sub(" ", message)
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    questions: list[str] = []
+    statements: list[str] = []
+    for sentence in sentences:
+        content = focus(strip_chatter(sentence))
+        if not _has_words(content) or _ONLY_CHATTER.match(content):
+            continue
+        (questions if asks(sentence) or asks(content) else statements).append(content)
+    asked = bool(questions)
+    chosen = questions or statements
+    parts: list[str] = []
+    for sentence in chosen:
+        for part in split_questions(sentence):
+            if part.casefold() not in (p.casefold() for p in parts):
+                parts.append(part)
+    return Reading(tuple(parts[:MAX_PARTS]), asked)

@@ -1,0 +1,60 @@
+"""Reading a chat message: the questions in it, chatter gone."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.understanding import MAX_PARTS, read
+
+
+@pytest.mark.parametrize(
+    ("message", "parts"),
+    [
+        (
+            "Hi all, quick one: is PyTorch still a Meta project or did it get handed over?",
+            ("is PyTorch still a Meta project", "did it get handed over"),
+        ),
+        (
+            "sorry if this was asked already but who is on the board? thanks!",
+            ("who is on the board",),
+        ),
+        ("Is it a nonprofit, and who pays for it?", ("Is it a nonprofit", "who pays for it")),
+        ("board?", ("board",)),
+        ("<@U123> what is the pytorch foundation", ("what is the pytorch foundation",)),
+        (
+            "I was reading hacker news last night and saw the news. so who actually announced it?",
+            ("who actually announced it",),
+        ),
+        (
+            "Hey bot, quick one before my standup because I have no time: when did PyTorch start?",
+            ("when did PyTorch start",),
+        ),
+        ("is AWS and Google on the board", ("is AWS and Google on the board",)),
+    ],
+)
+def test_questions_are_read_out_of_chat(message: str, parts: tuple[str, ...]) -> None:
+    assert read(message).parts == parts
+
+
+def test_a_statement_is_read_as_a_question_about_itself() -> None:
+    reading = read("Meta left the project.")
+    assert reading.parts == ("Meta left the project",) and reading.asked is False
+
+
+@pytest.mark.parametrize("message", ["thanks", "hey", "ok cool", "👍", "", "   "])
+def test_chatter_alone_leaves_nothing_to_match(message: str) -> None:
+    assert read(message).parts == ()
+
+
+def test_at_most_three_questions_are_taken() -> None:
+    reading = read("who announced it? when? is it open source? who is on the board? why?")
+    assert len(reading.parts) == MAX_PARTS
+
+
+@given(st.text(max_size=500))
+def test_never_raises_and_never_invents_text(text: str) -> None:
+    reading = read(text)
+    assert len(reading.parts) <= MAX_PARTS
+    assert all(part and part in text for part in reading.parts)
