@@ -328,6 +328,7 @@ class Runtime:
                 pseudonymized=self.config.settings.privacy.pseudonymize_users,
                 trusted_proxies=self.config.settings.web.trusted_proxies,
                 links=registry.message_link,
+                platforms=tuple(self.platforms),
             )
         )
 

@@ -72,6 +72,8 @@ class DashboardDeps:
     trusted_proxies: tuple[str, ...] = ()
     #: Builds a logged message's link from its ids (each platform's rule).
     links: LinkBuilder | None = None
+    #: Every supported platform's name (the log's platform filter suggests them).
+    platforms: tuple[str, ...] = ()
 
 
 class Pages:

@@ -312,6 +312,7 @@ class Views:
             error=error,
             params=params,
             kinds=KINDS,
+            platform_names=self._deps.platforms,
             rows=[(e, message_link(e, self._deps.links)) for e in events],
             paging=_paging("/dashboard/log", params, page, total, self._size),
             export_url=export,
