@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-SDKS = {"slack_bolt", "slack_sdk", "discord", "tweepy"}
+SDKS = {"slack_bolt", "slack_sdk", "discord", "tweepy", "mastodon", "atproto", "atproto_client"}
 CORE = [
     "bot.runtime",
     "bot.cli",
@@ -22,6 +22,8 @@ CORE = [
     "announcements.schedule",
     "announcements.commands",
     "announcements.render",
+    # The registry: every platform's rules are read without loading its SDK.
+    "adapters.registry",
 ]
 
 

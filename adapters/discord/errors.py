@@ -14,9 +14,8 @@ from collections.abc import Iterator
 import aiohttp
 import discord
 
+from adapters.discord.rules import PLATFORM as PLATFORM
 from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
-
-PLATFORM = "discord"
 
 #: Discord JSON error codes retrying cannot fix, with the sentence staff see.
 PERMANENT_CODES = {

@@ -18,6 +18,7 @@ from typing import Any
 import discord
 
 from adapters.discord.errors import PLATFORM, discord_errors
+from adapters.discord.rules import DISCORD_MESSAGE_LIMIT as MESSAGE_LIMIT
 from adapters.discord.state import State
 from adapters.discord.ui import Buttons, fits_custom_id
 from bot.errors import PermanentPlatformError, PlatformError
@@ -25,7 +26,6 @@ from bot.events import OutgoingMessage, SentMessage
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 2000
 THREAD_NAME_LIMIT = 100
 DEFAULT_THREAD_NAME = "Questions and answers"
 

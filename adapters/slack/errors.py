@@ -14,9 +14,8 @@ from collections.abc import Iterator
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
+from adapters.slack.rules import PLATFORM as PLATFORM
 from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
-
-PLATFORM = "slack"
 
 #: What a Slack call can raise that :func:`translate` turns into a platform error.
 SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, OSError, TimeoutError)

@@ -10,11 +10,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adapters.slack.rules import SLACK_SECTION_LIMIT as SECTION_LIMIT
 from bot.events import Choice
 
 MODAL_CALLBACK = "announce_schedule"
-#: Slack shows at most 3,000 characters of a section's text.
-SECTION_LIMIT = 3000
 #: A button's label is at most 75 characters.
 BUTTON_LABEL_LIMIT = 75
 #: An actions block holds at most 25 elements.
