@@ -357,6 +357,12 @@ class AnnounceCommands:
                 f"{announcement.id} from another staff member; it goes out once approved."
             )
             return "\n".join([waiting, *warnings])
+        if await self._store.held():
+            held = (
+                f"Announcement #{announcement.id} is queued, but the embargo is on: it goes out "
+                f"to {', '.join(targets)} when /announce resume lifts it."
+            )
+            return "\n".join([held, *warnings])
         return "\n".join([await self._send_and_report(announcement.id), *warnings])
 
     async def _send_and_report(self, announcement_id: int) -> str:
@@ -582,6 +588,11 @@ class AnnounceCommands:
         self._scheduler.arm(announcement.id, max(due, now))
         tz = self._zone_for(cmd, None)
         when = "now" if due <= now else format_local(due, tz)
+        if await self._store.held():
+            return (
+                f"Approved announcement #{announcement.id}; the embargo is on, so it goes out "
+                f"{'' if due <= now else 'at ' + when + ' or '}once /announce resume lifts it."
+            )
         return f"Approved announcement #{announcement.id}; it goes out {when}."
 
     def _pick(

@@ -13,10 +13,13 @@ as a time, so ``--at tomorrow 9am Big news`` works too. Every mistake raises
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bot.commands import echo
 from bot.errors import CommandError
+from bot.platforms import ANNOUNCE_TARGETS
 
 MAX_GREEDY_WORDS = 6
 
@@ -162,13 +165,17 @@ def parse(
         is_time: whether a string reads as a time (used for unquoted ``--at``/``--until``).
         is_rule: whether a string reads as a repeat rule (unquoted ``--every``).
         platforms: the names ``--to`` accepts (each also gets ``--NAME-text``); by default
-            every platform in the adapter registry.
+            every platform the bot knows (``bot.platforms``).
     """
     if platforms is None:
-        from adapters.registry import SUPPORTED  # the one list of platform names
-
-        platforms = tuple(SUPPORTED)
+        platforms = ANNOUNCE_TARGETS
     overrides_allowed = {_override(p) for p in platforms}
+    bad = _unpostable(text)
+    if bad is not None:
+        raise CommandError(
+            f"The command contains a control character (U+{ord(bad):04X}) that cannot be "
+            "posted; remove it and try again."
+        )
     scanner = _Scanner(text)
     action = scanner.word().lower()
     if not action or action in ("help", "-h", "--help"):
@@ -294,7 +301,16 @@ def _platforms(value: str, platforms: Sequence[str], usage: str) -> tuple[str, .
     return tuple(dict.fromkeys(names))
 
 
-def _short(text: str, limit: int = 40) -> str:
-    """User text echoed in an error, on one line and bounded."""
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+def _short(text: str) -> str:
+    """User text echoed in an error: one printable line, bounded."""
+    return echo(text)
+
+
+def _unpostable(text: str) -> str | None:
+    """The first character no platform can show or store (a control character other than
+    tab and line breaks: PostgreSQL refuses NUL; an unpaired surrogate, which arrives
+    through JSON escapes and is no text at all), or None."""
+    for char in text:
+        if char not in "\t\n\r" and unicodedata.category(char) in ("Cc", "Cs"):
+            return char
+    return None

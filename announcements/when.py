@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.commands import echo
 from bot.errors import CommandError
 
 MAX_AHEAD = timedelta(days=365)
+#: The times a command may name: room is left before the ends of the calendar for what is
+#: computed from them (a zone's offset, the next weekly occurrence, the end of that day).
+EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=8)
+LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=8)
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_ALIASES = {d[:3]: i for i, d in enumerate(DAYS)} | {d: i for i, d in enumerate(DAYS)}
 _DAY_ALIASES |= {d + "s": i for i, d in enumerate(DAYS)} | {"tues": 1, "thur": 3, "thurs": 3}
@@ -27,7 +32,7 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise CommandError(
-            f"Unknown time zone '{name}'. Use an IANA name such as Europe/Berlin or UTC."
+            f"Unknown time zone '{echo(name)}'. Use an IANA name such as Europe/Berlin or UTC."
         ) from None
 
 
@@ -46,7 +51,13 @@ def parse_when(text: str, tz: ZoneInfo, now: datetime) -> datetime:
         parsed = _natural(cleaned, tz, now)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise CommandError(f"The time '{echo(cleaned)}' is outside the calendar I can use.")
+    return utc
 
 
 def _natural(text: str, tz: ZoneInfo, now: datetime) -> datetime:
@@ -65,7 +76,7 @@ def _natural(text: str, tz: ZoneInfo, now: datetime) -> datetime:
         parsed = None
     if parsed is None:
         raise CommandError(
-            f'I can\'t read the time \'{text}\'. Try "tomorrow 9am", "in 2 hours", '
+            f'I can\'t read the time \'{echo(text)}\'. Try "tomorrow 9am", "in 2 hours", '
             '"next monday 17:00" or 2026-12-01T09:00.'
         )
     return parsed
@@ -142,7 +153,7 @@ def parse_recurrence(text: str) -> Recurrence:
 
 def _recurrence_help(text: str) -> str:
     return (
-        f"I can't read the repeat rule '{text}'. Try --every \"monday 17:00\", "
+        f"I can't read the repeat rule '{echo(text)}'. Try --every \"monday 17:00\", "
         '--every "weekday 9am" or --every "day 08:30".'
     )
 

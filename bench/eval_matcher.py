@@ -20,16 +20,18 @@ Each message is scored as a user would see the reply:
 from __future__ import annotations
 
 import argparse
+import functools
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from bot.deciding import Decider, Outcome, Verdict, consider
+from bot.deciding import Decider, Outcome, SemanticScores, Verdict, consider
 from bot.faqfile import FaqRecord, builtin_pack
 from bot.matcher import FaqDoc, Matcher
+from bot.semantic import Embedder, SemanticIndex
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TUNE = DATA / "questions_tune.toml"
@@ -96,6 +98,26 @@ def pack_matcher(pack: Sequence[FaqRecord] | None = None) -> tuple[Matcher, dict
     return Matcher(docs), {i: r.slug for i, r in enumerate(records)}
 
 
+def pack_semantic(
+    pack: Sequence[FaqRecord] | None = None,
+) -> Callable[[str], SemanticScores | None] | None:
+    """Cosine similarity of a question to every pack entry (ids as in :func:`pack_matcher`),
+    memoized per text; None where the embedding model is not installed."""
+    embedder = Embedder.load()
+    if embedder is None:
+        return None
+    records = list(pack if pack is not None else builtin_pack())
+    index = SemanticIndex.build(
+        embedder, [(i, (r.question, *r.phrasings)) for i, r in enumerate(records)]
+    )
+
+    @functools.cache
+    def scores(text: str) -> SemanticScores | None:
+        return index.scores(embedder.embed_one(text))
+
+    return scores
+
+
 def score(question: Question, verdict: Verdict, slugs: dict[int, str]) -> Score:
     """How the reply to ``question`` fares."""
     answered = {slugs[e] for e in verdict.answers}
@@ -120,12 +142,13 @@ def run(
     matcher: Matcher,
     slugs: dict[int, str],
     decider: Decider | None = None,
+    semantic: Callable[[str], SemanticScores | None] | None = None,
 ) -> list[tuple[Question, Verdict, Score]]:
     """Every question through the bot's reading, ranking and deciding."""
     decider = decider if decider is not None else Decider()
     results = []
     for question in questions:
-        verdict = consider(question.text, matcher, decider)
+        verdict = consider(question.text, matcher, decider, semantic=semantic)
         results.append((question, verdict, score(question, verdict, slugs)))
     return results
 
@@ -215,11 +238,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--half", choices=("test", "tune"), default="test")
     parser.add_argument("--questions", type=Path, help="another question file")
     parser.add_argument("--misses", action="store_true", help="list what goes wrong")
+    parser.add_argument(
+        "--lexical", action="store_true", help="without the semantic second opinion"
+    )
     args = parser.parse_args(argv)
     path = args.questions or (TEST if args.half == "test" else TUNE)
     matcher, slugs = pack_matcher()
-    results = run(load(path), matcher, slugs)
-    print(f"{path.name}: {len(results)} messages\n")
+    semantic = None if args.lexical else pack_semantic()
+    results = run(load(path), matcher, slugs, semantic=semantic)
+    signals = "matcher + MiniLM second opinion" if semantic else "matcher only"
+    print(f"{path.name}: {len(results)} messages ({signals})\n")
     print(table(results))
     print()
     print(headline(summarize(results)))

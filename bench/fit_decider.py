@@ -25,11 +25,33 @@ import argparse
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from bench.eval_matcher import TUNE, Question, Score, load, pack_matcher, run, summarize
-from bot.deciding import FEATURES, Decider, DecisionModel, Logistic, features
+from bench.eval_matcher import (
+    TUNE,
+    Question,
+    Score,
+    load,
+    pack_matcher,
+    pack_semantic,
+    run,
+    summarize,
+)
+from bot.deciding import (
+    FEATURES,
+    SECOND_FEATURES,
+    Decider,
+    DecisionModel,
+    Logistic,
+    Outcome,
+    SecondOpinion,
+    SemanticScores,
+    features,
+    fuse,
+    second_features,
+)
 from bot.matcher import Matcher
 from bot.understanding import read
 
@@ -48,6 +70,9 @@ CLARIFY_CUTS = tuple(round(0.05 + 0.05 * i, 2) for i in range(18))
 RATIOS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 Sample = tuple[tuple[float, ...], int, int]
+Semantic = Callable[[str], SemanticScores | None]
+#: Fusion weights tried for the semantic second opinion (score + weight x cosine).
+WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def samples(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]) -> list[Sample]:
@@ -94,7 +119,7 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
 
 def fit_logistic(xs: Sequence[tuple[float, ...]], ys: Sequence[int]) -> Logistic:
     """L2-regularised logistic regression by Newton's method on standardized features."""
-    k = len(FEATURES)
+    k = len(xs[0])
     means = tuple(sum(x[j] for x in xs) / len(xs) for j in range(k))
     scales = tuple(
         math.sqrt(sum((x[j] - means[j]) ** 2 for x in xs) / len(xs)) or 1.0 for j in range(k)
@@ -123,9 +148,13 @@ def fit_logistic(xs: Sequence[tuple[float, ...]], ys: Sequence[int]) -> Logistic
 
 
 def _objective(
-    questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str], model: DecisionModel
+    questions: Sequence[Question],
+    matcher: Matcher,
+    slugs: dict[int, str],
+    model: DecisionModel,
+    semantic: Semantic | None = None,
 ) -> tuple[float, float]:
-    results = run(questions, matcher, slugs, Decider(model))
+    results = run(questions, matcher, slugs, Decider(model), semantic)
     summary = summarize(results)
     gained = summary.right_or_clarified - SUGGESTED_COST * summary.decline_suggested * (
         summary.must_decline / max(1, summary.answerable)
@@ -133,8 +162,105 @@ def _objective(
     return summary.wrong_of_all, gained + 0.5 * summary.right
 
 
-def fit(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]) -> DecisionModel:
-    """The model and cut-offs for ``questions``."""
+def second_samples(
+    questions: Sequence[Question],
+    matcher: Matcher,
+    slugs: dict[int, str],
+    first: DecisionModel,
+    semantic: Semantic,
+    weight: float,
+) -> list[Sample]:
+    """Like :func:`samples`, for the questions the lexical model would not answer, ranked
+    by the fused score."""
+    decider = Decider(first)
+    out: list[Sample] = []
+    for question in questions:
+        reading = read(question.text)
+        parts = reading.parts or (question.text,)
+        every = frozenset().union(*question.expect) if question.expect else frozenset()
+        for position, part in enumerate(parts):
+            analysis = matcher.analyze(part)
+            if analysis.reason or not analysis.candidates:
+                continue
+            if decider.decide(analysis, asked=reading.asked).outcome is Outcome.ANSWER:
+                continue
+            scores = semantic(part)
+            if not scores:
+                continue
+            fused = fuse(analysis, scores, weight)
+            if not question.answerable:
+                right: frozenset[str] = frozenset()
+            elif len(parts) == len(question.expect):
+                right = question.expect[position]
+            else:
+                right = every
+            ranked = [slugs[c.entry_id] for c in fused]
+            out.append(
+                (
+                    second_features(analysis, fused, scores, asked=reading.asked),
+                    int(ranked[0] in right),
+                    int(bool(right.intersection(ranked[:3]))),
+                )
+            )
+    return out
+
+
+def fit_second(
+    questions: Sequence[Question],
+    matcher: Matcher,
+    slugs: dict[int, str],
+    first: DecisionModel,
+    semantic: Semantic,
+) -> DecisionModel:
+    """``first`` with a semantic second opinion fitted on the questions it would not answer."""
+    best_weight, best_hits = WEIGHTS[0], -1.0
+    for weight in WEIGHTS:
+        data = second_samples(questions, matcher, slugs, first, semantic, weight)
+        hits = sum(a + 0.5 * c for _, a, c in data)
+        if hits > best_hits:
+            best_weight, best_hits = weight, hits
+    data = second_samples(questions, matcher, slugs, first, semantic, best_weight)
+    xs = [x for x, _, _ in data]
+    answer = fit_logistic(xs, [a for _, a, _ in data])
+    clarify = fit_logistic(xs, [c for _, _, c in data])
+
+    def with_second(answer_cut: float, clarify_cut: float) -> DecisionModel:
+        second = SecondOpinion(answer, clarify, answer_cut, clarify_cut, best_weight)
+        return replace(first, second=second)
+
+    answer_cut = ANSWER_CUTS[-1]
+    for cut in ANSWER_CUTS:
+        wrong, _ = _objective(questions, matcher, slugs, with_second(cut, 2.0), semantic)
+        if wrong <= MAX_WRONG:
+            answer_cut = cut
+            break
+    best: tuple[float, DecisionModel] | None = None
+    for clarify_cut in CLARIFY_CUTS:
+        model = with_second(answer_cut, clarify_cut)
+        _, gained = _objective(questions, matcher, slugs, model, semantic)
+        if best is None or gained > best[0]:
+            best = (gained, model)
+    assert best is not None
+    return best[1]
+
+
+def fit(
+    questions: Sequence[Question],
+    matcher: Matcher,
+    slugs: dict[int, str],
+    semantic: Semantic | None = None,
+) -> DecisionModel:
+    """The model and cut-offs for ``questions`` (with a second opinion if ``semantic``)."""
+    first = fit_lexical(questions, matcher, slugs)
+    if semantic is None:
+        return first
+    return fit_second(questions, matcher, slugs, first, semantic)
+
+
+def fit_lexical(
+    questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]
+) -> DecisionModel:
+    """The lexical model and cut-offs for ``questions``."""
     data = samples(questions, matcher, slugs)
     xs = [x for x, _, _ in data]
     answer = fit_logistic(xs, [a for _, a, _ in data])
@@ -159,7 +285,11 @@ def fit(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]) 
 
 
 def cross_validate(
-    questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str], folds: int = 5
+    questions: Sequence[Question],
+    matcher: Matcher,
+    slugs: dict[int, str],
+    semantic: Semantic | None = None,
+    folds: int = 5,
 ) -> str:
     """Figures of models fitted on four folds and scored on the fifth, pooled."""
     order = list(questions)
@@ -168,8 +298,8 @@ def cross_validate(
     for fold in range(folds):
         held = order[fold::folds]
         train = [q for i, q in enumerate(order) if i % folds != fold]
-        model = fit(train, matcher, slugs)
-        pooled.extend(run(held, matcher, slugs, Decider(model)))
+        model = fit(train, matcher, slugs, semantic)
+        pooled.extend(run(held, matcher, slugs, Decider(model), semantic))
     s = summarize(pooled)
     counts = {r: sum(1 for _, _, x in pooled if x is r) for r in Score}
     return (
@@ -186,21 +316,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="report only; write nothing")
     parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
+    parser.add_argument("--lexical", action="store_true", help="no semantic second opinion")
     args = parser.parse_args(argv)
     questions = load(TUNE)
     matcher, slugs = pack_matcher()
+    semantic = None if args.lexical else pack_semantic()
     if not args.no_cv:
-        print(cross_validate(questions, matcher, slugs))
-    model = fit(questions, matcher, slugs)
-    s = summarize(run(questions, matcher, slugs, Decider(model)))
+        print(cross_validate(questions, matcher, slugs, semantic))
+    model = fit(questions, matcher, slugs, semantic)
+    s = summarize(run(questions, matcher, slugs, Decider(model), semantic))
     print(
         f"fitted on all {len(questions)} tuning messages: answer cut {model.answer_cut}, "
         f"clarify cut {model.clarify_cut}, suggestion ratio {model.suggestion_ratio}; "
         f"on the same half: right {s.right:.1%}, right or clarified {s.right_or_clarified:.1%}, "
         f"wrong {s.wrong_of_all:.1%}, must-decline answered {s.decline_answered:.1%}"
     )
-    for name, reg in (("answer", model.answer), ("clarify", model.clarify)):
-        weights = ", ".join(f"{f}={w:+.2f}" for f, w in zip(FEATURES, reg.weights, strict=True))
+    regressions: list[tuple[str, Logistic, tuple[str, ...]]] = [
+        ("answer", model.answer, FEATURES),
+        ("clarify", model.clarify, FEATURES),
+    ]
+    if model.second is not None:
+        second = model.second
+        print(
+            f"second opinion: weight {second.weight}, answer cut {second.answer_cut}, "
+            f"clarify cut {second.clarify_cut}"
+        )
+        regressions += [
+            ("answer | second", second.answer, SECOND_FEATURES),
+            ("clarify | second", second.clarify, SECOND_FEATURES),
+        ]
+    for name, reg, names in regressions:
+        weights = ", ".join(f"{f}={w:+.2f}" for f, w in zip(names, reg.weights, strict=True))
         print(f"  P({name}): bias={reg.bias:+.2f} {weights}")
     if not args.check:
         MODEL.write_text(json.dumps(model.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -18,9 +18,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from bot.deciding import Decider, Outcome, Verdict, consider
+from bot.deciding import Decider, Outcome, SemanticScores, Verdict, consider
 from bot.matcher import FaqDoc, Matcher, load_word_list
 from bot.store.faq import FaqStore
 from bot.store.models import FaqEntry
@@ -165,8 +165,16 @@ class Knowledge:
         max_question_chars: int = 2000,
         news: NewsSource | None = None,
         decider: Decider | None = None,
+        semantic: bool = False,
     ) -> None:
         self._faq = faq
+        #: Whether to build the semantic second opinion (see :meth:`_build_semantic`).
+        self._want_semantic = semantic
+        self._embedder: Any = None
+        self._semantic: Any = None
+        #: Passage text -> vector, so a reload embeds only new or changed passages.
+        self._vectors: dict[str, Any] = {}
+        self._semantic_task: asyncio.Task[None] | None = None
         self._decider = decider if decider is not None else Decider(answer_cut=threshold)
         self._more_info_url = more_info_url
         self._max_chars = max_question_chars
@@ -208,7 +216,78 @@ class Knowledge:
                 self._build, entries, published
             )
             self._recent = OrderedDict()
+            self._semantic = None  # rebuilt below for the new entries
         log.info("knowledge loaded entries=%d news=%d", len(entries), len(published))
+        if self._want_semantic:
+            # Lexical answering is ready now; the second opinion joins when its vectors are.
+            passages = [(e.id, (e.question, *e.phrasings)) for e in entries]
+            if self._semantic_task is not None and not self._semantic_task.done():
+                self._semantic_task.cancel()
+            self._semantic_task = asyncio.get_running_loop().create_task(
+                self._build_semantic(passages)
+            )
+
+    async def wait_semantic(self) -> bool:
+        """Wait for the semantic index being built (tests, benchmarks); True if it is in use."""
+        task = self._semantic_task
+        if task is not None:
+            await asyncio.wait({task})
+        return self._semantic is not None
+
+    async def _build_semantic(self, passages: Sequence[tuple[int, Sequence[str]]]) -> None:
+        try:
+            index = await asyncio.to_thread(self._semantic_index, passages)
+        except Exception:
+            log.exception("semantic index not built; answering lexically")
+            return
+        if index is not None:
+            self._semantic = index
+            self._recent = OrderedDict()
+            log.info("semantic second opinion ready passages=%d", index.passage_count)
+
+    def _semantic_index(self, passages: Sequence[tuple[int, Sequence[str]]]) -> Any:
+        """The semantic index over ``passages``, embedding only texts not seen before."""
+        if self._embedder is None:
+            try:
+                from bot.semantic import Embedder
+            except ImportError as exc:
+                log.warning("semantic second opinion off: %s (install the semantic extra)", exc)
+                self._want_semantic = False
+                return None
+            self._embedder = Embedder.load()
+            if self._embedder is None:
+                self._want_semantic = False
+                return None
+        from bot.semantic import SemanticIndex
+
+        embedder = self._embedder
+        texts = list(dict.fromkeys(t for _, group in passages for t in group))
+        missing = [t for t in texts if t not in self._vectors]
+        if missing:
+            for text, vector in zip(missing, embedder.embed(missing), strict=True):
+                self._vectors[text] = vector
+        keep = set(texts)
+        self._vectors = {t: v for t, v in self._vectors.items() if t in keep}
+        ids: list[int] = []
+        counts: list[int] = []
+        rows: list[Any] = []
+        for entry_id, group in passages:
+            unique = list(dict.fromkeys(group))
+            if unique:
+                ids.append(entry_id)
+                counts.append(len(unique))
+                rows.extend(self._vectors[t] for t in unique)
+        import numpy as np
+
+        matrix = np.stack(rows) if rows else np.empty((0, embedder.dimension), dtype=np.float32)
+        return SemanticIndex(ids, counts, matrix)
+
+    def _semantic_scores(self, text: str) -> SemanticScores | None:
+        index, embedder = self._semantic, self._embedder
+        if index is None or embedder is None:
+            return None
+        scores: SemanticScores = index.scores(embedder.embed_one(text))
+        return scores
 
     def reload_soon(self, delay: float = 2.0) -> None:
         """Reload after ``delay`` seconds; calls meanwhile are merged into that one reload.
@@ -221,6 +300,10 @@ class Knowledge:
 
     async def cancel_reload(self) -> None:
         """Drop a reload that is still waiting (shutdown: before the database closes)."""
+        semantic, self._semantic_task = self._semantic_task, None
+        if semantic is not None and not semantic.done():
+            semantic.cancel()
+            await asyncio.wait({semantic})
         task, self._pending_reload = self._pending_reload, None
         if task is not None and not task.done():
             task.cancel()
@@ -262,7 +345,10 @@ class Knowledge:
         key = (question, clarify)
         verdict = self._recent.get(key)
         if verdict is None:
-            verdict = consider(question, self._matcher, self._decider, clarify=clarify)
+            semantic = self._semantic_scores if self._semantic is not None else None
+            verdict = consider(
+                question, self._matcher, self._decider, clarify=clarify, semantic=semantic
+            )
             self._recent[key] = verdict
             if len(self._recent) > MATCH_CACHE_SIZE:
                 self._recent.popitem(last=False)

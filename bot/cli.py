@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import getpass
 import io
 import json
 import logging
 import re
 import sys
+import textwrap
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,11 +32,21 @@ from bot.dispatch import record_exchange
 from bot.errors import FaqImportError, FoundationBotError
 from bot.events import Author, Conversation, IncomingMessage
 from bot.faqfile import FaqRecord, Format, dump, guess_format, read_file, slugify, validate_records
+from bot.platforms import LOGGED_PLATFORMS
 from bot.privacy import pseudonymizer_for
 from bot.runtime import Runtime, prepare_database
+from bot.spreadsheet import write_csv
 from bot.store.db import Database
-from bot.store.engagement import LOG_COLUMNS, EngagementLog, LogFilter, log_record
+from bot.store.engagement import (
+    EVENT_KINDS,
+    EXCHANGE_COLUMNS,
+    OUTCOME_KINDS,
+    EngagementLog,
+    LogFilter,
+    exchange_records,
+)
 from bot.store.faq import FaqStore, to_record
+from bot.store.users import MIN_PASSWORD_CHARS, ROLES
 
 log = logging.getLogger("bot.cli")
 
@@ -138,13 +148,16 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             ),
         )
         adapters.append(terminal)
-    adapters += _platform_adapters(config)
+    platforms = _platform_adapters(config)
+    adapters += platforms
     if not adapters:
         raise UsageError(
             "no adapter enabled: use --console, or enable one of "
             f"{', '.join(registry.platform_names())} in the config"
         )
-    runtime = Runtime(config, adapters)
+    # A terminal chat on its own (a first try) runs on if its port is taken; a deployment
+    # with platforms does not start without its web server.
+    runtime = Runtime(config, adapters, require_web=bool(platforms))
     if terminal is not None:
         terminal._on_close = runtime.request_stop
     await runtime.run()
@@ -181,9 +194,11 @@ async def _ask(config: Config, args: argparse.Namespace, stdin: TextIO, stdout: 
             threshold=settings.answering.threshold,
             more_info_url=settings.answering.more_info_url,
             max_question_chars=settings.answering.max_question_chars,
+            semantic=settings.answering.semantic,
             news=AnnouncementNews(db, AnnouncementStore(db)),
         )
         await knowledge.reload()
+        await knowledge.wait_semantic()  # one-off questions: worth the wait when it is on
         engagement = EngagementLog(db, pseudonymizer_for(config))
         questions: Any = (
             [" ".join(args.question)] if args.question else (line.rstrip("\r\n") for line in stdin)
@@ -307,7 +322,9 @@ def _table(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
     for row in rows:
         cells = []
         for c in columns:
-            value = "" if row[c] is None else str(row[c])
+            # An answer or decline is shown by the question it replied to (its kind says how).
+            shown = row["question"] if c == "text" and row.get("question") else row[c]
+            value = "" if shown is None else str(shown)
             value = " ".join(value.split())  # one line per event, whatever the text held
             width = widths.get(c)
             cells.append(value[:width].ljust(width) if width else value[:100])
@@ -324,16 +341,23 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
     )
 
     async def work(db: Database) -> int:
-        events = await EngagementLog(db, pseudonymizer_for(config)).list(flt)
-        rows = [log_record(e, registry.message_link) for e in events]
+        engagement = EngagementLog(db, pseudonymizer_for(config))
+        events = await engagement.list(flt)
+        questions = await engagement.questions_for(
+            e.ref for e in events if e.kind in OUTCOME_KINDS and e.ref
+        )
+        rows = exchange_records(events, questions, registry.message_link)
         if args.format == "json":
             for row in rows:
                 stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif args.format == "csv":
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+            write_csv(
+                buffer,
+                EXCHANGE_COLUMNS,
+                ([row[c] for c in EXCHANGE_COLUMNS] for row in rows),
+                lineterminator="\n",
+            )
             stdout.write(buffer.getvalue())
         else:
             _table(rows, stdout)
@@ -400,81 +424,194 @@ async def _users(config: Config, args: argparse.Namespace, stdin: TextIO, stdout
 # --- parser ----------------------------------------------------------------------------------
 
 
+def _command(
+    sub: Any, name: str, summary: str, details: str = "", examples: Sequence[str] = ()
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` says what it does and shows how it is used."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(
+            f"{summary[0].upper()}{summary[1:]}." + (f" {details}" if details else ""), 88
+        ),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI in the README)."""
     parser = argparse.ArgumentParser(
         prog="foundation-bot",
         description="Announce a foundation's news and answer the community's questions.",
+        epilog="examples:\n"
+        "  foundation-bot run --console\n"
+        '  foundation-bot ask "who is on the pytorch foundation board?"\n'
+        "  foundation-bot --config bot.toml logs --since 24h --kind declined\n"
+        "COMMAND --help shows each command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--config", help="TOML config file (default: $FOUNDATION_BOT_CONFIG)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="TOML config file (default: $FOUNDATION_BOT_CONFIG)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the bot")
+    run = _command(
+        sub,
+        "run",
+        "run the bot: the platforms enabled in the config, plus the terminal chat with --console",
+        "Also starts the web server (web.host:web.port, 127.0.0.1:8080 by default) with the "
+        "dashboard at /dashboard/, /healthz, /readyz, /metrics and Slack's HTTP mode; with a "
+        "platform enabled the start fails if that port is taken. SIGTERM or Ctrl-C stops it "
+        "gracefully.",
+        [
+            "foundation-bot run --console             # chat in this terminal, no account needed",
+            "foundation-bot --config bot.toml run     # Slack, Discord and X as configured",
+        ],
+    )
     run.add_argument("--console", action="store_true", help="chat with the bot in this terminal")
 
-    ask = sub.add_parser("ask", help="answer questions from the FAQ (stdin: one per line)")
+    ask = _command(
+        sub,
+        "ask",
+        "answer questions from the FAQ (stdin: one per line)",
+        "Each question and answer is logged like a chat message.",
+        [
+            'foundation-bot ask "who is on the pytorch foundation board?"',
+            "foundation-bot ask --json < questions.txt",
+        ],
+    )
     ask.add_argument("question", nargs="*", help="the question; omit to read stdin")
     ask.add_argument("--json", action="store_true", help="one JSON object per question")
     ask.add_argument("--user", default="cli", help="user id to log the questions under")
 
-    db = sub.add_parser("db", help="database migrations")
+    db = _command(sub, "db", "database migrations (also applied at start)")
     db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
-    up.add_argument("revision", nargs="?", default="head")
-    down = db_sub.add_parser("downgrade", help="revert migrations (e.g. -1, base)")
-    down.add_argument("revision")
-    db_sub.add_parser("current", help="show the applied revision")
+    up = _command(
+        db_sub,
+        "upgrade",
+        "apply migrations (default: to the newest)",
+        examples=["foundation-bot db upgrade"],
+    )
+    up.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    down = _command(
+        db_sub,
+        "downgrade",
+        "revert migrations",
+        examples=["foundation-bot db downgrade -1", "foundation-bot db downgrade base"],
+    )
+    down.add_argument("revision", help="target revision: -1, base or a revision id")
+    _command(db_sub, "current", "show the applied revision")
 
-    faq = sub.add_parser("faq", help="the knowledge store")
+    faq = _command(sub, "faq", "the knowledge store: import, export, list and add FAQ entries")
     faq_sub = faq.add_subparsers(dest="action", required=True, metavar="ACTION")
-    imp = faq_sub.add_parser("import", help="create/update entries from a TOML or JSON file")
-    imp.add_argument("file")
+    imp = _command(
+        faq_sub,
+        "import",
+        "create/update entries from a TOML or JSON file",
+        "Every problem is reported with its entry number; a bad file changes nothing.",
+        ["foundation-bot faq import faq.toml", "foundation-bot faq import faq.json --replace"],
+    )
+    imp.add_argument("file", help="the TOML or JSON file")
     imp.add_argument("--format", choices=("toml", "json"), help="default: from the extension")
     imp.add_argument("--replace", action="store_true", help="also delete entries not in the file")
-    exp = faq_sub.add_parser("export", help="write every entry as TOML or JSON")
-    exp.add_argument("--format", choices=("toml", "json"))
-    exp.add_argument("-o", "--output", help="file to write (default: stdout)")
-    faq_sub.add_parser("list", help="one line per entry")
-    add = faq_sub.add_parser("add", help="add one entry")
-    add.add_argument("--question", required=True)
-    add.add_argument("--answer", required=True)
-    add.add_argument("--phrasing", action="append", default=[], help="repeatable")
-    add.add_argument("--tag", action="append", default=[], help="repeatable")
-    add.add_argument("--source-url")
-    add.add_argument("--as-of", help="YYYY-MM-DD")
-    add.add_argument("--slug", help="default: from the question")
+    exp = _command(
+        faq_sub,
+        "export",
+        "write every entry as TOML or JSON",
+        "Export then import gives back the same FAQ.",
+        ["foundation-bot faq export -o faq.toml"],
+    )
+    exp.add_argument("--format", choices=("toml", "json"), help="default: from -o's extension")
+    exp.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    _command(faq_sub, "list", "one line per entry: id, slug, question")
+    add = _command(
+        faq_sub,
+        "add",
+        "add one entry",
+        "Validated like faq import; the slug must be new.",
+        [
+            'foundation-bot faq add --question "Where is the mascot kept?" '
+            '--answer "In the torch cabinet." --phrasing "where does the mascot live" '
+            "--source-url https://example.org/mascot --as-of 2026-11-01",
+        ],
+    )
+    add.add_argument("--question", required=True, help="the question as people ask it")
+    add.add_argument("--answer", required=True, help="the answer the bot gives")
+    add.add_argument(
+        "--phrasing", action="append", default=[], help="another way to ask it (repeatable)"
+    )
+    add.add_argument("--tag", action="append", default=[], help="a topic tag (repeatable)")
+    add.add_argument("--source-url", help="where the answer comes from (shown with it)")
+    add.add_argument("--as-of", help="the date the answer was true, YYYY-MM-DD")
+    add.add_argument("--slug", help="the entry's id in files (default: from the question)")
 
     for platform in registry.command_platforms():
-        setup = sub.add_parser(platform, help=f"{platform} application setup")
+        setup = _command(sub, platform, f"{platform} application setup")
         setup_sub = setup.add_subparsers(dest="action", required=True, metavar="ACTION")
-        sync = setup_sub.add_parser(
+        sync = _command(
+            setup_sub,
             "sync-commands",
-            help=f"register /announce (default: {platform}.command_guilds, else global)",
+            f"register /announce (default: {platform}.command_guilds, else global)",
+            "Global commands can take up to an hour to appear everywhere.",
+            [f"foundation-bot {platform} sync-commands --guild 123456789012345678"],
         )
         sync.add_argument("--guild", type=int, help="register in this server only (instant)")
 
-    logs = sub.add_parser("logs", help="engagement log for moderators")
-    logs.add_argument("--since", help="24h, 7d, 2026-01-31, 2026-01-31T09:00 ...")
-    logs.add_argument("--platform")
-    logs.add_argument("--kind", help="question, answer, declined, reaction, feedback, command, ...")
-    logs.add_argument("--user")
-    logs.add_argument("--limit", type=int)
-    logs.add_argument("--format", choices=("table", "json", "csv"), default="table")
-
-    users = sub.add_parser("users", help="dashboard accounts")
-    users_sub = users.add_subparsers(dest="action", required=True, metavar="ACTION")
-    user_add = users_sub.add_parser(
-        "add", help="create an account (password from a prompt, --password-file or stdin)"
+    logs = _command(
+        sub,
+        "logs",
+        "engagement log for moderators",
+        "Each question is one row with its outcome (answer or declined); JSON and CSV add the "
+        "question to the bot's reply. CSV cells never run as spreadsheet formulas.",
+        [
+            "foundation-bot logs --since 24h --kind declined",
+            "foundation-bot logs --platform slack --format csv > slack.csv",
+            "foundation-bot logs --user U024BE7LH --since 2026-11-01 --format json",
+        ],
     )
-    user_add.add_argument("name")
-    user_add.add_argument("--role", choices=("moderator", "comms", "admin"), required=True)
-    user_add.add_argument("--password-file", help="read the password from this file")
-    users_sub.add_parser("list", help="one line per account")
-    user_remove = users_sub.add_parser("remove", help="delete an account and end its sessions")
-    user_remove.add_argument("name")
+    logs.add_argument("--since", help="24h, 7d, 30m, 2w, 2026-01-31 or 2026-01-31T09:00 (UTC)")
+    logs.add_argument("--platform", choices=LOGGED_PLATFORMS, help="only this platform's events")
+    logs.add_argument("--kind", choices=EVENT_KINDS, help="only events of this kind")
+    logs.add_argument("--user", help="only this user's events (a platform id or a pseudonym)")
+    logs.add_argument("--limit", type=int, help="at most this many events (oldest first)")
+    logs.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="default: table"
+    )
+
+    users = _command(sub, "users", "dashboard accounts")
+    users_sub = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    user_add = _command(
+        users_sub,
+        "add",
+        "create an account (password from a prompt, --password-file or stdin)",
+        f"Passwords have at least {MIN_PASSWORD_CHARS} characters. Moderators review questions "
+        "and edit the FAQ, comms retry and mark deliveries, admins do both and read the audit "
+        "log.",
+        [
+            "foundation-bot users add mia --role moderator",
+            "foundation-bot users add ada --role admin --password-file /run/secrets/ada",
+            "printf '%s\\n' \"$PASSWORD\" | foundation-bot users add cody --role comms",
+        ],
+    )
+    user_add.add_argument("name", help="the login name (letters, digits, . _ - @)")
+    user_add.add_argument("--role", choices=ROLES, required=True, help="what the account may do")
+    user_add.add_argument(
+        "--password-file", metavar="FILE", help="read the password from this file"
+    )
+    _command(users_sub, "list", "one line per account: name, role, last login")
+    user_remove = _command(
+        users_sub,
+        "remove",
+        "delete an account and end its sessions",
+        examples=["foundation-bot users remove mia"],
+    )
+    user_remove.add_argument("name", help="the account's login name")
     return parser
 
 

@@ -10,6 +10,7 @@ one-line answer: the audit row is then written to the log instead.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +33,30 @@ UNREACHABLE = (
     "Sorry, I can't reach my database right now, so /{name} could not run; "
     "please try again in a few minutes."
 )
+
+
+#: Unicode categories never echoed: controls (escape sequences, NUL), format characters
+#: (right-to-left overrides that reorder the rest of the line) and unpaired surrogates.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs"})
+#: Echoes are bounded; a reason quoting a 5,000-character input stays one short line.
+ECHO_CHARS = 40
+
+
+def echo(text: str, limit: int = ECHO_CHARS) -> str:
+    """User input quoted back in a reply: one line, printable, at most ``limit`` characters
+    (cut with "…"). Every reply that repeats what someone typed goes through this."""
+    head = text[: limit * 8]  # enough to fill ``limit`` after collapsing whitespace
+    shown = "".join(" " if unicodedata.category(c) in _HIDDEN else c for c in head)
+    one_line = " ".join(shown.split())
+    if len(one_line) > limit or len(head) < len(text):
+        return one_line[: limit - 1] + "…"
+    return one_line
+
+
+def one_line(text: str) -> str:
+    """A reason for the reply's first line: printable, on one line (a safety net for
+    messages built from several parts)."""
+    return echo(text, limit=max(len(text), 1)) if text else text
 
 
 def is_staff(
@@ -89,7 +114,7 @@ class CommandRouter:
         command = self._commands.get(cmd.name)
         if command is None:
             await self._record(actor, target, allowed=False, detail="unknown")
-            return f"Unknown command /{cmd.name}. Try /help."
+            return f"Unknown command /{echo(cmd.name)}. Try /help."
         if command.staff_only and not self._is_staff(cmd):
             await self._record(actor, target, allowed=False, detail="not staff")
             return REFUSAL.format(name=cmd.name)
@@ -97,7 +122,8 @@ class CommandRouter:
             reply = await command.handler(cmd)
         except CommandError as exc:
             await self._record(actor, target, detail=f"rejected: {exc}")
-            return f"{exc}\n{exc.usage}".rstrip() if exc.usage else str(exc)
+            reason = one_line(str(exc))
+            return f"{reason}\n{exc.usage}" if exc.usage else reason
         except StoreError as exc:
             log.error("command failed name=%s actor=%s: %s", cmd.name, actor, exc)
             await self._record(actor, target, detail="database unreachable")

@@ -30,8 +30,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.errors import ConfigError
+from bot.platforms import ANNOUNCE_TARGETS
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///foundation-bot.db"
 CONFIG_ENV = "FOUNDATION_BOT_CONFIG"
@@ -85,6 +88,10 @@ class AnsweringSection(_Section):
     per_user_per_minute: int = Field(default=6, ge=1)
     #: Longest question considered; longer ones are declined with a message.
     max_question_chars: int = Field(default=2000, ge=10)
+    #: Ask sentence embeddings (all-MiniLM-L6-v2) for a second opinion on questions the
+    #: lexical model is not sure of. Needs the ``semantic`` extra installed; without it the
+    #: bot logs one line and answers lexically.
+    semantic: bool = False
 
 
 class KnowledgeSection(_Section):
@@ -283,6 +290,12 @@ class BlueskySection(TimelineSection):
         return self
 
 
+def _known_platform(name: str) -> str:
+    if name not in ANNOUNCE_TARGETS:
+        raise ValueError(f"unknown platform {name!r}; use {', '.join(ANNOUNCE_TARGETS)}")
+    return name
+
+
 class AnnouncementsSection(_Section):
     #: A second staff member must /announce approve before an announcement can go out.
     require_approval: bool = False
@@ -320,6 +333,30 @@ class AnnouncementsSection(_Section):
     sync_seconds: float = Field(default=5.0, gt=0)
     #: Default --to targets; empty = every running platform that can post announcements.
     default_targets: Strs = ()
+
+    @field_validator("daily_quota")
+    @classmethod
+    def _quota_platforms(cls, value: dict[str, int]) -> dict[str, int]:
+        for name in value:
+            _known_platform(name)
+        return value
+
+    @field_validator("discussion", "default_targets")
+    @classmethod
+    def _platforms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            _known_platform(name)
+        return value
+
+    @field_validator("comms_channel")
+    @classmethod
+    def _comms(cls, value: str | None) -> str | None:
+        if value is not None:
+            platform, colon, channel = value.partition(":")
+            if not colon or not channel:
+                raise ValueError(f"use platform:channel, e.g. slack:C0123, not {value!r}")
+            _known_platform(platform)
+        return value
 
 
 class Settings(_Section):
@@ -423,18 +460,56 @@ class Config:
         return f"Config(source={self.source!r}, secrets={sorted(k[1] for k in self._secrets)})"
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    key = ".".join(str(part) for part in err["loc"])
-    if err["type"] == "extra_forbidden":
-        return f"config error in {source}: unknown key '{key}'"
-    message = err["msg"].removeprefix("Value error, ")
-    return f"config error in {source}: '{key}': {message}"
+def _file_order(raw: Mapping[str, Any]) -> dict[tuple[str, ...], int]:
+    """Every key path of the parsed file, numbered in the order the file has them (TOML
+    tables and keys keep their order when parsed)."""
+    order: dict[tuple[str, ...], int] = {}
+
+    def walk(table: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
+        for key, value in table.items():
+            order[(*prefix, key)] = len(order)
+            if isinstance(value, Mapping):
+                walk(value, (*prefix, key))
+
+    walk(raw, ())
+    return order
+
+
+def _problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+    """Every validation error as one line naming its key, in the order of the file."""
+    order = _file_order(raw)
+
+    def position(loc: tuple[str, ...]) -> int:
+        for end in range(len(loc), 0, -1):  # the innermost key the file has
+            if loc[:end] in order:
+                return order[loc[:end]]
+        return len(order)
+
+    found = []
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        key = ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            text = f"unknown key '{key}'"
+        else:
+            text = f"'{key}': {err['msg'].removeprefix('Value error, ')}"
+        found.append((position(loc), text))
+    return [text for _, text in sorted(found, key=lambda pair: pair[0])]
+
+
+def _config_error(source: str, problems: list[str]) -> ConfigError:
+    where = f"config error in {source}" if source != "defaults" else "config error"
+    if len(problems) == 1:
+        return ConfigError(f"{where}: {problems[0]}", problems)
+    lines = [f"{where}: {len(problems)} problems", *(f"  {p}" for p in problems)]
+    return ConfigError("\n".join(lines), problems)
 
 
 def _read_secrets(
-    settings: Settings, environ: Mapping[str, str], base: Path
+    settings: Settings, environ: Mapping[str, str], base: Path, problems: list[str]
 ) -> dict[tuple[str, str], SecretStr]:
+    """The secrets from the environment or their files; every problem is added to
+    ``problems`` (in the order of the sections)."""
     found: dict[tuple[str, str], SecretStr] = {}
     for (section, name), (env, file_key) in SECRETS.items():
         path_value = getattr(getattr(settings, section), file_key)
@@ -445,19 +520,33 @@ def _read_secrets(
             try:
                 text = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(
-                    f"config error: '{section}.{file_key}': cannot read {path}: {exc.strerror}"
-                ) from exc
+                problems.append(f"'{section}.{file_key}': cannot read {path}: {exc.strerror}")
+                continue
             if text:
                 found[(section, name)] = SecretStr(text)
     for section, name in _required_secrets(settings):
         if (section, name) not in found:
             env, file_key = SECRETS[(section, name)]
-            raise ConfigError(
-                f"config error: {section}.enabled is true but the secret {section}.{name} is "
+            problems.append(
+                f"{section}.enabled is true but the secret {section}.{name} is "
                 f"missing: set {env} or '{section}.{file_key}'"
             )
     return found
+
+
+def _relative_to(url: str, base: Path) -> str:
+    """A SQLite URL with a relative path, made relative to ``base`` (the config file's
+    folder): the file names the database next to itself, wherever the bot is started."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # reported by the database with the supported forms
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return url
+    if path.startswith("file:") or Path(path).expanduser().is_absolute():
+        return url
+    return parsed.set(database=str(base / path)).render_as_string(hide_password=False)
 
 
 def load_config(
@@ -470,7 +559,8 @@ def load_config(
         environ: Environment to read (defaults to ``os.environ``).
 
     Raises:
-        ConfigError: one line naming the offending key.
+        ConfigError: every problem found, each on one line naming its key, in the order of
+            the file (``problems`` lists them).
     """
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
@@ -489,6 +579,7 @@ def load_config(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config error in {file}: not valid TOML: {exc}") from exc
         base = file.resolve().parent
+    problems: list[str] = []
     if env.get(SHARD_IDS_ENV):
         # Per instance in a shared config: the only Discord setting that differs between them.
         text = env[SHARD_IDS_ENV]
@@ -503,8 +594,16 @@ def load_config(
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source)) from None
+        raise _config_error(source, _problems(exc, raw)) from None
+    url = settings.database.url
     if env.get(DATABASE_URL_ENV):
-        database = settings.database.model_copy(update={"url": env[DATABASE_URL_ENV]})
+        url = env[DATABASE_URL_ENV]
+    elif "url" in raw.get("database", {}):
+        url = _relative_to(url, base)
+    if url != settings.database.url:
+        database = settings.database.model_copy(update={"url": url})
         settings = settings.model_copy(update={"database": database})
-    return Config(settings, _read_secrets(settings, env, base), source)
+    secrets = _read_secrets(settings, env, base, problems)
+    if problems:
+        raise _config_error(source, problems)
+    return Config(settings, secrets, source)

@@ -20,13 +20,16 @@ standard library. ``bench/fit_decider.py`` reports cross-validated figures, and
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
+from typing import Any
 
-from bot.matcher import Analysis, Matcher
+from bot.matcher import PLAUSIBLE, TOP_K, Analysis, Candidate, Matcher
 from bot.understanding import read
 
 #: Suggestions offered with a clarification.
@@ -50,6 +53,19 @@ FEATURES = (
     "coverage",
     "third_gap",
 )
+
+
+#: Inputs of the second opinion (:func:`second_features`): the lexical ones, then these.
+SECOND_FEATURES = (
+    *FEATURES,
+    "semantic",
+    "semantic_margin",
+    "semantic_agrees",
+    "fused_margin",
+)
+
+#: Entry id -> cosine similarity of the question to the entry's closest phrasing.
+SemanticScores = Mapping[int, float]
 
 
 class Outcome(StrEnum):
@@ -83,6 +99,38 @@ def features(analysis: Analysis, *, asked: bool = True) -> tuple[float, ...]:
         float(not asked),
         analysis.coverage,
         best - (scores[2] if len(scores) > 2 else 0.0),
+    )
+
+
+def fuse(analysis: Analysis, semantic: SemanticScores, weight: float) -> tuple[Candidate, ...]:
+    """The matcher's candidates and the semantic ones, re-ranked by score + weight x cosine."""
+    lexical = {c.entry_id: c.score for c in analysis.candidates}
+    pool = set(lexical) | set(sorted(semantic, key=semantic.__getitem__, reverse=True)[:TOP_K])
+    fused = sorted(
+        (Candidate(e, round(lexical.get(e, 0.0) + weight * semantic.get(e, 0.0), 4)) for e in pool),
+        key=lambda c: (-c.score, c.entry_id),
+    )
+    return tuple(fused[:TOP_K])
+
+
+def second_features(
+    analysis: Analysis,
+    fused: Sequence[Candidate],
+    semantic: SemanticScores,
+    *,
+    asked: bool = True,
+) -> tuple[float, ...]:
+    """The second opinion's inputs, in :data:`SECOND_FEATURES` order."""
+    top = fused[0].entry_id if fused else None
+    best_cos = semantic.get(top, 0.0) if top is not None else 0.0
+    others = [v for e, v in semantic.items() if e != top]
+    agrees = bool(semantic) and top == max(semantic, key=semantic.__getitem__)
+    return (
+        *features(analysis, asked=asked),
+        best_cos,
+        best_cos - (max(others) if others else 0.0),
+        float(agrees),
+        (fused[0].score - fused[1].score) if len(fused) > 1 else (fused[0].score if fused else 0.0),
     )
 
 
@@ -130,6 +178,43 @@ class Logistic:
 
 
 @dataclass(frozen=True, slots=True)
+class SecondOpinion:
+    """The model asked when the lexical one is not sure enough to answer and a semantic
+    signal is available: it re-ranks with the sentence embeddings and decides again."""
+
+    answer: Logistic
+    clarify: Logistic
+    answer_cut: float
+    clarify_cut: float
+    #: Fused score = matcher score + weight x cosine similarity.
+    weight: float
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "features": list(SECOND_FEATURES),
+            "answer": self.answer.to_json(),
+            "clarify": self.clarify.to_json(),
+            "answer_cut": self.answer_cut,
+            "clarify_cut": self.clarify_cut,
+            "weight": self.weight,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SecondOpinion:
+        """The inverse of :meth:`to_json`; refuses a model fitted on other features."""
+        if data.get("features") != list(SECOND_FEATURES):
+            raise ValueError("second opinion was fitted on other features; refit it")
+        return cls(
+            Logistic.from_json(data["answer"]),
+            Logistic.from_json(data["clarify"]),
+            float(data["answer_cut"]),
+            float(data["clarify_cut"]),
+            float(data["weight"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionModel:
     """Both regressions and their cut-offs."""
 
@@ -142,6 +227,8 @@ class DecisionModel:
     #: No suggestions at all below this matcher score: off-topic messages (weather, coding
     #: help, jokes, injection) then get the honest decline, never a "did you mean".
     suggest_floor: float = 0.25
+    #: Asked when the lexical model is unsure and sentence embeddings are available.
+    second: SecondOpinion | None = None
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (what ``bench.fit_decider`` writes)."""
@@ -153,6 +240,7 @@ class DecisionModel:
             "clarify_cut": self.clarify_cut,
             "suggestion_ratio": self.suggestion_ratio,
             "suggest_floor": self.suggest_floor,
+            **({"second": self.second.to_json()} if self.second else {}),
         }
 
     @classmethod
@@ -160,7 +248,7 @@ class DecisionModel:
         """The inverse of :meth:`to_json`; refuses a model fitted on other features."""
         if data.get("features") != list(FEATURES):
             raise ValueError("decision model was fitted on other features; refit it")
-        answer, clarify = data["answer"], data["clarify"]
+        answer, clarify, second = data["answer"], data["clarify"], data.get("second")
         assert isinstance(answer, dict) and isinstance(clarify, dict)
         cuts = [
             data["answer_cut"],
@@ -176,6 +264,7 @@ class DecisionModel:
             float(cuts[1]),  # type: ignore[arg-type]
             float(cuts[2]),  # type: ignore[arg-type]
             float(cuts[3]),  # type: ignore[arg-type]
+            SecondOpinion.from_json(second) if isinstance(second, dict) else None,
         )
 
 
@@ -217,7 +306,19 @@ class Decider:
         """P(answer) needed to answer."""
         return self._answer_cut
 
-    def decide(self, analysis: Analysis, *, asked: bool = True, clarify: bool = True) -> Decision:
+    @property
+    def model(self) -> DecisionModel:
+        """The fitted model in use."""
+        return self._model
+
+    def decide(
+        self,
+        analysis: Analysis,
+        *,
+        asked: bool = True,
+        clarify: bool = True,
+        semantic: Callable[[], SemanticScores | None] | None = None,
+    ) -> Decision:
         """Answer, clarify or decline.
 
         Args:
@@ -225,6 +326,8 @@ class Decider:
             asked: False for a statement read as a question.
             clarify: whether a clarification may be offered at all (False where the
                 platform cannot show one); an unsure question is then declined.
+            semantic: the question's cosine similarity to every entry, computed on demand
+                (only questions the lexical model is not sure of pay for an embedding).
         """
         best = analysis.best
         if analysis.reason or best is None:
@@ -236,13 +339,47 @@ class Decider:
             confidence = max(confidence, self._answer_cut)
         if confidence >= self._answer_cut:
             return Decision(Outcome.ANSWER, best.entry_id, (), confidence, "confident")
+        second = self._model.second
+        scores = semantic() if second is not None and semantic is not None else None
+        if second is not None and scores:
+            return self._second_opinion(analysis, scores, second, asked=asked, clarify=clarify)
         plausible = best.score >= self._model.suggest_floor
         if clarify and plausible and self._model.clarify.probability(x) >= self._model.clarify_cut:
-            floor = best.score * self._model.suggestion_ratio
-            suggestions = tuple(
-                c.entry_id for c in analysis.candidates[:MAX_SUGGESTIONS] if c.score >= floor
-            )
-            return Decision(Outcome.CLARIFY, best.entry_id, suggestions, confidence, "unsure")
+            return self._clarify(analysis.candidates, confidence)
+        return self._decline(best, confidence)
+
+    def _second_opinion(
+        self,
+        analysis: Analysis,
+        scores: SemanticScores,
+        second: SecondOpinion,
+        *,
+        asked: bool,
+        clarify: bool,
+    ) -> Decision:
+        fused = fuse(analysis, scores, second.weight)
+        x = second_features(analysis, fused, scores, asked=asked)
+        confidence = second.answer.probability(x)
+        top = fused[0]
+        if confidence >= second.answer_cut:
+            return Decision(Outcome.ANSWER, top.entry_id, (), confidence, "confident")
+        best = analysis.best
+        plausible = best is not None and best.score >= self._model.suggest_floor
+        if clarify and plausible and second.clarify.probability(x) >= second.clarify_cut:
+            return self._clarify(fused, confidence)
+        assert best is not None
+        return self._decline(best, confidence)
+
+    def _clarify(self, candidates: Sequence[Candidate], confidence: float) -> Decision:
+        floor = candidates[0].score * self._model.suggestion_ratio
+        suggestions = tuple(c.entry_id for c in candidates[:MAX_SUGGESTIONS] if c.score >= floor)
+        return Decision(Outcome.CLARIFY, candidates[0].entry_id, suggestions, confidence, "unsure")
+
+    @staticmethod
+    def _decline(best: Candidate, confidence: float) -> Decision:
+        if best.score < PLAUSIBLE:
+            # Not even a near miss: nothing for moderators to compare it with.
+            return Decision(Outcome.DECLINE, None, (), confidence, "off_topic")
         return Decision(Outcome.DECLINE, best.entry_id, (), confidence, "low_confidence")
 
 
@@ -293,7 +430,14 @@ class Verdict:
         return self.parts[0]
 
 
-def consider(text: str, matcher: Matcher, decider: Decider, *, clarify: bool = True) -> Verdict:
+def consider(
+    text: str,
+    matcher: Matcher,
+    decider: Decider,
+    *,
+    clarify: bool = True,
+    semantic: Callable[[str], SemanticScores | None] | None = None,
+) -> Verdict:
     """Read a message, rank each question in it and decide.
 
     The message's outcome is *answer* if any of its questions is answered (the others are
@@ -304,7 +448,8 @@ def consider(text: str, matcher: Matcher, decider: Decider, *, clarify: bool = T
     parts = []
     for question in questions:
         analysis = matcher.analyze(question)
-        decision = decider.decide(analysis, asked=reading.asked, clarify=clarify)
+        scores = None if semantic is None else functools.partial(semantic, question)
+        decision = decider.decide(analysis, asked=reading.asked, clarify=clarify, semantic=scores)
         parts.append(PartVerdict(question, analysis, decision))
     outcomes = {p.decision.outcome for p in parts}
     for outcome in (Outcome.ANSWER, Outcome.CLARIFY):

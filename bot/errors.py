@@ -17,7 +17,17 @@ class FoundationBotError(Exception):
 
 
 class ConfigError(FoundationBotError):
-    """The configuration is invalid; the message is one line naming the key."""
+    """The configuration is invalid. ``problems`` lists every problem found, each one line
+    naming its key; the message is that line, or a count followed by one line each."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+
+
+class StartError(FoundationBotError):
+    """Something the configured bot needs at start is not available (its web server's port);
+    the message is one line saying what to change."""
 
 
 class StoreError(FoundationBotError):

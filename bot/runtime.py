@@ -35,7 +35,7 @@ from bot.chain import DropDuplicates, IgnoreOwnMessages, RateLimitQuestions, bui
 from bot.commands import CommandRouter
 from bot.config import Config, Settings
 from bot.dispatch import Dispatcher, Outbox
-from bot.errors import StoreError
+from bot.errors import StartError, StoreError
 from bot.events import Conversation, InboundEvent, OutgoingMessage, utcnow
 from bot.faqfile import FaqRecord, builtin_pack, read_file
 from bot.polling import polling_jobs
@@ -96,11 +96,22 @@ class Runtime:
         *,
         database: Database | None = None,
         clock: Callable[[], datetime] = utcnow,
+        require_web: bool = True,
         platforms: Mapping[str, PlatformRules] = registry.SUPPORTED,
     ) -> None:
-        """``platforms``: every supported platform's rules (the adapter registry's table)."""
+        """Args:
+        config: The settings and secrets.
+        adapters: The platform connections to run.
+        database: An open database (default: one from ``database.url``).
+        clock: Now, in UTC (tests move it).
+        require_web: With ``web.enabled``, fail the start when the web server cannot listen
+            (Slack's HTTP mode, the dashboard and the health checks live there). Only a
+            terminal chat on its own runs on without it, with an error line.
+        platforms: Every supported platform's rules (the adapter registry's table).
+        """
         settings = config.settings
         self.config = config
+        self._require_web = require_web
         self.db = database or Database(settings.database.url, echo=settings.database.echo)
         #: Names this process in delivery claims (``claimed_by``) and logs.
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -116,6 +127,7 @@ class Runtime:
             threshold=settings.answering.threshold,
             more_info_url=settings.answering.more_info_url,
             max_question_chars=settings.answering.max_question_chars,
+            semantic=settings.answering.semantic,
             news=AnnouncementNews(self.db, self.announcements),
         )
         self.platforms = platforms
@@ -257,12 +269,16 @@ class Runtime:
                 await server.start()
                 self.web = server
             except OSError as exc:
-                log.error(
-                    "web server not started: cannot listen on %s:%s (%s)",
-                    settings.web.host,
-                    settings.web.port,
-                    exc.strerror,
-                )
+                await server.stop()
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                where = f"{settings.web.host}:{settings.web.port} ({reason})"
+                if self._require_web:
+                    raise StartError(
+                        f"cannot listen on {where}: the web server carries Slack's HTTP mode, "
+                        "the dashboard and the health checks; free the port or set web.port "
+                        "(web.enabled = false turns it off)"
+                    ) from exc
+                log.error("web server not started: cannot listen on %s", where)
         self._accepting = True
         for adapter in self.adapters.values():
             await adapter.start(self.handle)

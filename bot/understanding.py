@@ -32,7 +32,6 @@ MAX_PARTS = 3
 #: A part needs this many word characters to be worth matching on its own.
 MIN_PART_CHARS = 2
 
-_WORD = r"[^\W_]+"
 #: Words that open a question (after chatter is gone).
 _ASKING = (
     "who|whom|whose|what|whats|what's|when|where|why|how|which|is|isn't|are|aren't|was|"
@@ -143,8 +142,12 @@ def focus(sentence: str) -> str:
     return sentence
 
 
+#: At least :data:`MIN_PART_CHARS` letters or digits.
+_CONTENT = re.compile(rf"[^\W_](?:.*?[^\W_]){{{MIN_PART_CHARS - 1}}}", re.DOTALL)
+
+
 def _has_words(text: str) -> bool:
-    return len(re.findall(_WORD, text)) > 0 and sum(c.isalnum() for c in text) >= MIN_PART_CHARS
+    return _CONTENT.search(text) is not None
 
 
 def split_questions(sentence: str) -> list[str]:

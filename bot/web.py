@@ -37,7 +37,10 @@ def build_app(
             await check_database()
             checks["database"] = "ok"
         except StoreError as exc:
-            checks["database"] = str(exc)
+            # The reason names the database's user, host and name: the log gets it, the
+            # response (which a misconfigured proxy could make public) only the verdict.
+            log.warning("readiness: %s", exc)
+            checks["database"] = "unreachable"
         for name, adapter in adapters.items():
             checks[name] = "ok" if adapter.is_connected() else "disconnected"
         ready = all(v == "ok" for v in checks.values())

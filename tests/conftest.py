@@ -1,7 +1,8 @@
 """Shared fixtures: a fresh database per test on SQLite and, where configured, PostgreSQL.
 
 PostgreSQL tests read ``FOUNDATION_BOT_TEST_POSTGRES_URL``. Under CI (``CI=true``) a missing
-URL fails the test instead of skipping it, so the PostgreSQL half can never silently vanish.
+URL fails the test instead of skipping it, so the PostgreSQL half can never silently vanish;
+elsewhere the run ends with one line saying how many were skipped and how to run them.
 """
 
 from __future__ import annotations
@@ -28,14 +29,46 @@ PG_ENV = "FOUNDATION_BOT_TEST_POSTGRES_URL"
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
+PG_SKIP = f"{PG_ENV} not set"
+#: Why tests skip when something is missing here, and how to run them: printed once at the end.
+SKIP_HELP = {
+    PG_SKIP: (
+        f"they run against PostgreSQL and {PG_ENV} is not set. With a server at hand "
+        "(each test creates and drops its own database):\n"
+        f"  {PG_ENV}=postgresql+asyncpg://postgres@127.0.0.1:5432/test python -m pytest\n"
+        "(.ci/run starts PostgreSQL and sets it)"
+    ),
+    "/usr/bin/chromium not installed": (
+        "they drive the dashboard in headless Chromium, which is not installed: "
+        "apt-get install chromium (Debian's package; never `playwright install`)"
+    ),
+}
+
+
 def postgres_url_or_skip() -> str:
     """The PostgreSQL test URL; fails under CI and skips elsewhere when it is not set."""
     url = os.environ.get(PG_ENV)
     if not url:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{PG_ENV} must be set under CI")
-        pytest.skip(f"{PG_ENV} not set")
+        pytest.skip(PG_SKIP)
     return url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once, at the end, why tests were skipped and how to run them."""
+    counts = dict.fromkeys(SKIP_HELP, 0)
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else "")
+        for cause in counts:
+            if cause in reason:
+                counts[cause] += 1
+    if any(counts.values()):
+        terminalreporter.write_sep("-", "skipped tests")
+    for cause, count in counts.items():
+        if count:
+            tests = "1 test was" if count == 1 else f"{count} tests were"
+            terminalreporter.write_line(f"{tests} skipped: {SKIP_HELP[cause]}")
 
 
 def _admin_dsn(url: str) -> str:

@@ -198,6 +198,31 @@ async def test_hold_pauses_and_resume_releases(db_url: str) -> None:
         assert bot.posts("slack") == ["Embargoed"]
 
 
+async def test_now_during_an_embargo_says_it_is_held_and_resume_sends_it(db_url: str) -> None:
+    async with running_bot(db_url) as bot:
+        await bot.announce("hold")
+        reply = await bot.announce("now --to slack,x Held back")
+        assert reply == (
+            "Announcement #1 is queued, but the embargo is on: it goes out to slack, x when "
+            "/announce resume lifts it."
+        )
+        assert bot.posts("slack") == [] and bot.posts("x") == []
+        assert "1 announcement(s)" in await bot.announce("resume")
+        await bot.runtime.announcement_timers.fire_now(1)
+        assert bot.posts("slack") == ["Held back"] and bot.posts("x") == ["Held back"]
+
+
+async def test_approving_during_an_embargo_says_it_waits_for_resume(db_url: str) -> None:
+    async with running_bot(db_url, require_approval=True) as bot:
+        await bot.announce("now --to slack Needs two people")
+        await bot.announce("hold")
+        reply = await bot.announce("approve 1", author=STAFF2)
+        assert reply == (
+            "Approved announcement #1; the embargo is on, so it goes out once /announce resume "
+            "lifts it."
+        )
+
+
 async def test_retract_deletes_every_posted_part(db_url: str) -> None:
     async with running_bot(db_url) as bot:
         long_text = " ".join(f"Sentence number {i} about the foundation." for i in range(20))

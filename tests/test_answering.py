@@ -26,7 +26,7 @@ CHANNEL = Conversation("memory", "C1")
 ALICE = Author("U-alice", "alice")
 BOB = Author("U-bob", "bob")
 #: Asked the way people ask; the bot is not sure which entry is meant (checked below).
-UNSURE = "which companies have a seat"
+UNSURE = "what companies"
 
 
 def question(text: str, mid: str = "m1", **kw: Any) -> IncomingMessage:
@@ -285,3 +285,27 @@ async def test_bad_input_gets_one_clean_decline(
     assert "Traceback" not in reply.text
     kinds = [e.kind for e in await runtime.engagement.list(LogFilter())]
     assert kinds == ["question", "declined"]
+
+
+async def test_semantic_second_opinion_suggests_what_words_alone_miss(db_url: str) -> None:
+    """With answering.semantic on, a question the lexical matcher declines ("besides fb")
+    gets the board among its suggestions once the sentence vectors are built."""
+    database = Database(db_url)
+    try:
+        await database.upgrade()
+        await FaqStore(database).upsert(list(builtin_pack()))
+        lexical = Knowledge(FaqStore(database))
+        await lexical.reload()
+        asked = "who else is on the board besides fb"
+        assert lexical.answer(asked).outcome is Outcome.DECLINE
+        semantic = Knowledge(FaqStore(database), semantic=True)
+        await semantic.reload()
+        assert await semantic.wait_semantic() is True
+        answer = semantic.answer(asked)
+        assert answer.outcome is Outcome.CLARIFY
+        assert any("governing board" in s.question for s in answer.suggestions)
+        # A reload after an edit embeds only what changed, and keeps the second opinion.
+        await semantic.reload()
+        assert await semantic.wait_semantic() is True
+    finally:
+        await database.close()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main, parse_since
+from bot.cli import build_parser, main, parse_since
 
 
 class CLI:
@@ -71,7 +74,7 @@ def test_ask_json_answers_and_declines(cli: CLI) -> None:
 def test_ask_json_lists_suggestions_when_unsure(cli: CLI) -> None:
     """A question the bot is not sure about gets "did you mean" suggestions, each with the
     entry's question and the answer that would be posted."""
-    _, out, _ = cli("ask", "--json", "which companies have a seat")
+    _, out, _ = cli("ask", "--json", "what companies")
     record = json.loads(out)
     assert record["outcome"] == "clarify" and record["answered"] is False
     assert 1 <= len(record["suggestions"]) <= 3
@@ -156,10 +159,83 @@ def test_logs_filters_and_formats(cli: CLI) -> None:
     assert code == 0 and len(rows) == 1 and rows[0]["kind"] == "declined"
     code, out, _ = cli("logs", "--user", "someone")
     assert code == 0 and out.splitlines()[0].startswith("ID") and len(out.splitlines()) == 2
-    assert cli("logs", "--since", "1h", "--format", "json")[1].count("\n") == 4
+    assert cli("logs", "--since", "1h", "--format", "json")[1].count("\n") == 2  # 2 exchanges
     assert cli("logs", "--since", "2999-01-01")[1].count("\n") == 1
     code, _, err = cli("logs", "--since", "last tuesdayish")
     assert code == 2 and "--since" in err
+
+
+def test_logs_show_each_question_with_its_outcome_on_one_row(cli: CLI) -> None:
+    cli("ask", "who is on the pytorch foundation board?")
+    cli("ask", "tell me a joke")
+    code, out, _ = cli("logs", "--kind", "declined")
+    assert code == 0
+    _header, row = out.splitlines()
+    assert "declined" in row and row.endswith("tell me a joke")
+    code, out, _ = cli("logs", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["kind"], r["question"]) for r in rows] == [
+        ("answer", "who is on the pytorch foundation board?"),
+        ("declined", "tell me a joke"),
+    ]
+    assert "Nvidia" in rows[0]["text"]  # the reply is still there, in its own field
+    code, out, _ = cli("logs", "--format", "csv")
+    assert [r["question"] for r in csv.DictReader(io.StringIO(out))] == [
+        "who is on the pytorch foundation board?",
+        "tell me a joke",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--kind", "declind"), ("--platform", "slak"), ("--platform", "X")]
+)
+def test_logs_refuse_an_unknown_platform_or_kind(cli: CLI, option: str, value: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli("logs", option, value)
+    assert exited.value.code == 2
+
+
+def test_logs_csv_cells_cannot_run_as_spreadsheet_formulas(cli: CLI) -> None:
+    formulas = ['=HYPERLINK("http://evil.example","x")', "@SUM(A1)", "+1", "-1+2", "\uff1d1"]
+    cli("ask", stdin="\n".join(formulas))
+    code, out, _ = cli("logs", "--format", "csv", "--kind", "question")
+    assert code == 0
+    assert [row["text"] for row in csv.DictReader(io.StringIO(out))] == ["'" + t for t in formulas]
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*path, name), child
+                yield from _subcommands(child, (*path, name))
+
+
+def test_every_command_and_option_has_a_help_line() -> None:
+    parser = build_parser()
+    commands = dict(_subcommands(parser))
+    assert len(commands) == 18
+    for path, command in [((), parser), *commands.items()]:
+        assert command.description, path
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                assert all(c.help for c in action._choices_actions), path
+            elif action.dest != "help":
+                assert action.help, (path, action.dest)
+
+
+@pytest.mark.parametrize("path", [("logs",), ("faq", "add"), ("users", "add"), ("run",)])
+def test_main_commands_show_an_example(path: tuple[str, ...]) -> None:
+    command = dict(_subcommands(build_parser()))[path]
+    help_text = command.format_help()
+    assert "examples:\n  foundation-bot " + " ".join(path) in help_text
+
+
+def test_run_help_names_the_web_server_and_its_port() -> None:
+    help_text = dict(_subcommands(build_parser()))[("run",)].format_help()
+    assert "web server" in help_text and "127.0.0.1:8080" in help_text
 
 
 def test_parse_since() -> None:
@@ -175,6 +251,15 @@ def test_unreachable_database_is_one_line_not_a_traceback() -> None:
     assert err.startswith("foundation-bot: cannot reach the database")
     assert "hunter2" not in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_unsupported_database_is_one_line_naming_the_supported_drivers() -> None:
+    cli = CLI("mysql+aiomysql://bot:hunter2@127.0.0.1/fb")
+    code, _, err = cli("ask", "who is on the pytorch foundation board?")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("foundation-bot: unsupported database URL mysql+aiomysql://bot:***@")
+    assert "sqlite+aiosqlite:///PATH" in err and "postgresql+asyncpg://" in err
+    assert "hunter2" not in err
 
 
 def test_malformed_config_is_one_line(tmp_path: Path, sqlite_url: str) -> None:
@@ -237,6 +322,30 @@ def test_run_console_chat_in_a_subprocess(tmp_path: Path) -> None:
     assert "won't guess" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert (tmp_path / "foundation-bot.db").exists()
+
+
+def test_a_taken_port_stops_a_slack_http_bot_with_one_line(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack's HTTP mode receives its events on the web server: without it the bot would
+    run deaf, so the start fails instead, saying what to change."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "test-signing-secret")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "bot.toml"
+        config.write_text(
+            f'[web]\nport = {port}\n[slack]\nenabled = true\nmode = "http"\n', encoding="utf-8"
+        )
+        code, _, err = CLI(sqlite_url)("--config", str(config), "run")
+    assert code == 1
+    assert err.splitlines()[-1].startswith(
+        f"foundation-bot: cannot listen on 127.0.0.1:{port} (Address already in use): "
+        "the web server carries Slack's HTTP mode"
+    )
+    assert "Traceback" not in err and "web server not started" not in err
 
 
 def test_sigterm_stops_the_bot_gracefully(tmp_path: Path) -> None:
@@ -305,3 +414,33 @@ def test_a_secret_that_reaches_a_log_line_is_blanked_out(
     assert "Authorization=Bearer [redacted]" in err
     assert "token=[redacted]" in err and "Traceback" in err
     assert token not in err
+
+
+def test_a_run_without_postgresql_says_once_at_the_end_why_tests_skipped(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("FOUNDATION_BOT_TEST_POSTGRES_URL", "CI")
+    }
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_dashboard.py::test_login_limiter_forgets_failures_after_the_window",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    said = [i for i, line in enumerate(lines) if "skipped: they run against PostgreSQL" in line]
+    assert len(said) == 1
+    assert lines[said[0]].startswith("1 test was skipped: they run against PostgreSQL")
+    assert "FOUNDATION_BOT_TEST_POSTGRES_URL=postgresql+asyncpg://" in "\n".join(lines[said[0] :])

@@ -4,6 +4,7 @@ retry / mark-sent, privacy, and /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -18,7 +19,7 @@ from sqlalchemy import select, update
 from bot.cli import main
 from bot.dashboard.charts import engagement_curves, questions_per_day, top_entries
 from bot.errors import PermanentPlatformError, TransientPlatformError
-from bot.events import Author, Feedback, utcnow
+from bot.events import Author, ChoicePicked, Feedback, utcnow
 from bot.privacy import Pseudonymizer, purge_engagement
 from bot.store.db import Database
 from bot.store.engagement import Event, LogFilter
@@ -274,10 +275,13 @@ async def test_script_in_a_question_is_shown_as_text(bot: DashBot) -> None:
 
 
 async def test_csv_cells_cannot_run_as_spreadsheet_formulas(bot: DashBot) -> None:
-    await bot.ask('=HYPERLINK("http://evil.example","click")', "m-formula")
+    formulas = ['=HYPERLINK("http://evil.example","click")', " =1+2", "\uff1dSUM(A1:A9)"]
+    for n, text in enumerate(formulas):
+        await bot.ask(text, f"m-formula-{n}")
     async with client(bot.base, "mia") as moderator:
         _, exported, _ = await moderator.get("/dashboard/log.csv?kind=question")
-    assert _csv(exported)[0]["text"].startswith("'=HYPERLINK")
+    cells = {row["text"] for row in _csv(exported)}
+    assert cells == {"'" + text for text in formulas}
 
 
 # --- engagement log ----------------------------------------------------------------------
@@ -313,6 +317,14 @@ async def test_log_filters_search_pages_and_exports_what_is_shown(bot: DashBot) 
         assert "1 rows" in dated
         _, future, _ = await moderator.get(f"/dashboard/log?since={today + timedelta(days=1)}")
         assert "0 rows" in future
+        status, open_ended, _ = await moderator.get("/dashboard/log?until=9999-12-31")
+        assert status == 200 and "15 rows" in open_ended  # 8 questions, 6 answers, 1 decline
+        status, everything, _ = await moderator.get("/dashboard/log.csv?until=9999-12-31")
+        assert status == 200 and len(_csv(everything)) == 15
+        status, earliest, _ = await moderator.get(
+            "/dashboard/log?since=0001-01-01&until=0001-01-01"
+        )
+        assert status == 200 and "0 rows" in earliest
         status, exported, resp = await moderator.get("/dashboard/log.csv?kind=question&user=U-bob")
         assert resp.headers["Content-Type"].startswith("text/csv")
         assert "attachment" in resp.headers["Content-Disposition"]
@@ -385,9 +397,77 @@ async def test_similar_unanswered_questions_are_grouped(bot: DashBot) -> None:
     assert len({g for g, _ in groups}) == 2
 
 
+async def test_only_questions_that_ask_the_same_thing_share_a_group(bot: DashBot) -> None:
+    """The report: "is the foundation hiring" (no closest entry) sat in the group of "why
+    did they pick the linux foundation", and adding a phrasing resolved it too."""
+    await bot.ask("why did they pick the linux foundation but not apache", "m1")
+    await bot.ask("Why did they pick the Linux Foundation but not Apache??", "m2")
+    await bot.ask("is the foundation hiring", "m3")
+    async with client(bot.base, "mia") as moderator:
+        _, page, _ = await moderator.get("/dashboard/review")
+        _, exported, _ = await moderator.get("/dashboard/review.csv")
+    groups: dict[str, set[str]] = {}
+    for row in _csv(exported):
+        groups.setdefault(row["group"], set()).add(row["question"])
+    assert sorted(groups.values(), key=len) == [
+        {"is the foundation hiring"},
+        {
+            "why did they pick the linux foundation but not apache",
+            "Why did they pick the Linux Foundation but not Apache??",
+        },
+    ]
+    assert page.count('type="checkbox" name="review_id"') == 3
+    assert page.count('name="review_id" value="') == 3  # one per question, nothing hidden
+
+
+async def test_an_action_applies_to_the_ticked_questions_only(bot: DashBot) -> None:
+    first, second = "who chairs the money tribunal", "who chairs the money tribunal???"
+    await bot.ask(first, "m1")
+    await bot.ask(second, "m2")
+    ids = await _review_ids(bot)
+    async with client(bot.base, "mia") as moderator:
+        await moderator.get("/dashboard/review")
+        status, _, _ = await moderator.post(
+            "/dashboard/review/phrasing", [("entry_id", "1"), ("review_id", str(ids[1]))]
+        )
+        assert status == 303
+        _, page, _ = await moderator.get("/dashboard/review")
+        assert "Added \u201cwho chairs the money tribunal???\u201d as a phrasing" in page
+        await moderator.post("/dashboard/review/dismiss", [])
+        _, page, _ = await moderator.get("/dashboard/review")
+        assert "Select at least one question of the group; nothing changed." in page
+    assert await _review_ids(bot) == [ids[0]]
+    entry = await bot.runtime.faq.get(1)
+    assert entry is not None and second in entry.phrasings and first not in entry.phrasings
+
+
+async def test_a_picked_suggestion_is_one_click_from_becoming_a_phrasing(bot: DashBot) -> None:
+    """A user asked in their own words, the bot offered suggestions and the user picked
+    one: the review queue offers that entry in one click, and the bot then answers outright."""
+    question = "what companies"
+    assert bot.runtime.knowledge.answer(question).outcome.value == "clarify"
+    await bot.ask(question, "m1")
+    offered = bot.slack.sent[-1].choices
+    board = next(c for c in offered if "board" in c.label.lower())
+    await bot.slack.inject(ChoicePicked(GENERAL, Author("U-alice"), board.token))
+    ids = await _review_ids(bot)
+    entry_id = int(board.token.rsplit(":", 1)[1])
+    async with client(bot.base, "mia") as moderator:
+        _, page, _ = await moderator.get("/dashboard/review")
+        assert "user picked a suggestion" in page
+        assert f'name="picked_entry_id" value="{entry_id}"' in page
+        status, _, _ = await moderator.post(
+            "/dashboard/review/phrasing",
+            [("picked_entry_id", str(entry_id)), ("entry_id", "1"), ("review_id", str(ids[0]))],
+        )
+        assert status == 303
+    answer = bot.runtime.knowledge.answer(question)
+    assert answer.answered and answer.entry_id == entry_id
+
+
 async def test_add_as_phrasing_reaches_the_bot_at_once(bot: DashBot) -> None:
-    question = "who sits on the money committee of the thing"
-    assert not bot.runtime.knowledge.answer(question).answered
+    question = "who sits on the money tribunal of the thing"
+    assert bot.runtime.knowledge.answer(question).outcome.value == "decline"
     await bot.ask(question, "m1")
     ids = await _review_ids(bot)
     async with client(bot.base, "mia") as moderator:
@@ -695,7 +775,8 @@ async def test_readyz_checks_the_database_and_every_adapter(bot: DashBot) -> Non
         async with database_away(bot.runtime.db):
             status, text, _ = await anonymous.get("/readyz")
         checks = json.loads(text)["checks"]
-        assert status == 503 and checks["database"] != "ok"
+        assert status == 503 and checks["database"] == "unreachable"
+        assert "127.0.0.1" not in text and "gone" not in text  # no host, user or database
         assert (await anonymous.get("/healthz"))[0] == 200  # alive, only not ready
 
 
@@ -851,7 +932,7 @@ async def test_odd_ids_and_pages_are_not_found_not_errors(bot: DashBot) -> None:
         )
         assert status == 303
         _, page, _ = await admin.get("/dashboard/review")
-        assert "Choose an FAQ entry and give the phrasing; nothing changed." in page
+        assert "Choose an FAQ entry; nothing changed." in page
 
 
 async def test_login_limiter_forgets_failures_after_the_window(database: Database) -> None:
@@ -860,16 +941,61 @@ async def test_login_limiter_forgets_failures_after_the_window(database: Databas
     start = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     now = [start]
     limiter = LoginLimiter(database, 2, window=timedelta(seconds=60), clock=lambda: now[0])
-    await limiter.failed("ip:1", "name:mia")
+    assert (await limiter.begin("1", "mia")).allowed  # a wrong password: the slot is kept
     now[0] = start + timedelta(seconds=10)
-    await limiter.failed("ip:1", "name:mia")
-    assert await limiter.retry_after("ip:1", "name:other") == pytest.approx(50)
-    assert await limiter.retry_after("ip:2", "name:other") == 0
-    await limiter.succeeded("name:mia")
-    assert await limiter.retry_after("ip:2", "name:mia") == 0
-    assert await limiter.retry_after("ip:1") > 0  # a right password elsewhere keeps the address's
+    assert (await limiter.begin("1", "mia")).allowed
+    assert (await limiter.begin("1", "other")).wait == pytest.approx(50)  # the address
+    assert (await limiter.begin("1", None)).wait == pytest.approx(50)
+    assert (await limiter.begin("2", "other")).allowed
+    right = await limiter.begin("3", "mia")  # mia is over her limit; address 3 never failed
+    assert right.allowed
+    await limiter.succeeded(right)
+    assert (await limiter.begin("1", None)).wait > 0  # a right password elsewhere keeps it
     now[0] = start + timedelta(seconds=61)
-    assert await limiter.retry_after("ip:1") == 0
+    assert (await limiter.begin("1", None)).allowed
+
+
+async def test_parallel_guesses_cannot_race_past_the_login_limit(bot: DashBot) -> None:
+    """Each attempt is counted before its password is checked, so 40 guesses sent at once
+    get no more password checks than the limit (3 here) allows."""
+
+    async def guess() -> int:
+        async with client(bot.base) as browser:
+            return await browser.login("mia", "wrong-password")
+
+    statuses = await asyncio.gather(*(guess() for _ in range(40)))
+    assert statuses.count(401) == 3
+    assert statuses.count(429) == 37
+    checked = [
+        r
+        for r in await _audit(bot)
+        if r.action == "dashboard.login" and "wrong name or password" in (r.detail or "")
+    ]
+    assert len(checked) == 3
+
+
+async def test_failing_for_an_account_from_other_addresses_cannot_lock_its_owner_out(
+    db_url: str,
+) -> None:
+    """Someone who knows the admin's name fails from three addresses; the admin, from an
+    address that has not failed, still logs in; the guessers' addresses stay refused and a
+    new guesser gets one guess, not three."""
+    config = dashboard_config(db_url, web={"trusted_proxies": ["127.0.0.0/8"]})
+    async with dashboard_bot(config) as bot:
+
+        async def login(client_ip: str, password: str) -> int:
+            async with client(bot.base) as browser:
+                browser.http.headers["X-Forwarded-For"] = f"{client_ip}, 127.0.0.9"
+                return await browser.login("ada", password)
+
+        for n in range(3):
+            assert await login(f"203.0.113.{n}", "wrong-password") == 401
+        assert await login("198.51.100.7", PASSWORDS["ada"]) == 303  # the real admin
+        for n in range(3):
+            assert await login(f"203.0.113.{n}", "wrong-password") == 401  # still counted
+        assert await login("203.0.113.0", PASSWORDS["ada"]) == 429  # a failed address
+        assert await login("192.0.2.50", "wrong-password") == 401  # a new guesser: one try
+        assert await login("192.0.2.50", "another-guess") == 429
 
 
 async def test_login_limit_is_shared_by_every_instance_on_the_database(pg_url: str) -> None:
@@ -931,8 +1057,9 @@ async def test_a_mistyped_name_is_neither_audited_nor_stored_as_typed(bot: DashB
     assert all(typed.lower() not in f"{r.actor} {r.detail}".lower() for r in refused)
     async with bot.runtime.db.session() as session:
         keys = (await session.scalars(select(LoginFailure.key))).all()
-    # The unknown name is limited by address only; the real user by address and name.
-    assert len(keys) == 3 and all(typed.lower() not in key for key in keys)
+    # The unknown name is limited by address only; the real user by address, name and the
+    # (name, address) pair.
+    assert len(keys) == 4 and all(typed.lower() not in key for key in keys)
 
 
 async def test_sessions_expire_after_the_configured_idle_time(bot: DashBot) -> None:

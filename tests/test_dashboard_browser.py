@@ -251,3 +251,48 @@ async def test_login_page(browser: Browser, bot: DashBot) -> None:
     cookies = {c["name"]: c for c in await context.cookies()}
     assert cookies["fb_session"]["httpOnly"] and cookies["fb_session"]["sameSite"] == "Lax"
     assert await page.evaluate("document.cookie") == ""
+
+
+async def test_a_moderator_picks_the_questions_of_a_group_an_action_applies_to(
+    browser: Browser, bot: DashBot
+) -> None:
+    await bot.ask("who sits on the money committee", "m-1")
+    await bot.ask("who sits on the money committee???", "m-2")
+    await bot.ask("is the foundation hiring", "m-3")
+    page = await _page(browser, bot, "mia")
+    await page.get_by_role("link", name="Review queue").click()
+    await expect(page.locator("section.group")).to_have_count(2)
+    group = page.locator("section.group").filter(has_text="money committee")
+    await expect(group.get_by_role("checkbox")).to_have_count(2)
+    await group.get_by_label("who sits on the money committee???").uncheck()
+    await group.get_by_text("Add as phrasing of entry…").click()
+    await group.get_by_label("Entry").select_option(index=0)
+    await group.get_by_role("button", name="Add phrasing").click()
+    await expect(page.get_by_role("status")).to_contain_text(
+        "Added \u201cwho sits on the money committee\u201d as a phrasing"
+    )
+    left = page.locator("section.group")
+    await expect(left).to_have_count(2)  # the unticked question and the unrelated one
+    await expect(page.get_by_label("who sits on the money committee???")).to_be_checked()
+    await expect(page.get_by_label("who sits on the money committee", exact=True)).to_have_count(0)
+
+
+async def test_long_text_is_cut_in_lists_with_the_whole_text_a_click_away(
+    browser: Browser, bot: DashBot
+) -> None:
+    """A 5,000-character question and command once made the review queue a giant heading
+    and the audit page 8,492 px wide."""
+    question = "why" + "y" * 4996 + "?"
+    await bot.ask(question, "m-long")
+    await bot.announce("z" * 5000)
+    page = await _page(browser, bot, "ada")
+    for path in ("/dashboard/review", "/dashboard/audit", "/dashboard/log"):
+        await page.goto(bot.base + path)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1280, (path, width)
+    await page.goto(bot.base + "/dashboard/review")
+    heading = page.locator("section.group h2")
+    assert len(await heading.inner_text()) <= 160
+    # The log keeps the first 4,000 characters of a message.
+    await page.get_by_text("Full text (4000 characters)").first.click()
+    await expect(page.locator("section.group .full-text").first).to_have_text(question[:3999] + "…")

@@ -10,6 +10,7 @@ from adapters.memory import MemoryAdapter
 from announcements.render import RenderError, render_for
 from bot.config import Settings
 from bot.events import Author
+from bot.platforms import ANNOUNCE_TARGETS, CHAT_PLATFORMS
 
 LONG = " ".join(f"Sentence {i} explains one more detail of the foundation move." for i in range(60))
 
@@ -57,3 +58,8 @@ def test_the_configuration_enables_adapters_by_section() -> None:
     plans = registry.polling_plans(settings)
     assert set(plans) >= {"x", "mastodon", "bluesky"}
     assert registry.max_parts(settings)["x"] == settings.announcements.max_x_posts
+
+
+def test_the_registry_and_the_configuration_know_the_same_platforms() -> None:
+    assert set(registry.SUPPORTED) == set(ANNOUNCE_TARGETS)
+    assert set(registry.platform_names()) == set(CHAT_PLATFORMS)

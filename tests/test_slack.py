@@ -1295,3 +1295,26 @@ async def test_suggestions_and_feedback_buttons_share_a_message() -> None:
         )
         [post] = slack.fake.calls_to("chat.postMessage")
         assert [b.get("block_id") for b in post.args["blocks"]] == [None, "choices", "feedback"]
+
+
+@pytest.mark.parametrize("mode", ["socket", "http"])
+async def test_a_slack_start_with_the_tokens_in_the_environment_logs_no_warning(
+    sqlite_url: str, mode: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The way operators run it (SLACK_BOT_TOKEN in the environment): Bolt used to warn at
+    every start that the token it read from there was unused."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TEST_BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    caplog.set_level(logging.INFO)
+    if mode == "http":
+        async with slack_http(sqlite_url) as bot:
+            assert bot.runtime.adapters["slack"].is_connected()
+    else:
+        async with fake_slack() as fake:
+            runtime = socket_runtime(fake, sqlite_url)
+            await runtime.start()
+            try:
+                assert runtime.adapters["slack"].is_connected()
+            finally:
+                await runtime.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

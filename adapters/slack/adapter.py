@@ -13,6 +13,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -48,6 +49,12 @@ def _pin_sdk_log_levels() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logger.getEffectiveLevel())
+
+
+def _not_token_unused(record: logging.LogRecord) -> bool:
+    """Bolt takes SLACK_BOT_TOKEN from the environment even when given a client, then warns
+    at every start that the token is unused: the client carries that very token."""
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
 class SlackAdapter:
@@ -92,6 +99,7 @@ class SlackAdapter:
             timeout=max(1, math.ceil(timeout)),
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=retries)],
         )
+        logging.getLogger("slack_bolt.AsyncApp").addFilter(_not_token_unused)  # idempotent
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,

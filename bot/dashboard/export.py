@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Sequence
 
 from aiohttp import web
 
-#: A cell starting with one of these is read as a formula by spreadsheet programs; a user's
-#: question must never run as one when a moderator opens the export.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+from bot.spreadsheet import write_csv
 
 
 def csv_response(
     filename: str, header: Sequence[str], rows: Iterable[Sequence[object]]
 ) -> web.Response:
-    """A CSV attachment (UTF-8, header row first)."""
+    """A CSV attachment (UTF-8, header row first; no cell can run as a formula)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_cell(v) for v in row])
+    write_csv(buffer, header, rows)
     return web.Response(
         body=buffer.getvalue().encode("utf-8"),
         headers={

@@ -1,4 +1,11 @@
-"""Grouping the review queue: the same question asked ten ways is one task, not ten."""
+"""Grouping the review queue: the same question asked ten ways is one task, not ten.
+
+Only questions that really ask the same thing share a group: their content words (filler
+such as "the", "is", "did" left out; question words kept, since "why" and "when" ask
+different things) must be nearly the same, compared as sorted word lists, and two questions
+the matcher found closest to different FAQ entries never share one. A moderator still picks
+which questions of a group an action applies to.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +17,47 @@ from rapidfuzz import fuzz
 
 from bot.store.models import ReviewItem
 
-#: token_set_ratio at or above this puts two questions in the same group.
-SIMILARITY = 72.0
-_WORDS = re.compile(r"[^\w\s]+")
+#: token_sort_ratio of the content words at or above this puts two questions in one group.
+SIMILARITY = 85.0
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+#: Words that say nothing about what is asked.
+_FILLER_WORDS = (
+    "a an the is are was were be been am do does did of to in on at for and or it its this "
+    "that these those there here i you we they he she me my your our their his her can could "
+    "will would should shall may might please pls hi hello hey thanks about with from by as "
+    "any some so just"
+)
+_FILLER = frozenset(_FILLER_WORDS.split())
+
+#: How each review reason reads on the page (a new reason only needs a line here).
+REASON_LABELS: dict[str, str] = {
+    "declined": "declined",
+    "low_confidence": "low confidence",
+    "thumbs_down": "thumbs down",
+    "escalated": "asked for a moderator",
+    "clarified": "user picked a suggestion",
+}
 
 
-def _normal(text: str) -> str:
-    return " ".join(_WORDS.sub(" ", text.lower()).split())
+def content_words(text: str) -> str:
+    """The words of a question that say what is asked, lower case, in order."""
+    words = _PUNCTUATION.sub(" ", text.lower()).split()
+    return " ".join(w for w in words if w not in _FILLER)
+
+
+def similar(a: ReviewItem, b: ReviewItem) -> bool:
+    """Whether two review items ask the same question."""
+    if a.best_entry_id and b.best_entry_id and a.best_entry_id != b.best_entry_id:
+        return False
+    ka, kb = content_words(a.question), content_words(b.question)
+    if ka == kb:
+        return True
+    return bool(ka and kb) and fuzz.token_sort_ratio(ka, kb) >= SIMILARITY
 
 
 @dataclass(slots=True)
 class ReviewGroup:
-    """Similar open review items; ``question`` is the first (newest) one's text."""
+    """Open review items asking the same question; ``question`` is the first (newest) one's."""
 
     question: str
     items: list[ReviewItem] = field(default_factory=list)
@@ -43,16 +79,15 @@ class ReviewGroup:
 
 
 def group_reviews(items: Sequence[ReviewItem]) -> list[ReviewGroup]:
-    """Greedy grouping by word-set similarity, largest groups first."""
-    groups: list[tuple[str, ReviewGroup]] = []
+    """Each item joins the first group whose first question it is :func:`similar` to (no
+    chains of ever looser likeness); largest groups first."""
+    groups: list[ReviewGroup] = []
     for item in items:
-        key = _normal(item.question)
-        for rep, group in groups:
-            if key == rep or (key and rep and fuzz.token_set_ratio(key, rep) >= SIMILARITY):
+        for group in groups:
+            if similar(group.items[0], item):
                 group.items.append(item)
                 break
         else:
-            groups.append((key, ReviewGroup(item.question, [item])))
-    ordered = [g for _, g in groups]
-    ordered.sort(key=lambda g: -len(g.items))
-    return ordered
+            groups.append(ReviewGroup(item.question, [item]))
+    groups.sort(key=lambda g: -len(g.items))
+    return groups

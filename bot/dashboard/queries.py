@@ -172,6 +172,18 @@ class DashboardQueries:
             )
             return (await session.scalars(stmt)).all()
 
+    async def open_reviews_by_id(self, ids: Sequence[int]) -> Sequence[ReviewItem]:
+        """Those of ``ids`` that are open review items, oldest first."""
+        if not ids:
+            return []
+        async with self._db.session() as session:
+            stmt = (
+                select(ReviewItem)
+                .where(ReviewItem.id.in_(ids[:1000]), ReviewItem.status == "open")
+                .order_by(ReviewItem.id)
+            )
+            return (await session.scalars(stmt)).all()
+
     async def resolve_reviews(self, ids: Sequence[int], status: str, by: str, now: datetime) -> int:
         """Close open review items; returns how many were still open."""
         if not ids:

@@ -40,25 +40,22 @@ from bot.dashboard.auth import (
     same_token,
 )
 from bot.dashboard.export import csv_response
-from bot.dashboard.grouping import group_reviews
+from bot.dashboard.grouping import REASON_LABELS, group_reviews
 from bot.dashboard.queries import DashboardQueries
 from bot.errors import CommandError, FaqImportError
 from bot.events import Author, Conversation, SlashCommand, utcnow
 from bot.faqfile import slugify, validate_records
-from bot.store.engagement import LOG_COLUMNS, LogFilter, log_record, message_link
-from bot.store.models import EngagementEvent, FaqEntry
+from bot.store.engagement import (
+    EVENT_KINDS,
+    LOG_COLUMNS,
+    OUTCOME_KINDS,
+    LogFilter,
+    log_record,
+    message_link,
+)
+from bot.store.models import EngagementEvent, FaqEntry, ReviewItem
 from bot.store.users import LoginLimiter, UserStore
 
-KINDS = (
-    "question",
-    "answer",
-    "declined",
-    "reaction",
-    "reply",
-    "feedback",
-    "command",
-    "announcement_posted",
-)
 EXPORT_LIMIT = 100_000
 _PLATFORM = re.compile(r"[a-z0-9_-]{1,32}")
 
@@ -89,6 +86,15 @@ def _safe_next(value: object) -> str:
 def _field(form: MultiDictProxy[Any], name: str, limit: int = 10_000) -> str:
     value = form.get(name, "")
     return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _phrasing(question: str) -> str:
+    """A question as asked, as an FAQ phrasing: one line, bounded."""
+    return " ".join(question.split())[:500]
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _ids(form: MultiDictProxy[Any]) -> list[int]:
@@ -179,16 +185,15 @@ class Login:
         # typed could be a password. Unknown names are limited by address alone.
         known = bool(name) and await self._users.exists(name)
         actor = f"dashboard:{name}" if known else "dashboard:?"
-        keys = (f"ip:{address}", f"name:{name.lower()}") if known else (f"ip:{address}",)
-        wait = await self._limiter.retry_after(*keys)
-        if wait > 0:
+        attempt = await self._limiter.begin(address, name.strip().lower() if known else None)
+        if not attempt.allowed:
             await audit.record(
                 actor,
                 "dashboard.login",
                 allowed=False,
                 detail=f"rate limited, from {address}",
             )
-            minutes = max(1, round(wait / 60))
+            minutes = max(1, round(attempt.wait / 60))
             response = self._form(
                 request,
                 429,
@@ -197,11 +202,10 @@ class Login:
                 name,
                 target,
             )
-            response.headers["Retry-After"] = str(int(wait) + 1)
+            response.headers["Retry-After"] = str(int(attempt.wait) + 1)
             return response
         user = await self._users.authenticate(name, password) if name and password else None
         if user is None:
-            await self._limiter.failed(*keys)
             await audit.record(
                 actor,
                 "dashboard.login",
@@ -209,7 +213,7 @@ class Login:
                 detail=f"wrong name or password, from {address}",
             )
             return self._form(request, 401, "Wrong user name or password.", name, target)
-        await self._limiter.succeeded(f"name:{name.lower()}")
+        await self._limiter.succeeded(attempt)
         token, _ = await self._users.open_session(
             user.id, timedelta(hours=self._deps.settings.session_hours)
         )
@@ -273,11 +277,10 @@ class Views:
             if params["since"]:
                 since = datetime.combine(date.fromisoformat(params["since"]), time(0), UTC)
             if params["until"]:
-                until = datetime.combine(
-                    date.fromisoformat(params["until"]) + timedelta(days=1),
-                    time(0),
-                    UTC,
-                )
+                last = date.fromisoformat(params["until"])
+                # The end of the last day; none at all for the last day there is.
+                if last < date.max:
+                    until = datetime.combine(last + timedelta(days=1), time(0), UTC)
         except ValueError:
             error = "Cannot read the date; use YYYY-MM-DD (e.g. 2026-11-23)."
         flt = LogFilter(
@@ -303,6 +306,10 @@ class Views:
             events = await self._deps.engagement.list(
                 replace(flt, limit=self._size, offset=(page - 1) * self._size)
             )
+        # An answer or decline row shows the question it replied to; the reply is a click away.
+        asked = await self._deps.engagement.questions_for(
+            e.ref for e in events if e.kind in OUTCOME_KINDS and e.ref
+        )
         export = "/dashboard/log.csv?" + urlencode({k: v for k, v in params.items() if v})
         return self._pages.render(
             request,
@@ -311,9 +318,9 @@ class Views:
             page="log",
             error=error,
             params=params,
-            kinds=KINDS,
+            kinds=EVENT_KINDS,
             platform_names=self._deps.platforms,
-            rows=[(e, message_link(e, self._deps.links)) for e in events],
+            rows=[(e, message_link(e, self._deps.links), asked.get(e.ref or "")) for e in events],
             paging=_paging("/dashboard/log", params, page, total, self._size),
             export_url=export,
             pseudonymized=self._deps.pseudonymized,
@@ -555,6 +562,7 @@ class Views:
             groups=groups,
             entries=entries,
             entry_names={e.id: e.question for e in entries},
+            reason_labels=REASON_LABELS,
         )
 
     @requires("view")
@@ -586,51 +594,71 @@ class Views:
         ]
         return csv_response("review-queue.csv", header, rows)
 
-    async def _close_reviews(self, request: web.Request, ids: list[int], status: str) -> int:
+    async def _selected(self, request: web.Request, form: MultiDictProxy[Any]) -> list[ReviewItem]:
+        """The open review items whose checkboxes were ticked; none is a one-line error."""
+        items = await self._queries.open_reviews_by_id(_ids(form))
+        if not items:
+            self._pages.flash(
+                request, "error", "Select at least one question of the group; nothing changed."
+            )
+            raise web.HTTPSeeOther("/dashboard/review")
+        return list(items)
+
+    async def _close_reviews(
+        self, request: web.Request, items: Sequence[ReviewItem], status: str
+    ) -> int:
+        ids = [item.id for item in items]
         return await self._queries.resolve_reviews(ids, status, _actor(request), utcnow())
 
     @requires("review")
     async def review_phrasing(self, request: web.Request) -> web.StreamResponse:
+        """Each selected question becomes a phrasing of the chosen entry (a group's, or one
+        question's own button); the selected questions are resolved."""
         form = await request.post()
-        ids = _ids(form)
-        phrasing = " ".join(_field(form, "phrasing", 500).split())
-        entry_id = _field(form, "entry_id", 20)
-        entry = await self._deps.faq.get(_ident(entry_id) or 0)
-        if entry is None or not phrasing:
-            self._pages.flash(
-                request, "error", "Choose an FAQ entry and give the phrasing; nothing changed."
-            )
+        # The one-click button of a group whose asker picked a suggestion names that entry.
+        chosen = _field(form, "picked_entry_id", 20) or _field(form, "entry_id", 20)
+        entry = await self._deps.faq.get(_ident(chosen) or 0)
+        if entry is None:
+            self._pages.flash(request, "error", "Choose an FAQ entry; nothing changed.")
             raise web.HTTPSeeOther("/dashboard/review")
-        await self._deps.faq.add_phrasing(entry.id, phrasing)
-        closed = await self._close_reviews(request, ids, "resolved")
+        items = await self._selected(request, form)
+        phrasings = list(dict.fromkeys(_phrasing(item.question) for item in items))
+        for phrasing in phrasings:
+            await self._deps.faq.add_phrasing(entry.id, phrasing)
+        closed = await self._close_reviews(request, items, "resolved")
         await self._deps.knowledge.reload()
         await self._deps.audit.record(
             _actor(request),
             "faq.add_phrasing",
             f"entry {entry.id} ({entry.slug})",
-            detail=f"{phrasing!r}; {closed} review item(s) resolved",
+            detail=f"{phrasings!r}; {closed} review item(s) resolved",
+        )
+        added = (
+            f"\u201c{_short(phrasings[0])}\u201d"
+            if len(phrasings) == 1
+            else f"{len(phrasings)} questions"
         )
         self._pages.flash(
             request,
             "ok",
-            f"Added \u201c{phrasing}\u201d as a phrasing of \u201c{entry.question}\u201d; "
+            f"Added {added} as a phrasing of \u201c{entry.question}\u201d; "
             "the bot answers it from now on.",
         )
         raise web.HTTPSeeOther("/dashboard/review")
 
     @requires("review")
     async def review_create(self, request: web.Request) -> web.StreamResponse:
+        """A new FAQ entry whose phrasings are the selected questions."""
         form = await request.post()
-        ids = _ids(form)
-        extra = [
-            " ".join(str(p).split())
-            for p in form.getall("phrasing", [])
-            if isinstance(p, str) and p.strip()
-        ]
+        items = await self._selected(request, form)
         entry = await self._save_entry(
-            request, form, None, extra_phrasings=extra, back="/dashboard/review"
+            request,
+            form,
+            None,
+            extra_phrasings=[_phrasing(item.question) for item in items],
+            back="/dashboard/review",
         )
-        closed = await self._close_reviews(request, ids, "resolved")
+        closed = await self._close_reviews(request, items, "resolved")
         await self._deps.audit.record(
             _actor(request),
             "faq.create",
@@ -646,8 +674,11 @@ class Views:
 
     @requires("review")
     async def review_dismiss(self, request: web.Request) -> web.StreamResponse:
+        """The selected questions need nothing."""
         form = await request.post()
-        closed = await self._close_reviews(request, _ids(form), "dismissed")
+        closed = await self._close_reviews(
+            request, await self._selected(request, form), "dismissed"
+        )
         await self._deps.audit.record(
             _actor(request), "review.dismiss", detail=f"{closed} review item(s)"
         )

@@ -1,8 +1,8 @@
 """The async database: engine, sessions and migrations.
 
-Any SQLAlchemy async URL works; ``sqlite+aiosqlite`` (the embedded default) and
-``postgresql+asyncpg`` are supported and tested. Connection failures surface as
-:class:`~bot.errors.StoreError` with the URL's password hidden.
+Two drivers are supported and tested: ``sqlite+aiosqlite`` (the embedded default) and
+``postgresql+asyncpg``; any other URL is refused with one line naming them. Connection
+failures surface as :class:`~bot.errors.StoreError` with the URL's password hidden.
 """
 
 from __future__ import annotations
@@ -101,6 +101,13 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
     return cfg
 
 
+#: The SQLAlchemy drivers the bot is built and tested for (URL scheme -> what it is).
+SUPPORTED_DRIVERS = {
+    "sqlite+aiosqlite": "sqlite+aiosqlite:///PATH",
+    "postgresql+asyncpg": "postgresql+asyncpg://USER:PASSWORD@HOST/DATABASE",
+}
+
+
 class Database:
     """Owns the engine and hands out sessions."""
 
@@ -108,6 +115,14 @@ class Database:
         self.url = url
         try:
             parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"invalid database URL {safe_url(url)}: {exc}") from exc
+        if parsed.drivername not in SUPPORTED_DRIVERS:
+            raise StoreError(
+                f"unsupported database URL {safe_url(url)}: use "
+                + " or ".join(SUPPORTED_DRIVERS.values())
+            )
+        try:
             kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
             if parsed.get_backend_name() == "sqlite":
                 # One connection: SQLite serializes writers anyway, and queueing in the pool is

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -22,16 +22,16 @@ from bot.store.models import AuditLog, BotThread, Delivery, EngagementEvent, Rev
 #: Longest text kept per event; the rest is cut (a 10,000-character message is still logged).
 MAX_LOGGED_CHARS = 4000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Unpaired surrogates (from JSON escapes such as "\\udede") cannot be encoded as UTF-8.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean_text(text: str | None, limit: int = MAX_LOGGED_CHARS) -> str | None:
-    """Text safe for every backend: no control characters (PostgreSQL rejects NUL), no lone
-    surrogates (UTF-8 cannot store them; JSON escapes can deliver them), bounded."""
+    """Text safe for every backend: no control characters (PostgreSQL rejects NUL), no
+    unpaired surrogates (no driver can encode them; kept visible as U+FFFD), bounded."""
     if text is None:
         return None
-    cleaned = _CONTROL.sub("", text)
-    if not cleaned.isprintable():
-        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    cleaned = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
@@ -77,6 +77,20 @@ class Event:
         return EngagementEvent(**self.values(utcnow()))
 
 
+#: The kinds of engagement events, in the order filters offer them.
+EVENT_KINDS = (
+    "question",
+    "answer",
+    "declined",
+    "reaction",
+    "reply",
+    "feedback",
+    "command",
+    "announcement_posted",
+)
+#: The bot's reply to a question; it shares the question's ``ref``.
+OUTCOME_KINDS = ("answer", "declined")
+
 #: The columns of an exported engagement log (CLI ``logs --format csv|json``, dashboard CSV).
 LOG_COLUMNS = (
     "id",
@@ -121,6 +135,28 @@ def log_record(event: EngagementEvent, links: LinkBuilder | None = None) -> dict
         "score": None if event.score is None else round(event.score, 4),
         "link": message_link(event, links),
     }
+
+
+#: ``foundation-bot logs`` adds the question an answer or decline replied to.
+EXCHANGE_COLUMNS = (*LOG_COLUMNS, "question")
+
+
+def exchange_records(
+    events: Sequence[EngagementEvent],
+    questions: Mapping[str, EngagementEvent],
+    links: LinkBuilder | None = None,
+) -> list[dict[str, Any]]:
+    """Export rows (keys: :data:`EXCHANGE_COLUMNS`) with each question and its outcome on one
+    row: an answer or decline carries the question it replied to (from ``questions``, by
+    ``ref``), and a question whose outcome is among ``events`` is not listed again."""
+    replied = {e.ref for e in events if e.kind in OUTCOME_KINDS and e.ref}
+    rows = []
+    for event in events:
+        if event.kind == "question" and event.ref in replied:
+            continue
+        asked = questions.get(event.ref or "") if event.kind in OUTCOME_KINDS else None
+        rows.append({**log_record(event, links), "question": asked.text if asked else None})
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +425,20 @@ class EngagementLog:
         """The announcement or answer a platform message id belongs to, if it is the bot's."""
         async with self._db.session() as session:
             return await _find_bot_message(session, platform, message_id)
+
+    async def questions_for(self, refs: Iterable[str]) -> dict[str, EngagementEvent]:
+        """The question events behind these answer/decline refs, by ref."""
+        wanted = sorted(set(refs))
+        found: dict[str, EngagementEvent] = {}
+        async with self._db.session() as session:
+            for start in range(0, len(wanted), 500):  # bounded IN lists
+                stmt = select(EngagementEvent).where(
+                    EngagementEvent.kind == "question",
+                    EngagementEvent.ref.in_(wanted[start : start + 500]),
+                )
+                for event in await session.scalars(stmt):
+                    found.setdefault(event.ref or "", event)
+        return found
 
     async def question_for(self, ref: str) -> EngagementEvent | None:
         """The question event behind an answer's feedback token."""

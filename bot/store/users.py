@@ -19,12 +19,13 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import FoundationBotError
 from bot.events import utcnow
 from bot.store.db import Database
+from bot.store.locks import lock_key
 from bot.store.models import DashboardSession, DashboardUser, LoginFailure
 
 ROLES = ("moderator", "comms", "admin")
@@ -190,8 +191,50 @@ class UserStore:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """A login attempt, already counted as a failure before its password is checked.
+
+    Counting first is what makes the limit hold under parallel guesses: each request takes
+    its slot in the same transaction that checks the count, so N requests at once get at most
+    ``max_failures`` password checks. A right password hands the slot back
+    (:meth:`LoginLimiter.succeeded`); a wrong one simply keeps it.
+    """
+
+    #: Seconds until another attempt is allowed; 0 means this one may check its password.
+    wait: float
+    #: The failure rows reserved for this attempt (empty when refused).
+    row_ids: tuple[int, ...] = ()
+    #: ``name:<name>`` when the name is a real user's, else None.
+    name_key: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the password may be checked."""
+        return self.wait <= 0
+
+
+def _limit_keys(address: str, name: str | None) -> dict[str, str]:
+    """The limiter's keys for an attempt: per address, and for a real user's name per name
+    and per (name, address) pair."""
+    keys = {"ip": f"ip:{address}"}
+    if name is not None:
+        keys |= {"name": f"name:{name}", "pair": f"pair:{name}|{address}"}
+    return keys
+
+
 class LoginLimiter:
     """Counts failed logins per client address and per user name in a sliding window.
+
+    The policy (as login limiters that resist lock-out attacks do):
+
+    * **per address**: after ``max_failures`` failures from an address, every login from it
+      waits for the window to pass;
+    * **per account**: after ``max_failures`` failures for a user name (from anywhere), that
+      name is refused only from addresses that have themselves failed for it in the window.
+      An address with no failures for the name still gets its password checked, so nobody can
+      lock the real user out by failing on purpose from other addresses; a guesser spread over
+      many addresses gets one guess per address instead of ``max_failures``.
 
     The counts live in the database, so every instance behind a load balancer enforces one
     shared limit and a restart forgets nothing. Keys are stored hashed.
@@ -209,36 +252,60 @@ class LoginLimiter:
         self._window = window
         self._clock = clock
 
-    async def retry_after(self, *keys: str) -> float:
-        """Seconds until another attempt is allowed (0 if allowed now)."""
+    async def begin(self, address: str, name: str | None) -> LoginAttempt:
+        """Count an attempt from ``address`` for the real user ``name`` (None for a name that
+        is no user's) before its password is checked, or refuse it.
+
+        On PostgreSQL the check and the count run under transaction advisory locks on the
+        keys, so instances racing on one key take turns; SQLite runs one transaction at a
+        time anyway (one connection, one process).
+        """
         now = self._clock()
-        digests = {_digest(key) for key in keys}
+        keys = _limit_keys(address, name)
+        digests = {kind: _digest(key) for kind, key in keys.items()}
         async with self._db.session() as session:
+            if self._db.dialect == "postgresql":
+                for digest in sorted(digests.values()):  # one order everywhere: no deadlock
+                    await session.execute(
+                        select(func.pg_advisory_xact_lock(lock_key("login:" + digest)))
+                    )
+            await session.execute(delete(LoginFailure).where(LoginFailure.at <= now - self._window))
             rows = (
                 await session.execute(
                     select(LoginFailure.key, LoginFailure.at)
-                    .where(LoginFailure.key.in_(digests), LoginFailure.at > now - self._window)
+                    .where(LoginFailure.key.in_(digests.values()))
                     .order_by(LoginFailure.at.desc())
                 )
             ).all()
-        recent: dict[str, list[datetime]] = {}
-        for key, at in rows:
-            recent.setdefault(key, []).append(at)
-        wait = 0.0
-        for stamps in recent.values():
-            if len(stamps) >= self._max:
-                # Allowed again once the max-th most recent failure leaves the window.
-                wait = max(wait, (stamps[self._max - 1] + self._window - now).total_seconds())
-        return wait
+            recent: dict[str, list[datetime]] = {}
+            for key, at in rows:
+                recent.setdefault(key, []).append(at)
+            wait = self._wait(recent.get(digests["ip"], []), now)
+            if name is not None and recent.get(digests["pair"]):
+                wait = max(wait, self._wait(recent.get(digests["name"], []), now))
+            if wait > 0:
+                return LoginAttempt(wait)
+            reserved = [LoginFailure(key=digest, at=now) for digest in digests.values()]
+            session.add_all(reserved)
+            await session.flush()
+            return LoginAttempt(0.0, tuple(row.id for row in reserved), keys.get("name"))
 
-    async def failed(self, *keys: str) -> None:
-        """Record a failed attempt under each key (and forget failures older than the window)."""
-        now = self._clock()
-        async with self._db.session() as session:
-            await session.execute(delete(LoginFailure).where(LoginFailure.at <= now - self._window))
-            session.add_all(LoginFailure(key=_digest(key), at=now) for key in keys)
+    def _wait(self, stamps: list[datetime], now: datetime) -> float:
+        """Seconds until fewer than the maximum of ``stamps`` (newest first) are in the
+        window: the max-th most recent one leaves it."""
+        if len(stamps) < self._max:
+            return 0.0
+        return max(0.0, (stamps[self._max - 1] + self._window - now).total_seconds())
 
-    async def succeeded(self, name_key: str) -> None:
-        """A right password clears that name's failures (not the address's)."""
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        """A right password: the attempt was no failure, and the name's failures are cleared
+        (the address's stay: it may have guessed at other names)."""
         async with self._db.session() as session:
-            await session.execute(delete(LoginFailure).where(LoginFailure.key == _digest(name_key)))
+            if attempt.row_ids:
+                await session.execute(
+                    delete(LoginFailure).where(LoginFailure.id.in_(attempt.row_ids))
+                )
+            if attempt.name_key is not None:
+                await session.execute(
+                    delete(LoginFailure).where(LoginFailure.key == _digest(attempt.name_key))
+                )
