@@ -143,7 +143,7 @@ def _mastodon(config: Config) -> Adapter:
 
     mastodon = config.settings.mastodon
     return MastodonAdapter(
-        api_url=mastodon.api_url,
+        api_url=mastodon.api_url or "",
         access_token=config.secret("mastodon", "access_token"),
         visibility=mastodon.visibility,
         announce=mastodon.announce,
@@ -156,7 +156,7 @@ def _bluesky(config: Config) -> Adapter:
 
     bluesky = config.settings.bluesky
     return BlueskyAdapter(
-        handle=bluesky.handle,
+        handle=bluesky.handle or "",
         app_password=config.secret("bluesky", "app_password"),
         api_url=bluesky.api_url,
         announce=bluesky.announce,

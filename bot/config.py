@@ -259,7 +259,7 @@ class XSection(TimelineSection):
 class MastodonSection(TimelineSection):
     enabled: bool = False
     #: The instance the bot's account is on, e.g. "https://fosstodon.org" (or a proxy).
-    api_url: str = ""
+    api_url: str | None = None
     access_token_file: str | None = None
     #: Who sees announcements and replies: public, unlisted, private (followers) or direct.
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
@@ -268,7 +268,7 @@ class MastodonSection(TimelineSection):
 
     @model_validator(mode="after")
     def _instance(self) -> MastodonSection:
-        if self.enabled and not self.api_url.startswith(("https://", "http://")):
+        if self.enabled and not (self.api_url or "").startswith(("https://", "http://")):
             raise ValueError("api_url must be the instance's URL, e.g. https://fosstodon.org")
         return self
 
@@ -276,7 +276,7 @@ class MastodonSection(TimelineSection):
 class BlueskySection(TimelineSection):
     enabled: bool = False
     #: The account's handle, e.g. "pytorch.bsky.social" (the password comes from the secret).
-    handle: str = ""
+    handle: str | None = None
     #: The account's PDS or the entryway, e.g. "https://bsky.social" (or a proxy).
     api_url: str = "https://bsky.social"
     app_password_file: str | None = None
