@@ -14,17 +14,11 @@ from zoneinfo import ZoneInfo
 
 from adapters.base import Adapter, PlatformRules
 from announcements import grammar
-from announcements.delivery import DeliveryEngine, split_entry
+from announcements.engine import DeliveryEngine
+from announcements.progress import posted_entries, split_entry
 from announcements.render import Rendered, RenderError, render_for
 from announcements.schedule import AnnouncementScheduler
-from announcements.store import (
-    ACTIVE,
-    NEEDS_PERSON,
-    AnnouncementStore,
-    NewAnnouncement,
-    content_hash,
-    posted_entries,
-)
+from announcements.store import AnnouncementStore, NewAnnouncement, content_hash
 from announcements.when import (
     check_window,
     format_local,
@@ -37,6 +31,7 @@ from bot.config import Settings
 from bot.errors import CommandError, PlatformError
 from bot.events import SentMessage, SlashCommand, utcnow
 from bot.store.models import Announcement, Delivery
+from bot.store.states import ACTIVE, NEEDS_PERSON, AnnouncementStatus, DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +306,11 @@ class AnnounceCommands:
                 overrides=args.overrides,
                 recurrence=recurrence,
                 recur_until=until,
-                status="awaiting_approval" if approval else "scheduled",
+                status=(
+                    AnnouncementStatus.AWAITING_APPROVAL
+                    if approval
+                    else AnnouncementStatus.SCHEDULED
+                ),
                 origin_platform=cmd.where.platform,
                 origin_channel=cmd.where.channel_id,
             )
@@ -346,7 +345,11 @@ class AnnounceCommands:
                 due_at=now,
                 timezone=tz.key,
                 overrides=args.overrides,
-                status="awaiting_approval" if approval else "scheduled",
+                status=(
+                    AnnouncementStatus.AWAITING_APPROVAL
+                    if approval
+                    else AnnouncementStatus.SCHEDULED
+                ),
                 origin_platform=cmd.where.platform,
                 origin_channel=cmd.where.channel_id,
             )
@@ -371,11 +374,11 @@ class AnnounceCommands:
         deliveries = await self._store.deliveries(announcement_id)
         lines = [f"Announcement #{announcement_id}:"]
         for delivery in deliveries:
-            if delivery.state == "sent":
+            if delivery.state == DeliveryState.SENT:
                 lines.append(
                     f"  {delivery.platform}: posted {delivery.url or delivery.external_id}"
                 )
-            elif delivery.state == "pending" and delivery.next_attempt_at is not None:
+            elif delivery.state == DeliveryState.PENDING and delivery.next_attempt_at is not None:
                 lines.append(
                     f"  {delivery.platform}: will retry at {delivery.next_attempt_at:%H:%M:%S} UTC"
                     f" ({delivery.error})"
@@ -446,7 +449,8 @@ class AnnounceCommands:
         busy = [
             d.platform
             for d in announcement.deliveries
-            if d.state in ("sending", "sent") and not announcement.recurrence
+            if d.state in (DeliveryState.SENDING, DeliveryState.SENT)
+            and not announcement.recurrence
         ]
         if busy:
             raise CommandError(
@@ -474,11 +478,14 @@ class AnnounceCommands:
         if args.text:
             self._check_renders(args.text, announcement.overrides, announcement.targets, usage)
             fields |= {"text": args.text, "content_hash": content_hash(args.text)}
-            if self._config.require_approval and announcement.status == "scheduled":
-                fields |= {"status": "awaiting_approval", "approved_by": None}
+            if (
+                self._config.require_approval
+                and announcement.status == AnnouncementStatus.SCHEDULED
+            ):
+                fields |= {"status": AnnouncementStatus.AWAITING_APPROVAL, "approved_by": None}
         await self._store.update(announcement.id, **fields)
         status = fields.get("status", announcement.status)
-        if status == "scheduled" and when is not None:
+        if status == AnnouncementStatus.SCHEDULED and when is not None:
             self._scheduler.arm(announcement.id, when)
         else:
             self._scheduler.disarm(announcement.id)
@@ -486,7 +493,7 @@ class AnnounceCommands:
         reply = f"Updated the {changed} of announcement #{announcement.id}"
         if when is not None:
             reply += f"; due {format_local(when, tz)}"
-        if status == "awaiting_approval":
+        if status == AnnouncementStatus.AWAITING_APPROVAL:
             reply += f". It needs /announce approve {announcement.id} again"
         return reply + "."
 
@@ -494,7 +501,7 @@ class AnnounceCommands:
         self, cmd: SlashCommand, args: grammar.AnnounceArgs, usage: str, now: datetime
     ) -> str:
         announcement = await self._get(args.ident, usage)
-        if announcement.status == "cancelled":
+        if announcement.status == AnnouncementStatus.CANCELLED:
             raise CommandError(f"Announcement #{announcement.id} is already cancelled.", usage)
         if announcement.status not in ACTIVE:
             raise CommandError(
@@ -504,16 +511,20 @@ class AnnounceCommands:
             )
         self._editable(announcement, usage)
         self._scheduler.disarm(announcement.id)
-        await self._store.update(announcement.id, status="cancelled")
+        await self._store.update(announcement.id, status=AnnouncementStatus.CANCELLED)
         for delivery in announcement.deliveries:
-            await self._store.set_delivery_if(delivery.id, ("pending",), state="cancelled")
+            await self._store.set_delivery_if(
+                delivery.id, (DeliveryState.PENDING,), state=DeliveryState.CANCELLED
+            )
         return f"Cancelled announcement #{announcement.id}."
 
     async def _retract(
         self, cmd: SlashCommand, args: grammar.AnnounceArgs, usage: str, now: datetime
     ) -> str:
         announcement = await self._get(args.ident, usage)
-        posted = [d for d in announcement.deliveries if d.state == "sent" and d.progress]
+        posted = [
+            d for d in announcement.deliveries if d.state == DeliveryState.SENT and d.progress
+        ]
         if not posted:
             raise CommandError(
                 f"Announcement #{announcement.id} has nothing posted to retract"
@@ -530,7 +541,8 @@ class AnnounceCommands:
         for delivery in posted:
             adapter = self._adapters.get(delivery.platform)
             problem = None
-            for entry in reversed(delivery.progress):  # thread replies first, then the root
+            # Thread replies first, then the root.
+            for entry in reversed(posted_entries(delivery.progress)):
                 channel, message_id = split_entry(entry)
                 if adapter is None:
                     problem = "the adapter is not running"
@@ -541,15 +553,18 @@ class AnnounceCommands:
                     problem = exc.reason
                     break
             if problem is None:
-                await self._store.set_delivery(delivery.id, owner=None, state="retracted")
+                await self._store.set_delivery(
+                    delivery.id, owner=None, state=DeliveryState.RETRACTED
+                )
                 lines.append(f"  {delivery.platform}: deleted")
             else:
                 lines.append(f"  {delivery.platform}: not deleted ({problem}); delete it by hand")
-        await self._store.update(announcement.id, status="retracted")
-        if self._engine.on_news_changed is not None:
-            self._engine.on_news_changed()
+        await self._store.update(announcement.id, status=AnnouncementStatus.RETRACTED)
+        self._engine.news_changed()
         for delivery in announcement.deliveries:
-            await self._store.set_delivery_if(delivery.id, ("pending",), state="cancelled")
+            await self._store.set_delivery_if(
+                delivery.id, (DeliveryState.PENDING,), state=DeliveryState.CANCELLED
+            )
         return "\n".join([f"Retracted announcement #{announcement.id}:", *lines])
 
     async def _hold(
@@ -573,7 +588,7 @@ class AnnounceCommands:
         self, cmd: SlashCommand, args: grammar.AnnounceArgs, usage: str, now: datetime
     ) -> str:
         announcement = await self._get(args.ident, usage)
-        if announcement.status != "awaiting_approval":
+        if announcement.status != AnnouncementStatus.AWAITING_APPROVAL:
             raise CommandError(
                 f"Announcement #{announcement.id} is {announcement.status.replace('_', ' ')}, "
                 "not waiting for approval.",
@@ -583,7 +598,9 @@ class AnnounceCommands:
             raise CommandError(
                 "You wrote this announcement; another staff member must approve it.", usage
             )
-        await self._store.update(announcement.id, status="scheduled", approved_by=_actor(cmd))
+        await self._store.update(
+            announcement.id, status=AnnouncementStatus.SCHEDULED, approved_by=_actor(cmd)
+        )
         due = announcement.due_at or now
         self._scheduler.arm(announcement.id, max(due, now))
         tz = self._zone_for(cmd, None)
@@ -617,17 +634,8 @@ class AnnounceCommands:
     ) -> str:
         announcement = await self._get(args.ident, usage)
         chosen = self._pick(announcement, args.to, usage)
-        for delivery in chosen:
-            await self._store.set_delivery_if(
-                delivery.id,
-                NEEDS_PERSON,
-                state="pending",
-                attempts=0,
-                error=None,
-                next_attempt_at=None,
-            )
         await asyncio.wait(
-            {asyncio.ensure_future(self._engine.deliver(d.id)) for d in chosen},
+            {asyncio.ensure_future(self._engine.retry(announcement, chosen))},
             timeout=NOW_REPORT_SECONDS,
         )
         refreshed = await self._store.deliveries(announcement.id)
@@ -645,7 +653,7 @@ class AnnounceCommands:
             await self._store.set_delivery_if(
                 delivery.id,
                 NEEDS_PERSON,
-                state="sent",
+                state=DeliveryState.SENT,
                 sent_at=now,
                 error=f"marked sent by {_actor(cmd)}",
                 # A part left in doubt is the person's call now: not a post id to retract.

@@ -10,6 +10,7 @@ from announcements.store import AnnouncementStore
 from bot.answering import NewsItem
 from bot.store.db import Database
 from bot.store.models import Announcement, Delivery
+from bot.store.states import AnnouncementStatus, DeliveryState
 
 
 class AnnouncementNews:
@@ -30,7 +31,9 @@ class AnnouncementNews:
                 )
             ).one()
             retracted = await session.scalar(
-                select(func.count(Announcement.id)).where(Announcement.status == "retracted")
+                select(func.count(Announcement.id)).where(
+                    Announcement.status == AnnouncementStatus.RETRACTED
+                )
             )
         return (int(sent[0] or 0), str(sent[1]), int(retracted or 0))
 
@@ -41,7 +44,10 @@ class AnnouncementNews:
             stmt = (
                 select(Announcement, newest)
                 .join(Delivery)
-                .where(Delivery.state == "sent", Announcement.status != "retracted")
+                .where(
+                    Delivery.state == DeliveryState.SENT,
+                    Announcement.status != AnnouncementStatus.RETRACTED,
+                )
                 .group_by(Announcement.id)
                 .order_by(newest.desc())
                 .limit(limit)
@@ -53,7 +59,7 @@ class AnnouncementNews:
                     await session.scalars(
                         select(Delivery).where(
                             Delivery.announcement_id.in_([r[0].id for r in rows]),
-                            Delivery.state == "sent",
+                            Delivery.state == DeliveryState.SENT,
                             Delivery.url.is_not(None),
                         )
                     )
@@ -68,6 +74,6 @@ class AnnouncementNews:
         items = [
             NewsItem(a.id, "", a.due_at)
             for a in await self._store.active()
-            if a.status == "scheduled" and a.due_at is not None
+            if a.status == AnnouncementStatus.SCHEDULED and a.due_at is not None
         ]
         return items[:limit]

@@ -587,25 +587,3 @@ def render_for(
         return Rendered(platform, (source,))
     require_text(source)
     return rules.render(source, max_parts=max_parts)
-
-
-def render(
-    platform: str,
-    markdown: str,
-    *,
-    override: str | None = None,
-    max_x_posts: int = 25,
-    max_discord_messages: int = 10,
-) -> Rendered:
-    """Render by platform name, with the settings' per-platform part limits.
-
-    Kept for ``announcements/delivery.py`` (being split for issue 13); new code calls
-    :func:`render_for` with the rules from the adapter registry.
-    """
-    from adapters.registry import SUPPORTED  # the registry imports this module
-
-    rules = SUPPORTED.get(platform)
-    limits = {"x": max_x_posts, "discord": max_discord_messages}
-    return render_for(
-        rules, platform, markdown, override=override, max_parts=limits.get(platform, 25)
-    )

@@ -3,9 +3,12 @@ in-memory timers, rebuilt from the database at every start.
 
 Missed-while-down policy: a one-off announcement that fell due while the bot was not running
 is sent at start if it is at most ``announcements.grace_minutes`` late, otherwise it is marked
-``missed`` and staff are told. A recurring one fires its latest missed occurrence only if that
-is within the grace period, then continues at the next future occurrence: never a burst.
-A delivery found ``sending`` at start was interrupted mid-post and becomes ``unknown``.
+``missed`` and staff are told — unless its fan-out had begun (a row attempted or posted):
+then it is finished, never left out on some platforms only. A recurring one fires its latest
+missed occurrence only if that is within the grace period, then continues at the next future
+occurrence: never a burst.
+A delivery found ``sending`` at start (or, with several instances, whose lease ran out) was
+interrupted mid-post and is taken over by the engine (``DeliveryEngine.recover``).
 """
 
 from __future__ import annotations
@@ -18,17 +21,25 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from announcements.delivery import DeliveryEngine, Notify
+from announcements.engine import DeliveryEngine
+from announcements.outcomes import Notify
 from announcements.store import AnnouncementStore
 from announcements.when import format_local, next_occurrence, parse_recurrence, zone
 from bot.config import AnnouncementsSection
 from bot.events import utcnow
 from bot.store.models import Announcement
+from bot.store.states import AnnouncementStatus, DeliveryState
 
 log = logging.getLogger(__name__)
 
 #: Timers firing within this many seconds of each other are delivered as one batch.
 BATCH_WINDOW = 0.005
+#: Announcements read (and handed to the engine) at a time within a batch: the first slice,
+#: and the most (slices double in between).
+FIRST_READ = 25
+BATCH_READ = 500
+#: The APScheduler job delivering, as one batch, what fell due while the bot was down.
+OVERDUE_JOB = "due-at-start"
 
 
 def occurrence_key(announcement: Announcement) -> str:
@@ -57,45 +68,15 @@ class AnnouncementScheduler:
         self._settings = settings
         self._notify = notify
         self._clock = clock
-        engine.on_retry = self.arm_retry
         self._batch: list[int] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._batch_tasks: set[asyncio.Task[None]] = set()
         #: Announcements whose timer callback is running (id -> how many callbacks).
         self._firing: dict[int, int] = {}
-        #: Deliveries whose retry timer callback is running.
-        self._retrying: set[int] = set()
 
     async def recover_interrupted(self, *, include_live_claims: bool = False) -> int:
-        """Turn deliveries whose claim ran out mid-post into ``unknown`` and tell staff.
-
-        A lease runs out when its process died, but also when it stalled or lost the
-        database for longer than the lease; such a process finds its claim gone when it
-        writes again and leaves the row to the person (see ``AnnouncementStore.settle``).
-        """
-        recovered = 0
-        for delivery in await self._store.interrupted(include_live_claims=include_live_claims):
-            changed = await self._store.set_delivery_if(
-                delivery.id,
-                ("sending",),
-                state="unknown",
-                claimed_until=None,
-                error="interrupted while posting (its bot instance stopped, stalled or lost "
-                "the database mid-send)",
-            )
-            announcement = await self._store.get(delivery.announcement_id)
-            if not changed or announcement is None:
-                continue
-            recovered += 1
-            await self._notify(
-                announcement,
-                f"Announcement #{announcement.id} was being posted to {delivery.platform} "
-                "when the bot stopped (or lost its database); it may or may not be there. "
-                "Check, then "
-                f"/announce mark-sent {announcement.id} --to {delivery.platform} or "
-                f"/announce retry {announcement.id} --to {delivery.platform}.",
-            )
-        return recovered
+        """Take over deliveries whose claim ran out mid-post (see ``DeliveryEngine.recover``)."""
+        return await self._engine.recover(include_live_claims=include_live_claims)
 
     async def sync(self, horizon_seconds: float) -> int:
         """Arm timers another instance queued (several processes, one database).
@@ -117,10 +98,8 @@ class AnnouncementScheduler:
                 armed += 1
         for delivery in await self._store.retry_pending():
             when = delivery.next_attempt_at
-            job = self._scheduler.get_job(f"delivery-{delivery.id}")
-            idle = job is None and delivery.id not in self._retrying
-            if when is not None and when <= horizon and idle:
-                self.arm_retry(delivery.id, max(when, now))
+            if when is not None and when <= horizon and self._engine.retry_idle(delivery.id):
+                self._engine.retry_at(delivery.id, max(when, now))
                 armed += 1
         return armed
 
@@ -157,32 +136,73 @@ class AnnouncementScheduler:
         armed = 0
         held = await self._store.held()
         now = self._clock()
-        for announcement in await self._store.active():
-            if announcement.status == "scheduled" and announcement.due_at is not None:
-                armed += await self._arm_at_start(announcement, now, held)
+        grace = timedelta(minutes=self._settings.grace_minutes)
+        overdue: list[int] = []
+        # The timers alone (ids and times, no rows): thousands pending must not hold up the
+        # restart; the rows are read when they fall due, a slice at a time.
+        for ident, due, recurring in await self._store.scheduled_times():
+            if due >= now or (held and not recurring):
+                self.arm(ident, due)
+                armed += 1
+            elif due >= now - grace:
+                overdue.append(ident)
+            else:
+                late = await self._store.get(ident)
+                if late is not None and late.due_at is not None:
+                    armed += await self._arm_late(late, now)
+        if overdue:
+            # Due while the bot was down (or mid fan-out when it died): one batch, not one
+            # timer each, so posting resumes as soon as the first slice is read.
+            self._scheduler.add_job(
+                self._fire_overdue,
+                trigger=DateTrigger(run_date=now),
+                args=[overdue],
+                id=OVERDUE_JOB,
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+            armed += len(overdue)
         for delivery in await self._store.retry_pending():
             if delivery.next_attempt_at is not None:
-                self.arm_retry(delivery.id, delivery.next_attempt_at)
+                self._engine.retry_at(delivery.id, delivery.next_attempt_at)
                 armed += 1
         log.info("announcement timers armed count=%d held=%s", armed, held)
         return armed
 
-    async def _arm_at_start(self, announcement: Announcement, now: datetime, held: bool) -> int:
+    async def _fire_overdue(self, announcement_ids: list[int]) -> None:
+        """Deliver what fell due while the bot was down, as one batch (marked as firing, so
+        ``sync`` does not arm a timer for each meanwhile)."""
+        for ident in announcement_ids:
+            self._firing[ident] = self._firing.get(ident, 0) + 1
+        try:
+            await self._fire_batch(announcement_ids)
+        finally:
+            for ident in announcement_ids:
+                left = self._firing.pop(ident) - 1
+                if left:
+                    self._firing[ident] = left
+
+    async def _arm_late(self, announcement: Announcement, now: datetime) -> int:
+        """Due longer ago than the grace period: finish a fan-out under way; otherwise mark
+        it missed (one-off) or move on to the next occurrence (recurring)."""
         due = announcement.due_at
         assert due is not None
-        grace = timedelta(minutes=self._settings.grace_minutes)
-        if due >= now or (held and not announcement.recurrence):
-            self.arm(announcement.id, due)
-            return 1
-        if due >= now - grace:
+        tz = zone(announcement.timezone)
+        started = any(
+            d.state != DeliveryState.PENDING or d.attempts for d in announcement.deliveries
+        )
+        if not announcement.recurrence and started:
+            # Its fan-out was under way (a crash, or another instance still at it): finish
+            # it, rather than leave it out on some platforms only.
             self.arm(announcement.id, now)
             return 1
-        tz = zone(announcement.timezone)
         if not announcement.recurrence:
-            await self._store.update(announcement.id, status="missed")
+            await self._store.update(announcement.id, status=AnnouncementStatus.MISSED)
             for delivery in announcement.deliveries:
-                if delivery.state == "pending":
-                    await self._store.set_delivery(delivery.id, owner=None, state="missed")
+                if delivery.state == DeliveryState.PENDING:
+                    await self._store.set_delivery(
+                        delivery.id, owner=None, state=DeliveryState.MISSED
+                    )
             await self._notify(
                 announcement,
                 f"Announcement #{announcement.id} was due {format_local(due, tz)} while the bot "
@@ -202,7 +222,7 @@ class AnnouncementScheduler:
     async def _advance(self, announcement: Announcement, following: datetime) -> int:
         until = announcement.recur_until
         if until is not None and following > until:
-            await self._store.update(announcement.id, status="done")
+            await self._store.update(announcement.id, status=AnnouncementStatus.DONE)
             self.disarm(announcement.id)
             return 0
         await self._store.update(announcement.id, due_at=following)
@@ -225,29 +245,6 @@ class AnnouncementScheduler:
         job = self._scheduler.get_job(f"announcement-{announcement_id}")
         if job is not None:
             job.remove()
-
-    def arm_retry(self, delivery_id: int, when: datetime) -> None:
-        """Arm a retry of one delivery."""
-        self._scheduler.add_job(
-            self._retry,
-            trigger=DateTrigger(run_date=when),
-            args=[delivery_id],
-            id=f"delivery-{delivery_id}",
-            replace_existing=True,
-            misfire_grace_time=None,
-            # A retry that fails again re-arms this job from inside its own run; with a short
-            # backoff the new run is due before that run has returned, and APScheduler would
-            # skip it (one instance per job) and leave the row pending. The claim keeps two
-            # runs from both posting.
-            max_instances=2,
-        )
-
-    async def _retry(self, delivery_id: int) -> None:
-        self._retrying.add(delivery_id)
-        try:
-            await self._engine.deliver(delivery_id)
-        finally:
-            self._retrying.discard(delivery_id)
 
     async def fire_now(self, announcement_id: int) -> None:
         """Deliver an announcement immediately (``/announce now``, approvals, resume)."""
@@ -287,11 +284,30 @@ class AnnouncementScheduler:
         task.add_done_callback(finished)
 
     async def _fire_batch(self, announcement_ids: list[int]) -> None:
+        """Deliver a batch, read in slices: the first slice is posting while the next is read
+        (after a restart, thousands can be due at once), and no read outgrows a database's
+        limit on query parameters."""
+        firing: list[asyncio.Task[None]] = []
+        start, size = 0, FIRST_READ
+        try:
+            while start < len(announcement_ids):
+                due = await self._due(announcement_ids[start : start + size])
+                if due:
+                    firing.append(asyncio.create_task(self._deliver_and_advance(*due)))
+                # Small first, so the first posts do not wait for thousands of rows to load;
+                # then larger, for fewer round trips.
+                start, size = start + size, min(size * 2, BATCH_READ)
+        finally:
+            await asyncio.gather(*firing)
+
+    async def _due(self, announcement_ids: list[int]) -> tuple[list[Announcement], bool] | None:
+        """The announcements of a slice that are due now, read once (the engine posts from
+        this read), and whether the embargo is on; None if none is due."""
         now = self._clock()
         due: list[Announcement] = []
-        announcements, _ = await self._store.get_many_for_delivery(announcement_ids)
+        announcements, held = await self._store.get_many_for_delivery(announcement_ids)
         for announcement in announcements:
-            if announcement.status != "scheduled":
+            if announcement.status != AnnouncementStatus.SCHEDULED:
                 continue
             if announcement.due_at is None:
                 continue
@@ -300,9 +316,14 @@ class AnnouncementScheduler:
                 continue
             self.disarm(announcement.id)  # when called directly (now, approve, resume)
             due.append(announcement)
-        if not due:
-            return
-        await self._engine.fire_many([(a.id, occurrence_key(a)) for a in due])
+        return (due, held) if due else None
+
+    async def _deliver_and_advance(self, due: list[Announcement], held: bool) -> None:
+        now = self._clock()
+        if held:
+            log.info("announcements held by embargo ids=%s", sorted(a.id for a in due))
+        else:
+            await self._engine.fire_many([(a, occurrence_key(a)) for a in due])
         for announcement in due:
             if announcement.recurrence and announcement.due_at is not None:
                 tz = zone(announcement.timezone)
@@ -316,7 +337,7 @@ class AnnouncementScheduler:
         released = 0
         for announcement in await self._store.active():
             if (
-                announcement.status == "scheduled"
+                announcement.status == AnnouncementStatus.SCHEDULED
                 and not announcement.recurrence
                 and announcement.due_at is not None
                 and announcement.due_at <= now

@@ -2,8 +2,9 @@
 
 A delivery moves pending -> sending -> sent | failed | unknown (and pending again for a
 scheduled retry). The move to ``sending`` is a conditional UPDATE committed *before* the
-platform is called, so two workers can never both post the same row, and a crash leaves a
-``sending`` row that start-up turns into ``unknown`` for a person to decide.
+platform is called, so two workers can never both post the same row; before each platform call
+the part is marked in ``progress`` (``announcements/progress.py``), so a row a dead process
+left ``sending`` tells whether a call may have happened (see ``announcements/engine.py``).
 
 Every write made under a claim names it (``claimed_by = :owner AND state = 'sending'``): a
 process whose lease ran out (it stalled, or lost the database for longer than the lease) may
@@ -32,19 +33,22 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from announcements.progress import posted_entries
 from bot.errors import StoreError
 from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.models import Announcement, BotState, Delivery, EngagementEvent
+from bot.store.states import (
+    ACTIVE,
+    IN_PROGRESS,
+    NEEDS_PERSON,
+    WITHDRAWN,
+    AnnouncementStatus,
+    DeliveryState,
+)
 
 log = logging.getLogger(__name__)
 
-#: Announcement statuses that still have work ahead.
-ACTIVE = ("scheduled", "awaiting_approval")
-#: Delivery states a person must act on.
-NEEDS_PERSON = ("failed", "unknown")
-#: Marks the last ``progress`` entry as a part in doubt (see ``announcements.delivery.Doubt``).
-DOUBT = "?"
 HOLD_KEY = "announcements.hold"
 #: What :meth:`AnnouncementStore.record_sent` did: recorded under the claim; recorded after
 #: the claim had run out (the row was ``unknown`` from that very claim, untouched since); or
@@ -63,11 +67,6 @@ def _persisting() -> AsyncRetrying:
         wait=wait_random_exponential(multiplier=0.2, max=3.0),
         reraise=True,
     )
-
-
-def posted_entries(progress: Sequence[str]) -> list[str]:
-    """The posted parts of a ``progress`` list, without a part in doubt."""
-    return [entry for entry in progress if not entry.startswith(DOUBT)]
 
 
 def claim_token(owner: str) -> str:
@@ -101,7 +100,7 @@ class NewAnnouncement:
     overrides: dict[str, str]
     recurrence: str | None = None
     recur_until: datetime | None = None
-    status: str = "scheduled"
+    status: AnnouncementStatus = AnnouncementStatus.SCHEDULED
     origin_platform: str | None = None
     origin_channel: str | None = None
 
@@ -162,12 +161,29 @@ class AnnouncementStore:
             )
             return (await session.scalars(stmt)).all()
 
+    async def scheduled_times(self) -> Sequence[tuple[int, datetime, bool]]:
+        """``(id, due_at, recurring)`` of every scheduled announcement: what its timer needs,
+        without loading rows (a restart with thousands queued)."""
+        async with self._db.session() as session:
+            stmt = (
+                select(Announcement.id, Announcement.due_at, Announcement.recurrence)
+                .where(
+                    Announcement.status == AnnouncementStatus.SCHEDULED,
+                    Announcement.due_at.is_not(None),
+                )
+                .order_by(Announcement.due_at, Announcement.id)
+            )
+            rows = (await session.execute(stmt)).all()
+            return [(int(i), due, bool(rule)) for i, due, rule in rows if due is not None]
+
     async def due_by(self, horizon: datetime) -> Sequence[tuple[int, datetime]]:
         """``(id, due_at)`` of scheduled announcements with pending work due by ``horizon``."""
         async with self._db.session() as session:
-            open_rows = select(Delivery.announcement_id).where(Delivery.state == "pending")
+            open_rows = select(Delivery.announcement_id).where(
+                Delivery.state == DeliveryState.PENDING
+            )
             stmt = select(Announcement.id, Announcement.due_at).where(
-                Announcement.status == "scheduled",
+                Announcement.status == AnnouncementStatus.SCHEDULED,
                 Announcement.due_at <= horizon,
                 Announcement.id.in_(open_rows) | Announcement.recurrence.is_not(None),
             )
@@ -179,7 +195,7 @@ class AnnouncementStore:
         async with self._db.session() as session:
             has_open = (
                 select(Delivery.announcement_id)
-                .where(Delivery.state.in_(("pending", "sending", *NEEDS_PERSON)))
+                .where(Delivery.state.in_((*IN_PROGRESS, *NEEDS_PERSON)))
                 .distinct()
             )
             stmt = (
@@ -188,7 +204,9 @@ class AnnouncementStore:
                     (Announcement.status.in_(ACTIVE))
                     | (
                         Announcement.id.in_(has_open)
-                        & Announcement.status.not_in(("cancelled", "retracted"))
+                        & Announcement.status.not_in(
+                            (AnnouncementStatus.CANCELLED, AnnouncementStatus.RETRACTED)
+                        )
                     )
                 )
                 .order_by(Announcement.due_at, Announcement.id)
@@ -220,7 +238,7 @@ class AnnouncementStore:
                 .join(Delivery)
                 .where(
                     Announcement.content_hash == digest,
-                    Delivery.state == "sent",
+                    Delivery.state == DeliveryState.SENT,
                     Delivery.sent_at >= now - window,
                 )
             )
@@ -235,7 +253,7 @@ class AnnouncementStore:
                 .join(Announcement)
                 .where(
                     Delivery.platform == platform,
-                    Delivery.state.not_in(("cancelled", "retracted")),
+                    Delivery.state.not_in(WITHDRAWN),
                     func.coalesce(Delivery.sent_at, Announcement.due_at) >= start,
                     func.coalesce(Delivery.sent_at, Announcement.due_at) < end,
                 )
@@ -267,7 +285,7 @@ class AnnouncementStore:
                 "announcement_id": announcement.id,
                 "platform": platform,
                 "occurrence": occurrence,
-                "state": "pending",
+                "state": DeliveryState.PENDING,
                 "progress": [],
                 "attempts": 0,
                 "updated_at": now,
@@ -353,15 +371,15 @@ class AnnouncementStore:
             # right now are skipped instead of waited for (its claim wins; this one moves on).
             candidates = Delivery.id.in_(
                 select(Delivery.id)
-                .where(candidates, Delivery.state == "pending")
+                .where(candidates, Delivery.state == DeliveryState.PENDING)
                 .with_for_update(skip_locked=True)
             )
         async with self._db.session() as session:
             result = await session.execute(
                 update(Delivery)
-                .where(candidates, Delivery.state == "pending")
+                .where(candidates, Delivery.state == DeliveryState.PENDING)
                 .values(
-                    state="sending",
+                    state=DeliveryState.SENDING,
                     claimed_by=claim_token(owner),
                     claimed_until=now + lease,
                     attempts=Delivery.attempts + 1,
@@ -390,7 +408,7 @@ class AnnouncementStore:
                 update(Delivery)
                 .where(
                     Delivery.id.in_(list(held)),
-                    Delivery.state == "sending",
+                    Delivery.state == DeliveryState.SENDING,
                     Delivery.claimed_by.in_(set(held.values())),
                 )
                 .values(claimed_until=until)
@@ -412,10 +430,10 @@ class AnnouncementStore:
         transaction, retried while the database is unreachable.
 
         Only while the row is still ``sending`` under the claim ``owner`` (``recorded``), or
-        ``unknown`` from that same claim and untouched since: its lease ran out mid-post and
-        the recovery marked it, but no person or other attempt has acted on it, so the post
-        that is up is recorded (``late``; the caller tells staff). Otherwise nothing is
-        written (``lost``; see :meth:`note_lost_claim`).
+        ``unknown``/``pending`` from that same claim and untouched since: its lease ran out
+        mid-post and another instance took it over, but no person or other attempt has acted
+        on it, so the post that is up is recorded (``late``; the caller tells staff).
+        Otherwise nothing is written (``lost``; see :meth:`note_lost_claim`).
         """
         async for attempt in _persisting():
             with attempt:
@@ -441,7 +459,7 @@ class AnnouncementStore:
     ) -> Recorded:
         now = utcnow()
         sent = {
-            "state": "sent",
+            "state": DeliveryState.SENT,
             "sent_at": now,
             "claimed_until": None,
             "next_attempt_at": None,
@@ -451,12 +469,19 @@ class AnnouncementStore:
             "updated_at": now,
         }
         late_note = (
-            f"its claim ran out mid-post and it was marked unknown; instance "
+            f"its claim ran out mid-post and it was taken over; instance "
             f"{claim_owner(owner)} finished the post after all"
         )
         async with self._db.session() as session:
+            # A post that is up is recorded also over a takeover's pending row: the retry it
+            # waits for would only look the post up and find it.
             outcome = await _write_own(
-                session, delivery_id, owner, {"error": None, **sent}, {"error": late_note, **sent}
+                session,
+                delivery_id,
+                owner,
+                {"error": None, **sent},
+                {"error": late_note, **sent},
+                (DeliveryState.UNKNOWN, DeliveryState.PENDING),
             )
             if outcome is not None:
                 session.add(event)
@@ -471,7 +496,7 @@ class AnnouncementStore:
             # A retry after a commit whose acknowledgement was lost finds its own write (or a
             # person confirmed this very post with mark-sent, which keeps the claim).
             row = await session.get(Delivery, delivery_id)
-            if row is not None and row.state == "sent" and row.claimed_by == owner:
+            if row is not None and row.state == DeliveryState.SENT and row.claimed_by == owner:
                 # Our own earlier write: late as well if that one was (staff must hear of it).
                 return "late" if row.error == late_note else "recorded"
             _warn_lost(delivery_id, owner, row, "record it sent")
@@ -553,7 +578,7 @@ class AnnouncementStore:
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def set_delivery_if(
-        self, delivery_id: int, states: Sequence[str], **fields: object
+        self, delivery_id: int, states: Sequence[DeliveryState], **fields: object
     ) -> bool:
         """Set columns only if the delivery is in one of ``states``; True if it was."""
         async with self._db.session() as session:
@@ -564,6 +589,20 @@ class AnnouncementStore:
             )
             return bool(getattr(result, "rowcount", 0) == 1)
 
+    async def take_over(self, delivery_id: int, claim: str | None, **fields: object) -> bool:
+        """Set ``fields`` on a row left ``sending`` by a claim whose process no longer holds
+        it (its lease ran out), if it still is; False if another instance got there first."""
+        async with self._db.session() as session:
+            claimed = (
+                Delivery.claimed_by.is_(None) if claim is None else Delivery.claimed_by == claim
+            )
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING, claimed)
+                .values(updated_at=utcnow(), **fields)
+            )
+            return _rowcount(result) == 1
+
     async def interrupted(self, *, include_live_claims: bool = False) -> Sequence[Delivery]:
         """Rows left ``sending`` whose claim has expired: their outcome is unknown.
 
@@ -572,7 +611,7 @@ class AnnouncementStore:
                 single-process deployment (SQLite) at start, where no other process can own one.
         """
         async with self._db.session() as session:
-            stmt = select(Delivery).where(Delivery.state == "sending")
+            stmt = select(Delivery).where(Delivery.state == DeliveryState.SENDING)
             if not include_live_claims:
                 stmt = stmt.where(
                     (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < utcnow())
@@ -583,7 +622,7 @@ class AnnouncementStore:
         """Pending rows with a retry time (re-armed at start)."""
         async with self._db.session() as session:
             stmt = select(Delivery).where(
-                Delivery.state == "pending", Delivery.next_attempt_at.is_not(None)
+                Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at.is_not(None)
             )
             return (await session.scalars(stmt)).all()
 
@@ -597,17 +636,21 @@ class AnnouncementStore:
         if announcement_id is None:
             return False
         announcement = await session.get(Announcement, announcement_id)
-        if announcement is None or announcement.recurrence or announcement.status != "scheduled":
+        if (
+            announcement is None
+            or announcement.recurrence
+            or announcement.status != AnnouncementStatus.SCHEDULED
+        ):
             return False
         busy = await session.scalar(
             select(func.count(Delivery.id)).where(
                 Delivery.announcement_id == announcement_id,
-                Delivery.state.in_(("pending", "sending")),
+                Delivery.state.in_(IN_PROGRESS),
             )
         )
         if busy:
             return False
-        announcement.status = "done"
+        announcement.status = AnnouncementStatus.DONE
         return True
 
     async def held(self) -> bool:
@@ -630,7 +673,7 @@ def _under_claim(delivery_id: int, owner: str) -> tuple[ColumnElement[bool], ...
     """The row, only while it is still being posted under the claim ``owner``."""
     return (
         Delivery.id == delivery_id,
-        Delivery.state == "sending",
+        Delivery.state == DeliveryState.SENDING,
         Delivery.claimed_by == owner,
     )
 
@@ -645,10 +688,12 @@ async def _write_own(
     owner: str,
     values: Mapping[str, object],
     late_values: Mapping[str, object],
+    late_states: Sequence[DeliveryState] = (DeliveryState.UNKNOWN,),
 ) -> Literal["recorded", "late"] | None:
     """Write ``values`` to the row still being posted under the claim ``owner``; else
-    ``late_values`` to the row if it is the ``unknown`` that claim's lapse left and nobody
-    has touched since (the recovery keeps ``claimed_by``); None if neither."""
+    ``late_values`` to the row if it is what that claim's takeover left (in one of
+    ``late_states``) and nobody has touched since (the takeover keeps ``claimed_by``); None
+    if neither."""
     result = await session.execute(
         update(Delivery).where(*_under_claim(delivery_id, owner)).values(**values)
     )
@@ -658,7 +703,7 @@ async def _write_own(
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
-            Delivery.state == "unknown",
+            Delivery.state.in_(late_states),
             Delivery.claimed_by == owner,
         )
         .values(**late_values)

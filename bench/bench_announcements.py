@@ -27,6 +27,7 @@ from bot.events import OutgoingMessage, SentMessage
 from bot.runtime import Runtime
 from bot.store.db import Database
 from bot.store.models import Announcement, Delivery
+from bot.store.states import AnnouncementStatus, DeliveryState
 
 PLATFORMS = ("slack", "discord", "x")
 
@@ -53,7 +54,7 @@ async def _seed(url: str, count: int, first_due: datetime, spread: timedelta) ->
                 "text": f"Benchmark announcement {start_id + i + 1}",
                 "targets": list(PLATFORMS),
                 "overrides": {},
-                "status": "scheduled",
+                "status": AnnouncementStatus.SCHEDULED,
                 "due_at": first_due + step * i,
                 "timezone": "UTC",
                 "content_hash": f"bench-{start_id + i + 1}",
@@ -70,7 +71,7 @@ async def _seed(url: str, count: int, first_due: datetime, spread: timedelta) ->
                     "announcement_id": r["id"],
                     "platform": p,
                     "occurrence": "",
-                    "state": "pending",
+                    "state": DeliveryState.PENDING,
                     "progress": [],
                     "attempts": 0,
                     "updated_at": now,

@@ -30,6 +30,7 @@ from announcements.store import AnnouncementStore, NewAnnouncement
 from bench.machine import describe
 from bot.events import utcnow
 from bot.store.models import Announcement, Delivery, EngagementEvent
+from bot.store.states import DeliveryState
 from tests.fakes.slack_api import Call
 from tests.reliability.fleet import PLATFORMS, Fleet, ask, fleet
 
@@ -96,10 +97,10 @@ async def announcements(crew: Fleet, count: int) -> float:
     total = count * len(PLATFORMS)
     for _ in range(1200):
         states = await crew.states()
-        if states["sent"] == total:
+        if states[DeliveryState.SENT] == total:
             break
         await asyncio.sleep(0.25)
-    assert states["sent"] == total, dict(states)
+    assert states[DeliveryState.SENT] == total, dict(states)
     async with crew.db.session() as session:
         last = await session.scalar(select(func.max(Delivery.sent_at)))
         first_due = await session.scalar(select(func.min(Announcement.due_at)))

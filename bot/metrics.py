@@ -29,6 +29,7 @@ from bot.store.claims import Claims
 from bot.store.db import Database
 from bot.store.engagement import Event
 from bot.store.models import Delivery
+from bot.store.states import DeliveryState
 from bot.timeline import PostMetrics
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class MetricsPoller:
                     select(Delivery)
                     .where(
                         Delivery.platform == self.platform,
-                        Delivery.state == "sent",
+                        Delivery.state == DeliveryState.SENT,
                         Delivery.external_id.is_not(None),
                         Delivery.sent_at >= now - self._horizon(),
                     )

@@ -26,8 +26,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from adapters import registry
 from adapters.base import Adapter, PlatformRules
 from announcements.commands import AnnounceCommands
-from announcements.delivery import DeliveryEngine
+from announcements.engine import DeliveryEngine
 from announcements.news import AnnouncementNews
+from announcements.retries import RetryTimers
 from announcements.schedule import AnnouncementScheduler
 from announcements.store import AnnouncementStore
 from bot.answering import Knowledge
@@ -170,16 +171,19 @@ class Runtime:
             self.dispatcher,
         )
         self.delivery = DeliveryEngine(
+            platforms=platforms,
+            max_parts=registry.max_parts(settings),
             store=self.announcements,
             adapters=self.adapters,
             channels={p: a.announce_channels for p, a in self.adapters.items()},
             settings=settings.announcements,
             engagement=self.engagement,
             notify=self.notify_staff,
+            retries=RetryTimers(self.scheduler),
+            on_news_changed=self.knowledge.reload_soon,
             owner=self.instance_id,
             metrics=self.metrics,
         )
-        self.delivery.on_news_changed = self.knowledge.reload_soon
         self.announcement_timers = AnnouncementScheduler(
             scheduler=self.scheduler,
             store=self.announcements,

@@ -13,6 +13,8 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from bot.store.states import DeliveryState
+
 #: Lateness buckets in seconds: the target is well under a second; minutes mean trouble.
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 
@@ -61,7 +63,7 @@ class Metrics:
 
     def sent_late(self, platform: str, due: datetime | None, sent: datetime) -> None:
         """Count a sent delivery and observe how late it went out."""
-        self.delivery(platform, "sent")
+        self.delivery(platform, DeliveryState.SENT)
         if due is not None:
             self.lateness.labels(platform).observe(max(0.0, (sent - due).total_seconds()))
 

@@ -263,3 +263,13 @@ def test_the_config_section_builds_the_adapter(tmp_path: Path) -> None:
     assert adapter.platform == "bluesky" and adapter.announce_channels == (FEED,)
     with pytest.raises(Exception, match="BLUESKY_APP_PASSWORD"):
         load_config(path, environ={})
+
+
+async def test_a_long_announcement_goes_out_as_a_thread(sqlite_url: str) -> None:
+    text = " ".join(f"Sentence {i} explains one more detail of the move." for i in range(12))
+    async with fake_bluesky() as fake, running_bluesky(fake, sqlite_url) as bot:
+        await bot.announce(f"now --to bluesky {text}")
+        first, second, third = fake.posts_by(DID)
+    assert "reply" not in first["value"] and first["value"]["text"].endswith(" (1/3)")
+    assert refs(second) == (first["uri"], first["uri"])
+    assert refs(third) == (first["uri"], second["uri"])

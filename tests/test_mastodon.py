@@ -282,3 +282,12 @@ def test_the_config_section_builds_the_adapter(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="MASTODON_ACCESS_TOKEN"):
         load_config(path, environ={})
     assert BOT_HANDLE and BOT_ID  # the fake's account, used by the fake's mentions
+
+
+async def test_a_long_announcement_goes_out_as_a_thread(sqlite_url: str) -> None:
+    text = " ".join(f"Sentence {i} explains one more detail of the move." for i in range(20))
+    async with fake_mastodon() as fake, running_mastodon(fake, sqlite_url) as bot:
+        await bot.announce(f"now --to mastodon {text}")
+        first, second, third = fake.posted()
+    assert first["in_reply_to_id"] is None and first["text"].endswith(" (1/3)")
+    assert second["in_reply_to_id"] == first["id"] and third["in_reply_to_id"] == second["id"]

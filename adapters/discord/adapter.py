@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -206,6 +207,12 @@ class DiscordAdapter:
 
     async def delete(self, sent: SentMessage) -> None:
         await self._outbound.delete(self._running(), sent)
+
+    async def find_posted(
+        self, message: OutgoingMessage, key: str, since: datetime
+    ) -> SentMessage | None:
+        """The bot's post of ``message`` since ``since`` (see ``Outbound.find_posted``)."""
+        return await self._outbound.find_posted(self._running(), message, since)
 
     # --- sync-commands -------------------------------------------------------------------
 

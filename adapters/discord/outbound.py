@@ -4,15 +4,20 @@ announcement channels), deletions.
 
 Every message is created with a ``nonce`` and ``enforce_nonce``: Discord returns the earlier
 message for a repeated nonce, so a post that timed out is retried once with the same nonce
-without risking a duplicate.
+without risking a duplicate. An announcement's nonce is derived from its idempotency key, so a
+repeat by another attempt or process within Discord's nonce window is refused in the same way;
+beyond it, :meth:`Outbound.find_posted` looks the post up in the channel's recent messages
+before the engine posts it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -21,13 +26,17 @@ from adapters.discord.errors import PLATFORM, discord_errors
 from adapters.discord.rules import DISCORD_MESSAGE_LIMIT as MESSAGE_LIMIT
 from adapters.discord.state import State
 from adapters.discord.ui import Buttons, fits_custom_id
-from bot.errors import PermanentPlatformError, PlatformError
+from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
 from bot.events import OutgoingMessage, SentMessage
 
 log = logging.getLogger(__name__)
 
 THREAD_NAME_LIMIT = 100
 DEFAULT_THREAD_NAME = "Questions and answers"
+#: Discord accepts nonces of up to 25 characters.
+NONCE_LENGTH = 25
+#: How many of a channel's messages since a lost post :meth:`Outbound.find_posted` reads.
+HISTORY_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,15 @@ def chunks(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
         text = text[cut:].lstrip("\n")
     parts.append(text)
     return parts
+
+
+def nonce_for(key: str | None, index: int) -> str:
+    """The nonce of one message: derived from the post's idempotency key (the same for every
+    attempt at that post, so Discord refuses a repeat), else random."""
+    if not key:
+        return secrets.token_hex(12)
+    digest = hashlib.sha256(f"{key}#{index}".encode()).hexdigest()
+    return digest[:NONCE_LENGTH]
 
 
 class Outbound:
@@ -87,6 +105,42 @@ class Outbound:
             if message.ephemeral_to:
                 return await self._send_ephemeral(client, message)
             return await self._post(client, message)
+
+    async def find_posted(
+        self, client: discord.Client, message: OutgoingMessage, since: datetime
+    ) -> SentMessage | None:
+        """The bot's post of ``message`` since ``since``, from the channel's recent messages.
+
+        Discord does not return nonces in a channel's history, so a post matches by its
+        author (the bot), its first message's text and what it replies to; the read starts
+        at ``since`` (a snowflake of that time) and goes forward, at most
+        :data:`HISTORY_LIMIT` messages.
+        """
+        if client.user is None:
+            raise TransientPlatformError(PLATFORM, "the Discord adapter is not running")
+        where = message.where
+        target = int(where.thread_id or where.channel_id)
+        cached = client.get_channel(target)
+        channel: discord.abc.Messageable = (
+            cached
+            if isinstance(cached, discord.abc.Messageable)
+            else client.get_partial_messageable(target)
+        )
+        wanted = chunks(message.text)[0]
+        reply_to = int(message.reply_to) if message.reply_to else None
+        with discord_errors():
+            async for found in channel.history(limit=HISTORY_LIMIT, after=since, oldest_first=True):
+                replied = found.reference.message_id if found.reference else None
+                mine = found.author.id == client.user.id
+                if mine and found.content == wanted and replied == reply_to:
+                    return SentMessage(
+                        PLATFORM,
+                        where.channel_id,
+                        str(found.id),
+                        found.jump_url,
+                        thread_id=where.thread_id,
+                    )
+        return None
 
     async def delete(self, client: discord.Client, sent: SentMessage) -> None:
         channel = client.get_partial_messageable(int(sent.channel_id))
@@ -126,7 +180,11 @@ class Outbound:
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             sent = await self._create(
-                channel, part, reference if index == 0 else None, view if last else None
+                channel,
+                part,
+                reference if index == 0 else None,
+                view if last else None,
+                nonce=nonce_for(message.idempotency_key, index),
             )
             first = first or sent
         assert first is not None
@@ -147,9 +205,14 @@ class Outbound:
         text: str,
         reference: discord.MessageReference | None,
         view: discord.ui.View | None,
+        *,
+        nonce: str | None = None,
     ) -> discord.Message:
-        """Create one message; a timeout is retried once with the same nonce (no duplicate)."""
-        nonce = secrets.token_hex(12)  # Discord accepts up to 25 characters
+        """Create one message; a timeout is retried once with the same nonce (no duplicate).
+
+        discord.py sends ``enforce_nonce`` with every nonce.
+        """
+        nonce = nonce or nonce_for(None, 0)
         options: dict[str, Any] = {}
         if reference is not None:
             options["reference"] = reference

@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from bot.store.db import Database
 from bot.store.models import Announcement, Delivery, EngagementEvent, FaqEntry, ReviewItem
+from bot.store.states import NEEDS_PERSON
 
 #: Engagement kinds that count as people engaging with an announcement.
 ENGAGEMENT_KINDS = ("reaction", "reply", "question", "feedback")
@@ -94,7 +95,7 @@ class DashboardQueries:
                 await session.execute(
                     select(Announcement, Delivery)
                     .join(Delivery, Delivery.announcement_id == Announcement.id)
-                    .where(Delivery.state.in_(("failed", "unknown")))
+                    .where(Delivery.state.in_(NEEDS_PERSON))
                     .order_by(Delivery.id.desc())
                     .limit(limit)
                 )

@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from announcements.store import NEEDS_PERSON
 from bot.dashboard import charts
 from bot.dashboard.app import (
     DashboardDeps,
@@ -54,6 +53,7 @@ from bot.store.engagement import (
     message_link,
 )
 from bot.store.models import EngagementEvent, FaqEntry, ReviewItem
+from bot.store.states import NEEDS_PERSON
 from bot.store.users import LoginLimiter, UserStore
 
 EXPORT_LIMIT = 100_000

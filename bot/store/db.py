@@ -50,8 +50,9 @@ def safe_url(url: str) -> str:
 
 
 #: SQLSTATE classes of a database that is away rather than of a bad statement:
-#: 08 connection exception, 57 operator intervention (shutdown, cannot connect now).
-OUTAGE_SQLSTATE_CLASSES = ("08", "57")
+#: 08 connection exception, 57 operator intervention (shutdown, cannot connect now), 53
+#: insufficient resources (too many connections: a busy server turns clients away for now).
+OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
 #: asyncpg errors raised without a SQLSTATE when the connection broke mid-operation.
 OUTAGE_CAUSES = ("ConnectionDoesNotExistError", "InternalClientError")
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.events import utcnow
+from bot.store.states import AnnouncementStatus, DeliveryState, StateColumn
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -93,8 +94,9 @@ class Announcement(Base):
     targets: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: platform -> override text.
     overrides: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    #: queued, held, awaiting_approval, sending, done, cancelled, missed, retracted
-    status: Mapped[str] = mapped_column(String(32), default="queued", index=True)
+    status: Mapped[AnnouncementStatus] = mapped_column(
+        StateColumn(AnnouncementStatus, 32), default=AnnouncementStatus.SCHEDULED, index=True
+    )
     due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     #: Recurrence rule in local wall-clock time (e.g. "every monday 17:00"), or None.
@@ -126,11 +128,13 @@ class Delivery(Base):
     platform: Mapped[str] = mapped_column(String(32))
     #: For recurring announcements: the due time of this occurrence (UTC ISO), else "".
     occurrence: Mapped[str] = mapped_column(String(40), default="")
-    #: pending, sending, sent, failed, unknown, retracted, cancelled
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[DeliveryState] = mapped_column(
+        StateColumn(DeliveryState, 16), default=DeliveryState.PENDING, index=True
+    )
     external_id: Mapped[str | None] = mapped_column(Text, default=None)
     url: Mapped[str | None] = mapped_column(Text, default=None)
-    #: Platform ids posted so far (X threads resume from here after a failure).
+    #: Parts posted so far, and the one whose call may have been made, in the format of
+    #: ``announcements/progress.py`` (X threads resume from here after a failure).
     progress: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

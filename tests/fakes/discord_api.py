@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.waiting import PATIENCE
 
 APP_ID = "900000000000000001"
 BOT_ID = "900000000000000002"
@@ -31,6 +34,8 @@ GENERAL = "810000000000000001"
 NEWS = "810000000000000002"
 DESK = "810000000000000003"
 DM_CHANNEL = "820000000000000001"
+#: Discord's epoch (2015-01-01), the zero of snowflake times.
+DISCORD_EPOCH_MS = 1_420_070_400_000
 
 BOT_USER = {
     "id": BOT_ID,
@@ -109,12 +114,15 @@ class FakeDiscord:
     fail: dict[tuple[str, str], list[tuple[int, Any, dict[str, str]]]] = field(default_factory=dict)
     #: (METHOD, path) -> seconds to stall before answering, popped one per call.
     stall: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    #: How many stalled requests have been answered (a test waits for a late one to land).
+    stalled_answered: int = 0
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Close the socket with this code right after IDENTIFY (4014: disallowed intents).
     close_on_identify: int | None = None
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _last_timed: int = 0
 
     def __post_init__(self) -> None:
         for channel_id, name, kind in (
@@ -150,6 +158,12 @@ class FakeDiscord:
     def snowflake(self) -> str:
         return str(1_000_000_000_000_000_000 + next(self._ids))
 
+    def time_snowflake(self) -> str:
+        """An id that encodes the time, as Discord's do: history reads ``after`` a time."""
+        stamp = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self._last_timed = max(self._last_timed + 1, stamp)
+        return str(self._last_timed)
+
     def calls_to(self, method: str, path_prefix: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.path.startswith(path_prefix)]
 
@@ -166,7 +180,7 @@ class FakeDiscord:
     def ops_of(self, op: int) -> list[dict[str, Any]]:
         return [o for o in self.ops if o.get("op") == op]
 
-    async def wait_for(self, predicate: Callable[[], Any], limit: float = 10.0) -> None:
+    async def wait_for(self, predicate: Callable[[], Any], limit: float = PATIENCE) -> None:
         """Wait until ``predicate()`` is true (the bot works after the event is delivered)."""
         async with asyncio.timeout(limit):
             while not predicate():
@@ -280,14 +294,23 @@ class FakeDiscord:
         )
         self._changed.set()
         key = (request.method, path)
-        if self.stall.get(key):
+        stalled = bool(self.stall.get(key))
+        if stalled:
             await asyncio.sleep(self.stall[key].pop(0))
-        if self.fail.get(key):
-            status, payload, headers = self.fail[key].pop(0)
-            return _json(payload, status, headers)
-        return self._answer(request.method, path, body)
+        try:
+            if self.fail.get(key):
+                status, payload, headers = self.fail[key].pop(0)
+                return _json(payload, status, headers)
+            return self._answer(request.method, path, body, dict(request.query))
+        finally:
+            if stalled:
+                self.stalled_answered += 1
+                self._changed.set()
 
-    def _answer(self, method: str, path: str, body: Any) -> web.Response:
+    def _answer(
+        self, method: str, path: str, body: Any, query: dict[str, str] | None = None
+    ) -> web.Response:
+        query = query or {}
         parts = path.strip("/").split("/")
         if path == "/users/@me":
             return _json(BOT_USER)
@@ -328,6 +351,8 @@ class FakeDiscord:
                 return _json(self.channels[channel_id])
             if parts[2:] == ["messages"] and method == "POST":
                 return _json(self._create_message(channel_id, body))
+            if parts[2:] == ["messages"] and method == "GET":
+                return _json(self._history(channel_id, query))
             if len(parts) == 5 and parts[4] == "threads" and method == "POST":
                 return _json(self._create_thread(channel_id, parts[3], body))
             if len(parts) == 5 and parts[4] == "crosspost" and method == "POST":
@@ -380,13 +405,29 @@ class FakeDiscord:
             "nonce": body.get("nonce"),
         }
 
+    def _history(self, channel_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """A channel's messages as Discord pages them: newest first, ``limit`` of them, the
+        ones just after ``after`` or just before ``before`` (else the newest)."""
+        limit = int(query.get("limit", 50))
+        mine = sorted(
+            (m for m in self.messages.values() if m["channel_id"] == channel_id),
+            key=lambda m: int(m["id"]),
+        )
+        if "after" in query:
+            page = [m for m in mine if int(m["id"]) > int(query["after"])][:limit]
+        elif "before" in query:
+            page = [m for m in mine if int(m["id"]) < int(query["before"])][-limit:]
+        else:
+            page = mine[-limit:]
+        return list(reversed(page))
+
     def _create_message(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("enforce_nonce") and body.get("nonce"):
             # Discord returns the earlier message for a repeated nonce instead of a second one.
             for existing in self.messages.values():
                 if existing["channel_id"] == channel_id and existing["nonce"] == body["nonce"]:
                     return existing
-        message = self._message_payload(channel_id, body)
+        message = {**self._message_payload(channel_id, body), "id": self.time_snowflake()}
         if "message_reference" in body:
             message["message_reference"] = body["message_reference"]
             message["type"] = 19

@@ -16,21 +16,24 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy import text as text_sql
 
-from announcements.store import AnnouncementStore, NewAnnouncement
+from announcements.store import content_hash
 from bot.events import utcnow
 from bot.store.db import Database
 from bot.store.models import Announcement, Delivery
+from bot.store.states import NEEDS_PERSON, AnnouncementStatus, DeliveryState
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.fakes.discord_api import FakeDiscord, fake_discord
 from tests.fakes.slack_api import BOT_USER, FakeSlack, fake_slack
 from tests.fakes.x_api import FakeX, fake_x
 from tests.reliability.chaos import ChaosProxy, chaos_proxy
-from tests.reliability.worker import DISCORD_CHANNEL, SIGNING_SECRET, SLACK_CHANNEL
+from tests.reliability.worker import DISCORD_CHANNEL, SIGNING_SECRET, SLACK_CHANNEL, STAFF_USER
 
 PLATFORMS = ("slack", "x", "discord")
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +44,10 @@ class Worker:
     process: asyncio.subprocess.Process
     port: int
     log: Path
+    #: Its Discord shard, and how many processes share the shards.
+    shard: int = 0
+    shards: int = 1
+    spec: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,13 +62,42 @@ class Fleet:
     proxies: dict[str, ChaosProxy]
     logs: Path
     workers: list[Worker] = field(default_factory=list)
+    #: Processes killed and replaced.
+    retired: list[Worker] = field(default_factory=list)
 
     async def spawn(self, count: int, **spec: Any) -> None:
         """Start ``count`` processes; each takes one Discord shard of ``count``."""
         started = [self._spawn(i, count, spec) for i in range(count)]
         self.workers.extend(await asyncio.gather(*started))
 
-    async def _spawn(self, number: int, shards: int, extra: dict[str, Any]) -> Worker:
+    async def kill_and_restart(self, index: int) -> Worker:
+        """SIGKILL worker ``index`` (no shutdown: its claims are left behind) and start a
+        process in its place, with its shard and settings; returns the new one."""
+        old = self.workers[index]
+        old.process.kill()
+        await old.process.wait()
+        new = await self._spawn(
+            old.shard, old.shards, old.spec, generation=len(self.workers) + len(self.retired)
+        )
+        self.workers[index] = new
+        self.retired.append(old)
+        return new
+
+    async def claims_of(self, worker: Worker) -> int:
+        """How many rows ``worker`` holds ``sending`` right now (its claims name its pid)."""
+        pid = worker.process.pid
+        async with self.db.session() as session:
+            count = await session.scalar(
+                select(func.count(Delivery.id)).where(
+                    Delivery.state == DeliveryState.SENDING,
+                    Delivery.claimed_by.like(f"%:{pid}:%"),
+                )
+            )
+        return int(count or 0)
+
+    async def _spawn(
+        self, number: int, shards: int, extra: dict[str, Any], generation: int = 0
+    ) -> Worker:
         spec = {
             "database": self.url,
             "slack_api": self.proxies["slack"].base,
@@ -72,7 +108,7 @@ class Fleet:
             "shards": shards,
             **extra,
         }
-        log = self.logs / f"worker{number}.log"
+        log = self.logs / f"worker{number}-{generation}.log"
         with log.open("wb") as stderr:  # the child keeps its own descriptor
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -91,18 +127,66 @@ class Fleet:
             raise AssertionError(f"worker {number} did not start: {log.read_text()}") from None
         if not line.startswith(b"ready "):
             raise AssertionError(f"worker {number} failed to start: {log.read_text()[-3000:]}")
-        return Worker(process, int(line.split()[1]), log)
+        return Worker(process, int(line.split()[1]), log, number, shards, extra)
 
     async def queue(self, count: int, spread: float, lead: float = 3.0) -> list[str]:
-        """``count`` announcements to every platform, due evenly over ``spread`` seconds."""
-        store = AnnouncementStore(self.db)
+        """``count`` announcements to every platform, due evenly over ``spread`` seconds.
+
+        Written in one transaction, as ``AnnouncementStore.create`` would write each, so
+        queueing a thousand takes a moment rather than most of the spread on a busy machine.
+        """
         start = utcnow() + timedelta(seconds=lead)
-        texts = []
-        for n in range(count):
-            text = f"Reliability announcement {n}: the PyTorch Foundation welcomes you."
-            due = start + timedelta(seconds=spread * n / max(1, count - 1))
-            await store.create(NewAnnouncement("ops", text, PLATFORMS, due, "UTC", {}))
-            texts.append(text)
+        texts = [
+            f"Reliability announcement {n}: the PyTorch Foundation welcomes you."
+            for n in range(count)
+        ]
+        async with self.db.session() as session:
+            base = int(await session.scalar(select(func.max(Announcement.id))) or 0)
+            now = utcnow()
+            await session.execute(
+                insert(Announcement),
+                [
+                    {
+                        "id": base + n + 1,
+                        "author": "ops",
+                        "text": text,
+                        "targets": list(PLATFORMS),
+                        "overrides": {},
+                        "status": AnnouncementStatus.SCHEDULED,
+                        "due_at": start + timedelta(seconds=spread * n / max(1, count - 1)),
+                        "timezone": "UTC",
+                        "content_hash": content_hash(text),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n, text in enumerate(texts)
+                ],
+            )
+            await session.execute(
+                insert(Delivery),
+                [
+                    {
+                        "announcement_id": base + n + 1,
+                        "platform": platform,
+                        "occurrence": "",
+                        "state": DeliveryState.PENDING,
+                        "progress": [],
+                        "attempts": 0,
+                        "updated_at": now,
+                    }
+                    for n in range(count)
+                    for platform in PLATFORMS
+                ],
+            )
+        if self.db.dialect == "postgresql":
+            # Explicit ids leave the sequence behind; later creates must not collide.
+            async with self.db.session() as session:
+                await session.execute(
+                    text_sql(
+                        "SELECT setval(pg_get_serial_sequence('announcements', 'id'), "
+                        "(SELECT max(id) FROM announcements))"
+                    )
+                )
         return texts
 
     def posts(self) -> Counter[tuple[str, str]]:
@@ -125,18 +209,56 @@ class Fleet:
             return Counter({str(state): int(n) for state, n in rows.all()})
 
     async def settle(self, limit: float) -> Counter[str]:
-        """Wait until no delivery is pending or sending; returns the states."""
+        """Wait until no delivery is pending or sending; returns the states.
+
+        ``limit`` bounds a stall, not the whole wait: the deadline moves on whenever a row
+        changes state, so a slow machine that is still making progress is not failed.
+        """
         deadline = time.monotonic() + limit
+        last: Counter[str] | None = None
         while True:
             try:
                 states = await self.states()
             except Exception:  # the database may be restarting
-                states = Counter({"pending": 1})
-            if not states["pending"] and not states["sending"]:
+                states = Counter({DeliveryState.PENDING: 1})
+            if not states[DeliveryState.PENDING] and not states[DeliveryState.SENDING]:
                 return states
+            if states != last:
+                last, deadline = states, time.monotonic() + limit
             if time.monotonic() > deadline:
-                raise AssertionError(f"deliveries not settled after {limit}s: {dict(states)}")
+                raise AssertionError(f"deliveries stalled for {limit}s: {dict(states)}")
             await asyncio.sleep(0.5)
+
+    async def wait_posted(self, count: int, limit: float = 120.0) -> None:
+        """Wait until the fakes have received ``count`` announcement posts (``limit``: the
+        longest stretch without a new one)."""
+        deadline, seen = time.monotonic() + limit, -1
+        while (posted := sum(self.posts().values())) < count:
+            if posted != seen:
+                seen, deadline = posted, time.monotonic() + limit
+            assert time.monotonic() < deadline, f"posts stalled at {posted} (waiting for {count})"
+            await asyncio.sleep(0.1)
+
+    async def wait_for_claims(self, worker: Worker, limit: float = 120.0) -> None:
+        """Wait until ``worker`` holds at least one claim (it is mid fan-out)."""
+        deadline = time.monotonic() + limit
+        while not await self.claims_of(worker):
+            assert time.monotonic() < deadline, f"worker {worker.shard} claimed nothing"
+            await asyncio.sleep(0.05)
+
+    async def needing_a_person(self) -> list[tuple[int, str]]:
+        """(announcement id, platform) of every row left failed or unknown."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(Delivery.announcement_id, Delivery.platform).where(
+                    Delivery.state.in_(NEEDS_PERSON)
+                )
+            )
+            return [(int(a), str(p)) for a, p in rows.all()]
+
+    async def command(self, worker: Worker, text: str, http: aiohttp.ClientSession) -> None:
+        """Staff type ``/announce TEXT`` in Slack; the command goes to ``worker``."""
+        await command(worker.port, text, self.slack.base, http)
 
     async def check_exactly_once(self, texts: Sequence[str]) -> Counter[str]:
         """The promise: sent = posted once; unknown = posted at most once; nothing else."""
@@ -158,10 +280,10 @@ class Fleet:
             text = text_of[announcement_id]
             assert text in by_text
             states[state] += 1
-            if state == "sent":
+            if state == DeliveryState.SENT:
                 assert posts[platform, text] == 1, (platform, text)
             else:
-                assert state == "unknown", (platform, text, state)
+                assert state == DeliveryState.UNKNOWN, (platform, text, state)
         return states
 
     async def _texts(self, ids: set[int]) -> dict[int, str]:
@@ -244,6 +366,34 @@ async def ask(port: int, number: int, http: aiohttp.ClientSession) -> None:
     signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
     headers = {
         "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": str(signature),
+    }
+    async with http.post(
+        f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def command(port: int, text: str, slack_base: str, http: aiohttp.ClientSession) -> None:
+    """A signed ``/announce`` slash command (HTTP mode), its reply going to a hook on the fake."""
+    body = urlencode(
+        {
+            "command": "/announce",
+            "text": text,
+            "user_id": STAFF_USER,
+            "user_name": "staff",
+            "channel_id": "C-comms",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "response_url": f"{slack_base}/hooks/{abs(hash(text))}",
+            "trigger_id": "",
+        }
+    )
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": stamp,
         "X-Slack-Signature": str(signature),
     }

@@ -29,6 +29,8 @@ SLACK_CHANNEL = "C-news"
 X_TIMELINE = "timeline"
 DISCORD_CHANNEL = NEWS
 DISCORD_TOKEN = "discord-reliability-token"
+#: The Slack user who types staff commands (``/announce retry``) in the tests.
+STAFF_USER = "U-reliability-staff"
 
 
 def build(spec: dict[str, Any]) -> Runtime:
@@ -36,6 +38,7 @@ def build(spec: dict[str, Any]) -> Runtime:
         {
             "database": {"url": spec["database"]},
             "web": {"enabled": True, "port": 0},
+            "staff": {"slack_users": [STAFF_USER]},
             "answering": {"per_user_per_minute": 1000, **spec.get("answering", {})},
             "announcements": {
                 "claim_lease_seconds": 5.0,
