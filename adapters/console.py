@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 from adapters.base import EventSink, Limits
@@ -33,6 +35,17 @@ from bot.events import (
 
 PLATFORM = "console"
 CHANNEL = "terminal"
+PROMPT = "you> "
+#: Lines kept in the console's history file.
+HISTORY_LENGTH = 1000
+
+
+def default_history_file() -> Path:
+    """``$XDG_STATE_HOME/foundation-bot/history`` (``~/.local/state/...`` by default)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "foundation-bot" / "history"
+
+
 ANNOUNCEMENTS = "announcements"
 
 
@@ -73,6 +86,7 @@ class ConsoleAdapter:
         stdout: TextIO | None = None,
         on_close: Callable[[], None] | None = None,
         banner: str = "",
+        history_file: Path | None = None,
     ) -> None:
         self._user = Author(id=user, name=user)
         self._stdin = stdin if stdin is not None else sys.stdin
@@ -80,6 +94,13 @@ class ConsoleAdapter:
         self._on_close = on_close
         self._banner = banner
         self._interactive = self._stdin.isatty()
+        # In a real terminal, lines are read with GNU readline (the standard library's
+        # binding): arrow keys edit the line, up and down walk the history, which is kept
+        # between runs. Piped input is read as it comes.
+        self._line_editing = self._interactive and self._stdin is sys.stdin
+        self._history = history_file if history_file is not None else default_history_file()
+        #: Set when the bot is ready for the next line (it has answered the previous one).
+        self._ready = threading.Event()
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._connected = False
@@ -99,7 +120,8 @@ class ConsoleAdapter:
 
         def read() -> None:
             try:
-                for line in self._stdin:
+                source = self._edited_lines() if self._line_editing else self._stdin
+                for line in source:
                     loop.call_soon_threadsafe(lines.put_nowait, line)
             except (OSError, ValueError, UnicodeDecodeError):
                 pass  # stdin closed or unreadable: treat as end of input
@@ -144,9 +166,36 @@ class ConsoleAdapter:
         return IncomingMessage(where=where, author=self._user, text=text, message_id=message_id)
 
     def _prompt(self) -> None:
-        if self._interactive:
-            self._stdout.write("you> ")
+        if self._line_editing:
+            self._ready.set()  # readline shows the prompt itself
+        elif self._interactive:
+            self._stdout.write(PROMPT)
             self._stdout.flush()
+
+    def _edited_lines(self) -> Iterator[str]:
+        """Lines typed at a readline prompt, each once the bot is ready for it; the history
+        is loaded first and every line appended to it as it is entered."""
+        try:
+            import readline
+        except ImportError:  # a Python built without it: plain lines, no history
+            yield from self._stdin
+            return
+        readline.set_history_length(HISTORY_LENGTH)
+        with contextlib.suppress(OSError):
+            readline.read_history_file(self._history)
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            try:
+                line = input(PROMPT)
+            except EOFError:
+                return
+            if line.strip():
+                with contextlib.suppress(OSError):
+                    self._history.parent.mkdir(parents=True, exist_ok=True)
+                    self._history.touch(exist_ok=True)
+                    readline.append_history_file(1, self._history)
+            yield line + "\n"
 
     def _write(self, text: str) -> None:
         self._stdout.write(text.rstrip("\n") + "\n")
