@@ -224,22 +224,40 @@ def fit_second(
     answer = fit_logistic(xs, [a for _, a, _ in data])
     clarify = fit_logistic(xs, [c for _, _, c in data])
 
-    def with_second(answer_cut: float, clarify_cut: float) -> DecisionModel:
+    def with_second(answer_cut: float, clarify_cut: float, _ratio: float) -> DecisionModel:
         second = SecondOpinion(answer, clarify, answer_cut, clarify_cut, best_weight)
         return replace(first, second=second)
 
+    return _choose_cuts(
+        with_second,
+        lambda model: _objective(questions, matcher, slugs, model, semantic),
+        (first.suggestion_ratio,),
+    )
+
+
+def _choose_cuts(
+    build: Callable[[float, float, float], DecisionModel],
+    objective: Callable[[DecisionModel], tuple[float, float]],
+    ratios: Sequence[float],
+) -> DecisionModel:
+    """The answer cut-off first (no clarifications), as low as the wrong-answer budget
+    allows; then the clarify cut-off and suggestion ratio that gain the most.
+
+    ``build(answer_cut, clarify_cut, ratio)`` makes the model to score.
+    """
     answer_cut = ANSWER_CUTS[-1]
     for cut in ANSWER_CUTS:
-        wrong, _ = _objective(questions, matcher, slugs, with_second(cut, 2.0), semantic)
+        wrong, _ = objective(build(cut, 2.0, 1.0))
         if wrong <= MAX_WRONG:
             answer_cut = cut
             break
     best: tuple[float, DecisionModel] | None = None
     for clarify_cut in CLARIFY_CUTS:
-        model = with_second(answer_cut, clarify_cut)
-        _, gained = _objective(questions, matcher, slugs, model, semantic)
-        if best is None or gained > best[0]:
-            best = (gained, model)
+        for ratio in ratios:
+            model = build(answer_cut, clarify_cut, ratio)
+            _, gained = objective(model)
+            if best is None or gained > best[0]:
+                best = (gained, model)
     assert best is not None
     return best[1]
 
@@ -265,23 +283,11 @@ def fit_lexical(
     xs = [x for x, _, _ in data]
     answer = fit_logistic(xs, [a for _, a, _ in data])
     clarify = fit_logistic(xs, [c for _, _, c in data])
-    # The answer cut-off first (no clarifications), as low as the wrong-answer budget allows.
-    answer_cut = ANSWER_CUTS[-1]
-    for cut in ANSWER_CUTS:
-        model = DecisionModel(answer, clarify, cut, 2.0, 1.0, SUGGEST_FLOOR)
-        wrong, _ = _objective(questions, matcher, slugs, model)
-        if wrong <= MAX_WRONG:
-            answer_cut = cut
-            break
-    best: tuple[float, DecisionModel] | None = None
-    for clarify_cut in CLARIFY_CUTS:
-        for ratio in RATIOS:
-            model = DecisionModel(answer, clarify, answer_cut, clarify_cut, ratio, SUGGEST_FLOOR)
-            _, gained = _objective(questions, matcher, slugs, model)
-            if best is None or gained > best[0]:
-                best = (gained, model)
-    assert best is not None
-    return best[1]
+    return _choose_cuts(
+        lambda a, c, r: DecisionModel(answer, clarify, a, c, r, SUGGEST_FLOOR),
+        lambda model: _objective(questions, matcher, slugs, model),
+        RATIOS,
+    )
 
 
 def cross_validate(
