@@ -1,7 +1,11 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t foundation-bot .
 # Run:   docker run --rm -it -v fbdata:/data foundation-bot run --console
-FROM python:3.11-slim AS build
+# The base image must provide Python 3.11 as `python` with the venv module and `useradd`; CI
+# builds on a Debian bookworm base of its own (.ci/image-check): --build-arg BASE_IMAGE=...
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -12,7 +16,7 @@ COPY announcements ./announcements
 COPY migrations ./migrations
 RUN pip install .
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 RUN useradd --system --create-home --home-dir /home/bot --uid 10001 bot \
     && mkdir /data && chown bot /data
 COPY --from=build /opt/venv /opt/venv

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Decline reasons that carry no question worth a moderator's time.
 NOT_A_QUESTION = frozenset({"empty", "no_content"})
+#: Declines the moderators' queue does not get: no question, or a message refused as too long
+#: (its author was asked for one short question; there is nothing to answer yet).
+NOT_FOR_REVIEW = NOT_A_QUESTION | {"too_long"}
 #: Matcher ids of the live news answers; published announcements use ANNOUNCEMENT_BASE - id.
 LATEST_NEWS = -1
 NEXT_ANNOUNCEMENT = -2
@@ -132,7 +135,7 @@ class Answer:
     @property
     def needs_review(self) -> bool:
         """Whether moderators should see this question in their queue."""
-        return self.outcome is Outcome.DECLINE and self.reason not in NOT_A_QUESTION
+        return self.outcome is Outcome.DECLINE and self.reason not in NOT_FOR_REVIEW
 
 
 def format_as_of(day: date) -> str:

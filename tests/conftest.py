@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -23,6 +24,13 @@ from bot.config import Config, Settings
 from bot.store.db import Database
 
 PG_ENV = "FOUNDATION_BOT_TEST_POSTGRES_URL"
+
+# Hypothesis fails an example slower than 200 ms, and slow data generation, by default: on a
+# busy CI machine both fail tests that are fine. Tests say how many examples, not how fast.
+settings.register_profile(
+    "foundation-bot", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("foundation-bot")
 
 # aiosqlite's worker thread logs every operation at DEBUG, sometimes after a test that raised
 # the log level has ended and pytest has closed its capture stream ("--- Logging error ---").

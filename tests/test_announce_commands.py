@@ -14,6 +14,7 @@ from bot.errors import PermanentPlatformError
 from bot.events import OutgoingMessage, SentMessage
 from bot.store.models import Announcement, AuditLog, Delivery
 from tests.announce_helpers import MEMBER, STAFF2, Bot, running_bot
+from tests.waiting import PATIENCE
 
 
 async def count(bot: Bot, model: type[Announcement] | type[Delivery]) -> int:
@@ -104,7 +105,7 @@ async def test_now_posts_everywhere_concurrently(db_url: str) -> None:
             async def gated(message: OutgoingMessage) -> SentMessage:
                 if message.where.channel_id in ("C-news", "D-news", "timeline"):
                     # Only passes if all three platforms are being posted to at the same time.
-                    await asyncio.wait_for(barrier.wait(), timeout=5)
+                    await asyncio.wait_for(barrier.wait(), timeout=PATIENCE)
                 return await send(message)
 
             return gated

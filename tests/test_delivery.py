@@ -16,11 +16,13 @@ from adapters.memory import MemoryAdapter
 from announcements.engine import post_key
 from announcements.outcomes import backoff
 from announcements.progress import Doubt, posted_entries
+from announcements.store import AnnouncementStore
 from bot.errors import PermanentPlatformError, StoreError, TransientPlatformError
 from bot.events import Conversation, OutgoingMessage, SentMessage, utcnow
 from bot.store.models import Announcement, Delivery
 from bot.store.states import DeliveryState
 from tests.announce_helpers import Bot, running_bot
+from tests.waiting import PATIENCE, eventually
 
 LONG = " ".join(f"Sentence {i} explains one more detail of the foundation move." for i in range(14))
 
@@ -134,22 +136,69 @@ async def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     assert all(backoff(30, 2.0, 300.0, rng) <= 300 for _ in range(50))
 
 
+class GatedMemory(MemoryAdapter):
+    """Holds every announcement post until the test lets one go (``release``), so the test
+    looks at the rows while a known number of posts is in flight."""
+
+    def __init__(self, platform: str, channel: str) -> None:
+        super().__init__(platform, announce_channels=(channel,))
+        self.in_flight = 0
+        self.gate = asyncio.Semaphore(0)
+
+    def release(self) -> None:
+        self.gate.release()
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        if message.where.channel_id in self.announce_channels:
+            self.in_flight += 1
+            try:
+                await self.gate.acquire()
+            finally:
+                self.in_flight -= 1
+        return await super().send(message)
+
+
 async def test_a_process_claims_only_as_many_rows_as_it_has_post_slots(db_url: str) -> None:
-    async with running_bot(db_url, latency=0.3, max_parallel_posts=2) as bot:
+    x = GatedMemory("x", "timeline")
+    async with running_bot(db_url, platforms={"x": x}, max_parallel_posts=2) as bot:
         for n in range(6):
             await bot.announce(f'schedule --at "in 1 hour" --to x --force Queued news {n}')
         fan_out = asyncio.create_task(bot.runtime.delivery.fire_ids([(i, "") for i in range(1, 7)]))
-        seen: list[tuple[int, int]] = []  # (sending, pending) while the fan-out runs
-        while not fan_out.done():
-            async with bot.runtime.db.session() as session:  # one consistent snapshot
-                states = list((await session.scalars(select(Delivery.state))).all())
-            seen.append((states.count(DeliveryState.SENDING), states.count(DeliveryState.PENDING)))
-            await asyncio.sleep(0.02)
-        await fan_out
-        # Never more than two claimed at once; while two were posting, the rest stayed
-        # pending for any instance to take if this one died.
-        assert max(sending for sending, _ in seen) == 2, seen
-        assert any(sending == 2 and pending >= 2 for sending, pending in seen), seen
+        seen: list[tuple[int, int, int]] = []  # (posting, sending, pending), post by post
+
+        def posting(n: int) -> Callable[[], bool]:
+            return lambda: x.in_flight == n
+
+        def posted_more_than(n: int) -> Callable[[], bool]:
+            return lambda: len(bot.posts("x")) > n
+
+        def states_once_sent(n: int) -> Callable[[], Awaitable[list[DeliveryState]]]:
+            async def states() -> list[DeliveryState]:
+                async with bot.runtime.db.session() as session:  # one consistent snapshot
+                    found = list((await session.scalars(select(Delivery.state))).all())
+                return found if found.count(DeliveryState.SENT) == n else []
+
+            return states
+
+        for posted in range(6):
+            in_flight = min(2, 6 - posted)
+            await eventually(posting(in_flight), f"{in_flight} posts in flight")
+            # The posts that went out are recorded as sent (the last one may still be
+            # committing: its slot is free, but no claim waits for it).
+            states = await eventually(states_once_sent(posted), f"{posted} rows sent")
+            seen.append(
+                (
+                    in_flight,
+                    states.count(DeliveryState.SENDING),
+                    states.count(DeliveryState.PENDING),
+                )
+            )
+            x.release()
+            await eventually(posted_more_than(posted), f"post {posted + 1} out")
+        await asyncio.wait_for(fan_out, timeout=PATIENCE)
+        # Never more rows claimed than posts in flight: while two were posting, the rest
+        # stayed pending for any instance to take if this one died.
+        assert seen == [(2, 2, 4), (2, 2, 3), (2, 2, 2), (2, 2, 1), (2, 2, 0), (1, 1, 0)]
         assert sorted(bot.posts("x")) == [f"Queued news {n}" for n in range(6)]
 
 
@@ -204,8 +253,11 @@ async def test_post_in_doubt_is_looked_up_after_the_delay_and_never_posted_twice
 ) -> None:
     slack = LookupMemory("slack", ("C-news", "C-more"))
     assert isinstance(slack, Reconciler) and not isinstance(MemoryAdapter(), Reconciler)
+    # The wait before the lookup is longer than the lease; the lease is long enough for a
+    # loaded machine's late timers not to let it run out.
+    settle = 1.5
     async with running_bot(
-        db_url, platforms={"slack": slack}, reconcile_after_seconds=0.3, claim_lease_seconds=0.2
+        db_url, platforms={"slack": slack}, reconcile_after_seconds=settle, claim_lease_seconds=1.0
     ) as bot:
 
         async def claim_held() -> None:
@@ -224,11 +276,11 @@ async def test_post_in_doubt_is_looked_up_after_the_delay_and_never_posted_twice
         assert delivery.progress[0] == "C-news|slack-1"
         assert delivery.progress[1].startswith("?C-more|")
         assert delivery.next_attempt_at is not None
-        assert delivery.next_attempt_at >= before + timedelta(seconds=0.3)
+        assert delivery.next_attempt_at >= before + timedelta(seconds=settle)
         await fire_retry(bot, delivery.id)  # fired early by hand: it still waits the delay
         [(key, since, looked_at)] = slack.lookups
         assert key == f"fb-delivery:{delivery.id}:C-more:0"
-        assert since < before and looked_at >= before + timedelta(seconds=0.3)
+        assert since < before and looked_at >= before + timedelta(seconds=settle)
         [delivery] = await bot.runtime.announcements.deliveries(1)
         assert delivery.state == "sent" and delivery.attempts == 2
         assert delivery.progress == ["C-news|slack-1", "C-more|slack-2"]
@@ -308,11 +360,12 @@ async def test_a_retry_that_fails_again_at_once_is_still_retried(db_url: str) ->
         bot.runtime.scheduler.resume()
         bot.x.fail_next(*(TransientPlatformError("x", "HTTP 503") for _ in range(3)))
         await bot.announce("now --to x Third time lucky")
-        for _ in range(250):
+
+        async def settled() -> Delivery | None:
             [delivery] = await bot.runtime.announcements.deliveries(1)
-            if delivery.state not in ("pending", "sending"):
-                break
-            await asyncio.sleep(0.02)
+            return None if delivery.state in ("pending", "sending") else delivery
+
+        delivery = await eventually(settled, "the delivery settled")
         assert (delivery.state, delivery.attempts) == ("sent", 4)
         assert bot.posts("x") == ["Third time lucky"]
 
@@ -335,8 +388,18 @@ async def test_a_claim_that_fails_while_the_database_is_away_gives_its_post_slot
                 await bot.runtime.delivery.fire_ids([(1, ""), (2, "")])
         store.claim_many = real_claim  # type: ignore[method-assign]
         # The database is back: the same process still posts (no slot was lost).
-        await asyncio.wait_for(bot.runtime.delivery.fire_ids([(1, ""), (2, "")]), timeout=5)
+        await asyncio.wait_for(bot.runtime.delivery.fire_ids([(1, ""), (2, "")]), timeout=PATIENCE)
         assert sorted(bot.posts("x")) == ["Outage news 0", "Outage news 1"]
+
+
+async def lease_run_out(store: AnnouncementStore) -> None:
+    """Wait until the claim on announcement 1's delivery has run out (nobody renews it)."""
+
+    async def over() -> bool:
+        [row] = await store.deliveries(1)
+        return row.claimed_until is not None and row.claimed_until < utcnow()
+
+    await eventually(over, "the claim's lease run out")
 
 
 class StallingMemory(MemoryAdapter):
@@ -373,8 +436,8 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         # This instance stalls mid-post and cannot reach the database to renew its lease…
         store.renew_claims = database_away  # type: ignore[assignment]
         firing = asyncio.create_task(bot.runtime.delivery.fire(1))
-        await asyncio.wait_for(slack.posting.wait(), timeout=5)
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(slack.posting.wait(), timeout=PATIENCE)
+        await lease_run_out(store)
         # …so the recovery (any instance's) takes the row for abandoned and tells staff.
         assert await bot.runtime.announcement_timers.recover_interrupted() == 1
         store.renew_claims = real_renew  # type: ignore[method-assign]
@@ -389,7 +452,7 @@ async def test_a_post_finishing_after_its_lease_ran_out_never_overwrites_the_row
         if outcome == "failed":
             slack.then_raise = TransientPlatformError("slack", "HTTP 503")
         slack.go.set()  # the stalled post finishes after all
-        await asyncio.wait_for(firing, timeout=10)
+        await asyncio.wait_for(firing, timeout=PATIENCE)
 
         [row] = await store.deliveries(1)
         notices = [m.text for m in bot.slack.sent[told:] if m.where.channel_id != "C-news"]
@@ -426,20 +489,31 @@ async def test_a_post_still_running_at_shutdown_stops_holding_its_claim(db_url: 
     """After the shutdown grace, the process stops renewing the leases of posts it could not
     finish, so the recovery (another instance, or the next start) can take them up."""
     slack = StallingMemory("slack", "C-news")
-    async with running_bot(db_url, platforms={"slack": slack}, claim_lease_seconds=0.3) as bot:
+    # Renewed every lease/3: a lease this long outlasts a loaded machine's late timers.
+    async with running_bot(db_url, platforms={"slack": slack}, claim_lease_seconds=2.0) as bot:
         await bot.announce('schedule --at "in 1 hour" --to slack Slow news')
+        store = bot.runtime.announcements
         firing = asyncio.create_task(bot.runtime.delivery.fire(1))
-        await asyncio.wait_for(slack.posting.wait(), timeout=5)
-        await asyncio.sleep(0.5)  # longer than the lease: renewed meanwhile
+        await asyncio.wait_for(slack.posting.wait(), timeout=PATIENCE)
+        [row] = await store.deliveries(1)
+        first_lease = row.claimed_until
+        assert first_lease is not None
+
+        async def renewed_past_the_first_lease() -> bool:
+            [row] = await store.deliveries(1)
+            assert row.claimed_until is not None
+            return utcnow() > first_lease and row.claimed_until > utcnow()
+
+        await eventually(renewed_past_the_first_lease, "the claim renewed past its first lease")
         assert await bot.runtime.announcement_timers.recover_interrupted() == 0
         assert await bot.runtime.delivery.drain(0.05) == 1
-        await asyncio.sleep(0.5)
+        await lease_run_out(store)
         assert await bot.runtime.announcement_timers.recover_interrupted() == 1
         [row] = await bot.runtime.announcements.deliveries(1)
         assert row.state == "unknown"
         slack.then_raise = TransientPlatformError("slack", "HTTP 503")
         slack.go.set()
-        await asyncio.wait_for(firing, timeout=5)
+        await asyncio.wait_for(firing, timeout=PATIENCE)
         # The attempt failed after all, so the row is back to a retry; but a process that is
         # shutting down claims nothing new (its retry timer firing meanwhile).
         [row] = await bot.runtime.announcements.deliveries(1)

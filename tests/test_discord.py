@@ -46,6 +46,7 @@ from tests.fakes.discord_api import (
     fake_discord,
     user,
 )
+from tests.waiting import eventually
 
 TOKEN = "discord-test-token"
 DEFAULT_API = "https://discord.com/api/v10"
@@ -61,12 +62,12 @@ class DiscordBot:
 
     async def logged(self, kind: str, count: int = 1) -> list[Any]:
         """Engagement rows of ``kind`` once ``count`` exist."""
-        for _ in range(250):
-            rows = list(await self.runtime.engagement.list(LogFilter(kind=kind)))
-            if len(rows) >= count:
-                return rows
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no {kind} logged")
+
+        async def rows() -> list[Any]:
+            found = list(await self.runtime.engagement.list(LogFilter(kind=kind)))
+            return found if len(found) >= count else []
+
+        return await eventually(rows, f"{count} {kind} logged")
 
     async def ask(self, text: str, **options: Any) -> dict[str, Any]:
         """A user message through the gateway; returns its payload."""
@@ -498,14 +499,16 @@ async def test_permission_and_unknown_channel_fail_at_once_with_a_clear_reason(
 
 
 async def test_timed_out_post_is_retried_with_its_nonce_and_posted_once(sqlite_url: str) -> None:
-    options = {"post_timeout": 0.3, "max_ratelimit_timeout": 0.1}
+    # Every post must land within post_timeout but the stalled one: well above what a post
+    # takes even on a loaded machine, and the stall well above it.
+    options = {"post_timeout": 1.5, "max_ratelimit_timeout": 0.1}
     async with discord_bot(sqlite_url, adapter=options) as bot:
-        bot.fake.stall[("POST", f"/channels/{NEWS}/messages")] = [0.8]
+        bot.fake.stall[("POST", f"/channels/{NEWS}/messages")] = [3.0]
         interaction = await bot.command(action="now", to="discord", text="Slow news")
         await bot.reply_to(interaction)
         first, second = bot.fake.posts(NEWS)
         assert first.body["nonce"] == second.body["nonce"]
-        await asyncio.sleep(0.6)  # let the stalled request land too
+        await bot.fake.wait_for(lambda: bot.fake.stalled_answered == 1)  # it lands too
         assert [m["content"] for m in bot.fake.messages.values()] == ["Slow news"]
         async with bot.runtime.db.session() as session:
             [delivery] = (await session.scalars(select(Delivery))).all()
@@ -518,11 +521,11 @@ async def test_gateway_drop_resumes_the_session_and_replays_what_was_missed(
     async with discord_bot(sqlite_url) as bot:
         await bot.fake.drop_connections()
         question = await bot.ask("who announced the pytorch foundation?", mentions_bot=True)
-        await bot.fake.wait_for(lambda: bot.fake.ops_of(6), limit=15)
+        await bot.fake.wait_for(lambda: bot.fake.ops_of(6))
         [resume] = bot.fake.ops_of(6)
         assert resume["d"]["session_id"] == "session-1"
         assert resume["d"]["token"] == TOKEN and resume["d"]["seq"] >= 2
-        await bot.fake.wait_for(lambda: bot.fake.posts(question["id"]), limit=15)
+        await bot.fake.wait_for(lambda: bot.fake.posts(question["id"]))
         assert "Zuckerberg" in bot.fake.posts(question["id"])[0].body["content"]
         assert len(bot.fake.ops_of(2)) == 1  # resumed, not re-identified
         await bot.fake.wait_for(bot.adapter.is_connected)

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.deciding import Decider, Outcome, consider
 from bot.faqfile import builtin_pack
-from bot.matcher import DEFAULT_THRESHOLD, FaqDoc, Match, Matcher
+from bot.matcher import DEFAULT_THRESHOLD, FaqDoc, Match, Matcher, term_of
 
 PACK = builtin_pack()
 SLUGS = {i: r.slug for i, r in enumerate(PACK, start=1)}
@@ -193,3 +194,28 @@ def test_never_raises_on_any_string(text: str) -> None:
     match = MATCHER.match(text)
     assert 0.0 <= match.score <= 1.0
     assert match.answered is (match.reason == "match")
+
+
+@pytest.mark.parametrize(
+    ("word", "not_into"),
+    [("ceo", "executive"), ("mark", "zuckerberg"), ("forked", "work"), ("stars", "start")],
+)
+def test_no_synonym_or_typo_fix_invents_a_word_the_question_did_not_contain(
+    word: str, not_into: str
+) -> None:
+    """A role or name the question never named ("ceo" -> "executive"), or a real English
+    word read as a typo of a pack word ("forked" -> "work"), made confident wrong answers."""
+    analysis = MATCHER.analyze(f"who {word} it")
+    assert term_of(word) != term_of(not_into)
+    assert analysis.corrected == 0
+
+
+def test_chat_slang_keeps_its_meaning() -> None:
+    """ "ppl" was dropped as a stop word; it is people, which can be what is asked."""
+    assert term_of("ppl") == term_of("people") != ""
+
+
+def test_who_is_the_ceo_of_the_linux_foundation_is_not_answered() -> None:
+    """The README promises a decline: the sources do not name the LF's CEO."""
+    verdict = consider("who is the CEO of the Linux Foundation", MATCHER, Decider())
+    assert verdict.outcome is not Outcome.ANSWER

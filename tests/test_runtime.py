@@ -11,12 +11,22 @@ from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
 from bot.errors import TransientPlatformError
-from bot.events import Author, Conversation, Feedback, IncomingMessage, Reaction, SlashCommand
+from bot.events import (
+    Author,
+    Conversation,
+    Feedback,
+    IncomingMessage,
+    OutgoingMessage,
+    Reaction,
+    SentMessage,
+    SlashCommand,
+)
 from bot.faqfile import FaqRecord
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import AuditLog, ReviewItem
 from tests.conftest import database_away, make_config
+from tests.waiting import PATIENCE
 
 CHANNEL = Conversation("memory", "C1")
 ALICE = Author("U-alice", "alice")
@@ -284,14 +294,26 @@ async def test_platform_failure_on_reply_is_logged_and_bot_keeps_serving(
     assert [a.detail.get("delivery") for a in answers] == ["failed", None]
 
 
+class SlowMemory(MemoryAdapter):
+    """Takes a while to post, and says when a post has started."""
+
+    def __init__(self) -> None:
+        super().__init__("memory", latency=0.3)
+        self.posting = asyncio.Event()
+
+    async def send(self, message: OutgoingMessage) -> SentMessage:
+        self.posting.set()
+        return await super().send(message)
+
+
 async def test_shutdown_lets_in_flight_reply_finish(sqlite_url: str) -> None:
-    adapter = MemoryAdapter("memory", latency=0.3)
+    adapter = SlowMemory()
     runtime = Runtime(make_config(database={"url": sqlite_url}, web={"enabled": False}), [adapter])
     await runtime.start()
     handling = asyncio.create_task(
         adapter.inject(question("who is on the pytorch foundation board?"))
     )
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(adapter.posting.wait(), timeout=PATIENCE)
     handling.cancel()  # the platform connection goes away mid-reply
     await runtime.stop()
     assert len(adapter.sent) == 1

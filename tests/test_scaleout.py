@@ -22,6 +22,7 @@ from bot.store.db import Database
 from bot.store.locks import LEADER_LOCK, Leadership, lock_key
 from bot.store.models import Delivery
 from tests.conftest import make_config
+from tests.waiting import PATIENCE, eventually
 
 PLATFORMS = {"slack": "C-news", "discord": "D-news", "x": "timeline"}
 OPS = Author("ops")
@@ -82,8 +83,9 @@ async def test_claims_skip_rows_another_instance_is_claiming(pg_url: str) -> Non
                 await session.execute(
                     select(Delivery).where(Delivery.id == ids[0]).with_for_update()
                 )
+                # A claim waiting behind the lock would wait until the session ends: forever.
                 won = await asyncio.wait_for(
-                    store.claim_many(ids, "me", timedelta(seconds=30)), timeout=5
+                    store.claim_many(ids, "me", timedelta(seconds=30)), timeout=PATIENCE
                 )
             assert set(won) == {ids[1]}  # no waiting behind the lock, no double claim
         finally:
@@ -104,8 +106,8 @@ async def test_singleton_jobs_run_on_one_instance_and_move_when_it_dies(pg_url: 
         runtime.add_singleton_job(job, 0.1)
     leader_engine = None
     try:
-        await asyncio.sleep(1.0)
-        assert len(runs) == 1 and sum(runs.values()) >= 5, runs
+        await eventually(lambda: sum(runs.values()) >= 5, f"five singleton runs: {runs}")
+        assert len(runs) == 1, runs
         [leader_name] = runs
         leader = runtimes[int(leader_name[1:])]
         # The leader loses its database session (PostgreSQL restarted it, an idle-session
@@ -120,27 +122,29 @@ async def test_singleton_jobs_run_on_one_instance_and_move_when_it_dies(pg_url: 
                     await session.scalars(
                         text(
                             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                            "AND classid::bigint = :hi AND objid::bigint = :lo"
+                            "AND classid::bigint = :hi AND objid::bigint = :lo AND database = "
+                            "(SELECT oid FROM pg_database WHERE datname = current_database())"
                         ),
                         {"hi": hi, "lo": lo},
                     )
                 ).all()
                 assert await session.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-            for _ in range(100):  # until the backend is gone
+
+            async def backend_gone() -> bool:
                 async with observer.session() as session:
                     alive = await session.scalar(
                         text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
                     )
-                if not alive:
-                    break
-                await asyncio.sleep(0.02)
+                return not alive
+
+            await eventually(backend_gone, "the leader's backend gone")
         finally:
             await observer.close()
         runs.clear()
-        await asyncio.sleep(1.5)
         # Nothing stopped: the old leader noticed on its own and another instance took over.
+        await eventually(lambda: sum(runs.values()) >= 5, f"five runs after the move: {runs}")
         assert leader_name not in runs, runs
-        assert len(runs) == 1 and sum(runs.values()) >= 5, runs
+        assert len(runs) == 1, runs
     finally:
         if leader_engine is not None:
             await leader.db.engine.dispose()
@@ -170,14 +174,21 @@ async def test_announcements_go_out_once_when_the_instance_that_queued_them_dies
         queued = await queuer.announcements.active()
         assert len(queued) == 20, [m.text for m in queuer_adapters[0].sent]
         await queuer.stop()  # before anything is due: only the others can post them
-        deadline = asyncio.get_running_loop().time() + 20
         everything = {(p, t) for p in PLATFORMS for t in texts}
-        while asyncio.get_running_loop().time() < deadline:
-            posted = announcement_posts([a for _, adapters in survivors for a in adapters])
-            if set(posted) >= everything:
-                break
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(0.5)  # a double post would show up now
+        survivor_adapters = [a for _, adapters in survivors for a in adapters]
+        await eventually(
+            lambda: set(announcement_posts(survivor_adapters)) >= everything,
+            "every announcement posted on every platform",
+            within=2 * PATIENCE,
+        )
+
+        async def all_sent() -> bool:
+            store = survivors[0][0].announcements
+            rows = [d for a in queued for d in await store.deliveries(a.id)]
+            return len(rows) == len(everything) and all(d.state == "sent" for d in rows)
+
+        # Every row settled: nothing is still being posted, so a double post would show now.
+        await eventually(all_sent, "every delivery recorded as sent", every=0.2)
         posted = announcement_posts([a for _, adapters in instances for a in adapters])
         assert set(posted) == everything
         assert max(posted.values()) == 1, [k for k, v in posted.items() if v > 1]

@@ -38,7 +38,7 @@ async def main(db_url: str, posts: Path, mode: str) -> None:
     adapters = [
         FileRecordingAdapter("slack", posts, 0.0),
         FileRecordingAdapter("discord", posts, 0.0),
-        FileRecordingAdapter("x", posts, 30.0),  # still "posting" when the test kills us
+        FileRecordingAdapter("x", posts, 3600.0),  # still "posting" when the test kills us
     ]
     config = make_config(
         database={"url": db_url},

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.waiting import PATIENCE
+
 APP_ID = "900000000000000001"
 BOT_ID = "900000000000000002"
 GUILD_ID = "800000000000000001"
@@ -109,6 +111,8 @@ class FakeDiscord:
     fail: dict[tuple[str, str], list[tuple[int, Any, dict[str, str]]]] = field(default_factory=dict)
     #: (METHOD, path) -> seconds to stall before answering, popped one per call.
     stall: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    #: How many stalled requests have been answered (a test waits for a late one to land).
+    stalled_answered: int = 0
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Close the socket with this code right after IDENTIFY (4014: disallowed intents).
     close_on_identify: int | None = None
@@ -173,7 +177,7 @@ class FakeDiscord:
     def ops_of(self, op: int) -> list[dict[str, Any]]:
         return [o for o in self.ops if o.get("op") == op]
 
-    async def wait_for(self, predicate: Callable[[], Any], limit: float = 10.0) -> None:
+    async def wait_for(self, predicate: Callable[[], Any], limit: float = PATIENCE) -> None:
         """Wait until ``predicate()`` is true (the bot works after the event is delivered)."""
         async with asyncio.timeout(limit):
             while not predicate():
@@ -287,12 +291,18 @@ class FakeDiscord:
         )
         self._changed.set()
         key = (request.method, path)
-        if self.stall.get(key):
+        stalled = bool(self.stall.get(key))
+        if stalled:
             await asyncio.sleep(self.stall[key].pop(0))
-        if self.fail.get(key):
-            status, payload, headers = self.fail[key].pop(0)
-            return _json(payload, status, headers)
-        return self._answer(request.method, path, body, dict(request.query))
+        try:
+            if self.fail.get(key):
+                status, payload, headers = self.fail[key].pop(0)
+                return _json(payload, status, headers)
+            return self._answer(request.method, path, body, dict(request.query))
+        finally:
+            if stalled:
+                self.stalled_answered += 1
+                self._changed.set()
 
     def _answer(
         self, method: str, path: str, body: Any, query: dict[str, str] | None = None

@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from tests.waiting import PATIENCE
+
 BOT_USER = "UBOT"
 
 
@@ -91,7 +93,7 @@ class FakeSlack:
         """How many calls ``method`` got (cheap: the load generator polls it)."""
         return self._counts.get(method, 0)
 
-    async def wait_for(self, predicate: Any, limit: float = 10.0) -> None:
+    async def wait_for(self, predicate: Any, limit: float = PATIENCE) -> None:
         """Wait until ``predicate()`` is true (listeners run after the ack)."""
         async with asyncio.timeout(limit):
             while not predicate():

@@ -33,6 +33,8 @@ from typing import Any
 from aiohttp import web
 from oauthlib.oauth1.rfc5849 import signature, utils  # type: ignore[import-untyped]
 
+from tests.waiting import PATIENCE
+
 API_KEY = "test-api-key"
 API_SECRET = "test-api-secret"
 BOT_ID = "1500"
@@ -214,7 +216,7 @@ class FakeX:
         """The bot's posts replying to ``post_id``."""
         return [p for p in self.created() if p.get("in_reply_to") == post_id]
 
-    async def wait_for(self, predicate: Any, limit: float = 10.0) -> None:
+    async def wait_for(self, predicate: Any, limit: float = PATIENCE) -> None:
         async with asyncio.timeout(limit):
             while not predicate():
                 self._changed.clear()
