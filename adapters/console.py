@@ -1,7 +1,9 @@
 """The terminal chat: ask questions and type staff commands as the local console user.
 
 Every line is a direct message to the bot; a line starting with ``/`` is a command
-(``/announce list``). End of input (Ctrl-D, or the end of a piped file) stops the bot.
+(``/announce list``). When the bot offers suggestions it numbers them after its text
+(``1. Who sits on the board?``); a next line that is just one of those numbers picks it.
+End of input (Ctrl-D, or the end of a piped file) stops the bot.
 Stdin is read on a daemon thread so a blocked ``readline`` never holds up shutdown.
 """
 
@@ -15,9 +17,13 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from adapters.base import EventSink
+from adapters.base import EventSink, Limits
+from announcements.render import Rendered, require_text
+from bot.config import StaffSection
 from bot.events import (
     Author,
+    Choice,
+    ChoicePicked,
     Conversation,
     IncomingMessage,
     OutgoingMessage,
@@ -25,15 +31,39 @@ from bot.events import (
     SlashCommand,
 )
 
+PLATFORM = "console"
 CHANNEL = "terminal"
 ANNOUNCEMENTS = "announcements"
+
+
+class ConsoleRules:
+    """The terminal: Markdown shown as typed, one conversation, no threads."""
+
+    name = PLATFORM
+    limits = Limits(100_000, len)
+    has_threads = False
+    #: The local user is not rate-limited: nobody else can type there.
+    rate_limited = False
+
+    def render(self, markdown: str, *, max_parts: int) -> Rendered:
+        require_text(markdown)
+        return Rendered(self.name, (markdown,))
+
+    def message_link(self, channel: str, message_id: str) -> str | None:
+        return None
+
+    def is_staff(self, author: Author, staff: StaffSection) -> bool:
+        return author.id in staff.console_users
+
+
+RULES = ConsoleRules()
 
 
 class ConsoleAdapter:
     """Chat with the bot in a terminal."""
 
-    platform = "console"
-    announce_channels = (ANNOUNCEMENTS,)
+    platform = PLATFORM
+    announce_channels: tuple[str, ...] = (ANNOUNCEMENTS,)
 
     def __init__(
         self,
@@ -53,9 +83,15 @@ class ConsoleAdapter:
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._connected = False
+        #: The suggestions the bot offered last; the user's next line may pick one by number.
+        self._offered: tuple[Choice, ...] = ()
 
     def is_connected(self) -> bool:
         return self._connected
+
+    def offers_choices(self) -> bool:
+        """Suggestions are numbered lines; the user types a number to pick one."""
+        return True
 
     async def start(self, sink: EventSink) -> None:
         loop = asyncio.get_running_loop()
@@ -89,10 +125,17 @@ class ConsoleAdapter:
         if self._on_close is not None:
             self._on_close()
 
-    def _event(self, text: str) -> IncomingMessage | SlashCommand:
+    def _event(self, text: str) -> IncomingMessage | SlashCommand | ChoicePicked:
         where = Conversation(self.platform, CHANNEL, is_direct=True)
         message_id = str(next(self._ids))
         stripped = text.strip()
+        # Only the line right after the suggestions can pick one: later, a number is a number.
+        offered, self._offered = self._offered, ()
+        if stripped.isdecimal() and 1 <= int(stripped) <= len(offered):
+            picked = offered[int(stripped) - 1]
+            return ChoicePicked(
+                where=where, author=self._user, token=picked.token, event_id=f"pick:{message_id}"
+            )
         if stripped.startswith("/") and len(stripped) > 1:
             name, _, rest = stripped[1:].partition(" ")
             return SlashCommand(
@@ -122,6 +165,11 @@ class ConsoleAdapter:
         channel = message.where.channel_id
         prefix = "bot> " if channel == CHANNEL else f"bot [#{channel}]> "
         body = message.text.replace("\n", "\n     ")
+        if message.choices:
+            lines = [f"{n}. {c.label}" for n, c in enumerate(message.choices, start=1)]
+            body += "\n     " + "\n     ".join(lines)
+            body += "\n     (type a number to pick one)"
+            self._offered = message.choices
         if message.feedback_token:
             body += "\n     (was this helpful? — feedback buttons appear on Slack and Discord)"
         self._write(prefix + body)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from dataclasses import replace
 
 from adapters.base import EventSink
 from bot.errors import PlatformError
-from bot.events import InboundEvent, OutgoingMessage, SentMessage
+from bot.events import Author, ChoicePicked, InboundEvent, OutgoingMessage, SentMessage
 
 
 class MemoryAdapter:
@@ -80,6 +81,21 @@ class MemoryAdapter:
 
     async def delete(self, sent: SentMessage) -> None:
         self.deleted.append(sent)
+
+    async def pick(self, message: OutgoingMessage, index: int, author: Author) -> None:
+        """``author`` picks the ``index``-th suggestion of a sent ``message``, as a click would."""
+        choice = message.choices[index]
+        where = message.where
+        if where.thread_id is None and message.reply_to:
+            where = replace(where, thread_id=message.reply_to)
+        await self.inject(
+            ChoicePicked(
+                where=where,
+                author=author,
+                token=choice.token,
+                event_id=f"pick:{next(self._ids)}",
+            )
+        )
 
     def texts(self) -> list[str]:
         """The text of every message sent so far."""

@@ -1,4 +1,4 @@
-"""``/announce``: what comms staff type on the console, Slack and Discord.
+"""``/announce``: what comms staff type on any platform with commands (and the dashboard).
 
 Each action validates everything before it changes anything, so bad input gets a one-line
 reason plus the usage and leaves the store untouched.
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from adapters.base import Adapter
+from adapters.base import Adapter, PlatformRules
 from announcements import grammar
 from announcements.engine import DeliveryEngine
 from announcements.progress import posted_entries, split_entry
-from announcements.render import RenderError
+from announcements.render import Rendered, RenderError, render_for
 from announcements.schedule import AnnouncementScheduler
 from announcements.store import AnnouncementStore, NewAnnouncement, content_hash
 from announcements.when import (
@@ -75,7 +75,18 @@ class AnnounceCommands:
         scheduler: AnnouncementScheduler,
         adapters: dict[str, Adapter],
         clock: Callable[[], datetime] = utcnow,
+        platforms: Mapping[str, PlatformRules] | None = None,
+        max_parts: Mapping[str, int] | None = None,
     ) -> None:
+        """``platforms``: every supported platform's rules (the adapter registry's table),
+        used to render previews whether or not a platform is connected; ``max_parts``: the
+        most messages or posts one announcement may take per platform (default 25)."""
+        if platforms is None:
+            from adapters.registry import SUPPORTED
+
+            platforms = SUPPORTED
+        self._platforms = platforms
+        self._max_parts = dict(max_parts or {})
         self._settings = settings
         self._config = settings.announcements
         self._store = store
@@ -133,6 +144,43 @@ class AnnounceCommands:
             )
         return requested
 
+    def _names(self) -> tuple[str, ...]:
+        """Every platform ``--to`` may name: the supported ones and any running adapter."""
+        return tuple(dict.fromkeys([*self._platforms, *self._adapters]))
+
+    def _render(self, announcement: Announcement, platform: str) -> Rendered:
+        """Exactly what ``platform`` gets, by its own rules (connected or not)."""
+        return render_for(
+            self._platforms.get(platform),
+            platform,
+            announcement.text,
+            override=announcement.overrides.get(platform),
+            max_parts=self._max_parts.get(platform, 25),
+        )
+
+    def _unit(self, platform: str, count: int) -> str:
+        rules = self._platforms.get(platform)
+        unit = rules.limits.unit if rules is not None else "message"
+        return f"{count} {unit}{'s' if count != 1 else ''}"
+
+    def _rendered_lines(self, announcement: Announcement, platforms: Sequence[str]) -> list[str]:
+        """Each platform's rendering, numbered when it takes several parts."""
+        lines: list[str] = []
+        for platform in platforms:
+            try:
+                rendered = self._render(announcement, platform)
+            except RenderError as exc:
+                lines.append(f"--- {platform}: cannot be sent: {exc}")
+                continue
+            count = len(rendered.parts)
+            lines.append(f"--- {platform} ({self._unit(platform, count)}) ---")
+            lines.extend(
+                rendered.parts
+                if count == 1
+                else [f"[{i}] {part}" for i, part in enumerate(rendered.parts, start=1)]
+            )
+        return lines
+
     def _check_renders(
         self, text: str, overrides: dict[str, str], targets: Sequence[str], usage: str
     ) -> None:
@@ -144,7 +192,7 @@ class AnnounceCommands:
         probe = Announcement(text=text, overrides=overrides)
         for platform in targets:
             try:
-                self._engine.preview(probe, platform)
+                self._render(probe, platform)
             except RenderError as exc:
                 raise CommandError(str(exc), usage) from None
 
@@ -190,7 +238,12 @@ class AnnounceCommands:
         """Handle ``/announce …`` and return the reply."""
         now = self._clock()
         tz = self._zone_for(cmd, None)
-        args = grammar.parse(cmd.text, is_time=self._is_time(tz, now), is_rule=self._is_rule)
+        args = grammar.parse(
+            cmd.text,
+            is_time=self._is_time(tz, now),
+            is_rule=self._is_rule,
+            platforms=self._names(),
+        )
         usage = "Usage: " + grammar.USAGE[args.action]
         handler = getattr(self, "_" + args.action.replace("-", "_"))
         try:
@@ -204,7 +257,20 @@ class AnnounceCommands:
     async def _help(
         self, cmd: SlashCommand, args: grammar.AnnounceArgs, usage: str, now: datetime
     ) -> str:
-        return grammar.help_text()
+        return grammar.help_text(self._names())
+
+    async def _preview(
+        self, cmd: SlashCommand, args: grammar.AnnounceArgs, usage: str, now: datetime
+    ) -> str:
+        """What each platform would get, connected or not; nothing is stored."""
+        if len(args.text) > self._config.max_chars:
+            raise CommandError(
+                f"The text is {len(args.text)} characters; the limit is {self._config.max_chars}.",
+                usage,
+            )
+        platforms = args.to or tuple(self._platforms)
+        probe = Announcement(text=args.text, overrides=args.overrides)
+        return "\n".join(["Preview (nothing is queued):", *self._rendered_lines(probe, platforms)])
 
     async def _schedule(
         self, cmd: SlashCommand, args: grammar.AnnounceArgs, usage: str, now: datetime
@@ -370,20 +436,7 @@ class AnnounceCommands:
         ]
         if announcement.deliveries:
             lines.append(_states(announcement.deliveries))
-        for platform in announcement.targets:
-            try:
-                rendered = self._engine.preview(announcement, platform)
-            except RenderError as exc:
-                lines.append(f"--- {platform}: cannot be sent: {exc}")
-                continue
-            count = len(rendered.parts)
-            unit = "post" if platform == "x" else "message"
-            lines.append(f"--- {platform} ({count} {unit}{'s' if count != 1 else ''}) ---")
-            lines.extend(
-                rendered.parts
-                if count == 1
-                else [f"[{i}] {part}" for i, part in enumerate(rendered.parts, start=1)]
-            )
+        lines.extend(self._rendered_lines(announcement, announcement.targets))
         return "\n".join(lines)
 
     def _editable(self, announcement: Announcement, usage: str) -> None:

@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from adapters.base import Adapter, Reconciler
+from adapters.base import Adapter, PlatformRules, Reconciler
 from announcements.claims import ClaimLost, DeliveryClaims
 from announcements.outcomes import Notify, Outcomes, PartInDoubt
 from announcements.progress import (
@@ -33,7 +33,7 @@ from announcements.progress import (
     split_entry,
     with_doubt,
 )
-from announcements.render import Rendered, RenderError, render
+from announcements.render import Rendered, RenderError, render_for
 from announcements.retries import RetryTimers
 from announcements.store import AnnouncementStore
 from bot.config import AnnouncementsSection
@@ -91,7 +91,18 @@ class DeliveryEngine:
         owner: str = "bot",
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        platforms: Mapping[str, PlatformRules] | None = None,
+        max_parts: Mapping[str, int] | None = None,
     ) -> None:
+        """``platforms``: every platform's rules (the adapter registry's table: rendering,
+        whether a long post is a thread); ``max_parts``: the most posts or messages one
+        announcement may take per platform (default 25)."""
+        if platforms is None:
+            from adapters.registry import SUPPORTED
+
+            platforms = SUPPORTED
+        self._platforms = platforms
+        self._max_parts = dict(max_parts or {})
         self._store = store
         self._adapters = adapters
         self._channels = channels
@@ -123,13 +134,18 @@ class DeliveryEngine:
 
     def preview(self, announcement: Announcement, platform: str) -> Rendered:
         """Exactly what ``platform`` will get (raises RenderError if it cannot be sent)."""
-        return render(
+        return render_for(
+            self._platforms.get(platform),
             platform,
             announcement.text,
             override=announcement.overrides.get(platform),
-            max_x_posts=self._settings.max_x_posts,
-            max_discord_messages=self._settings.max_discord_messages,
+            max_parts=self._max_parts.get(platform, 25),
         )
+
+    def _threads(self, platform: str) -> bool:
+        """Whether a long announcement on ``platform`` is a thread of replies."""
+        rules = self._platforms.get(platform)
+        return rules is not None and rules.limits.threads_long_posts
 
     # --- retries ---------------------------------------------------------------------------
 
@@ -447,7 +463,7 @@ class DeliveryEngine:
         first_url = delivery.url
         for index in range(len(progress), len(posts)):
             channel, part = posts[index]
-            threaded = rendered.platform == "x" and part > 0
+            threaded = part > 0 and self._threads(rendered.platform)
             message = OutgoingMessage(
                 where=Conversation(rendered.platform, channel),
                 text=rendered.parts[part],

@@ -1,4 +1,7 @@
-"""The ``/announce`` grammar, shared by the console, Slack and Discord.
+"""The ``/announce`` grammar, shared by every platform's command (and the dashboard).
+
+The platforms it accepts (``--to``, and one ``--PLATFORM-text`` override per platform) are
+given by the caller, from the adapter registry: no platform is named here.
 
 Options come first, the announcement text last, and the text is kept byte for byte (newlines,
 apostrophes, Markdown). Option values may be quoted (``--at "tomorrow 9am"``); unquoted
@@ -11,20 +14,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.commands import echo
 from bot.errors import CommandError
-from bot.platforms import ANNOUNCE_TARGETS, CHAT_PLATFORMS
+from bot.platforms import ANNOUNCE_TARGETS
 
-PLATFORMS = CHAT_PLATFORMS
 MAX_GREEDY_WORDS = 6
 
 USAGE: dict[str, str] = {
-    "schedule": "/announce schedule --at WHEN [--tz ZONE] [--to slack,discord,x] "
-    '[--every "monday 17:00" [--until DATE]] [--x-text "…"] [--force] TEXT',
-    "now": "/announce now [--to slack,discord,x] [--force] TEXT",
+    "schedule": "/announce schedule --at WHEN [--tz ZONE] [--to PLATFORMS] "
+    '[--every "monday 17:00" [--until DATE]] [--PLATFORM-text "…"] [--force] TEXT',
+    "now": '/announce now [--to PLATFORMS] [--PLATFORM-text "…"] [--force] TEXT',
+    "preview": '/announce preview [--to PLATFORMS] [--PLATFORM-text "…"] TEXT',
     "list": "/announce list",
     "show": "/announce show ID",
     "edit": "/announce edit ID [--at WHEN] [--tz ZONE] [TEXT]",
@@ -41,6 +44,7 @@ USAGE: dict[str, str] = {
 SUMMARY: dict[str, str] = {
     "schedule": 'queue an announcement for later (WHEN: ISO or "tomorrow 9am", "in 2 hours")',
     "now": "post an announcement right away",
+    "preview": "what each platform would get, connected or not (nothing is queued)",
     "list": "upcoming announcements with their status per platform",
     "show": "the exact text each platform will get",
     "edit": "change the text or time of a queued announcement",
@@ -63,35 +67,32 @@ OPTIONS: dict[str, tuple[bool, bool]] = {
     "--every": (True, True),
     "--until": (True, True),
     "--force": (False, False),
-    "--slack-text": (True, False),
-    "--discord-text": (True, False),
-    "--x-text": (True, False),
 }
+#: Actions that take one ``--PLATFORM-text`` override per platform.
+OVERRIDES = {"schedule", "now", "preview"}
 ALLOWED: dict[str, set[str]] = {
-    "schedule": {
-        "--at",
-        "--tz",
-        "--to",
-        "--every",
-        "--until",
-        "--force",
-        "--slack-text",
-        "--discord-text",
-        "--x-text",
-    },
-    "now": {"--to", "--force", "--slack-text", "--discord-text", "--x-text"},
+    "schedule": {"--at", "--tz", "--to", "--every", "--until", "--force"},
+    "now": {"--to", "--force"},
+    "preview": {"--to"},
     "edit": {"--at", "--tz"},
     "retry": {"--to"},
     "mark-sent": {"--to"},
 }
 NEEDS_ID = {"show", "edit", "cancel", "retract", "approve", "retry", "mark-sent"}
-NEEDS_TEXT = {"schedule", "now"}
+NEEDS_TEXT = {"schedule", "now", "preview"}
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’"}
 
 
-def help_text() -> str:
-    """The full ``/announce help``."""
-    return "\n".join(f"{USAGE[a]}\n    {SUMMARY[a]}" for a in USAGE)
+def help_text(platforms: Sequence[str] = ()) -> str:
+    """The full ``/announce help`` (naming the platforms, when given)."""
+    lines = [f"{USAGE[a]}\n    {SUMMARY[a]}" for a in USAGE]
+    if platforms:
+        lines.append(f"PLATFORMS: {', '.join(platforms)}")
+    return "\n".join(lines)
+
+
+def _override(name: str) -> str:
+    return f"--{name}-text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +152,24 @@ class _Scanner:
 
 
 def parse(
-    text: str, *, is_time: Callable[[str], bool], is_rule: Callable[[str], bool]
+    text: str,
+    *,
+    is_time: Callable[[str], bool],
+    is_rule: Callable[[str], bool],
+    platforms: Sequence[str] | None = None,
 ) -> AnnounceArgs:
     """Parse the text after ``/announce``.
 
     Args:
-        text: e.g. ``schedule --at "tomorrow 9am" --to slack,x Big news``.
+        text: e.g. ``schedule --at "tomorrow 9am" --to PLATFORM,PLATFORM Big news``.
         is_time: whether a string reads as a time (used for unquoted ``--at``/``--until``).
         is_rule: whether a string reads as a repeat rule (unquoted ``--every``).
+        platforms: the names ``--to`` accepts (each also gets ``--NAME-text``); by default
+            every platform the bot knows (``bot.platforms``).
     """
+    if platforms is None:
+        platforms = ANNOUNCE_TARGETS
+    overrides_allowed = {_override(p) for p in platforms}
     bad = _unpostable(text)
     if bad is not None:
         raise CommandError(
@@ -186,19 +196,20 @@ def parse(
         ident = int(raw.lstrip("#"))
     values: dict[str, str] = {}
     force = False
-    allowed = ALLOWED.get(action, set())
+    allowed = ALLOWED.get(action, set()) | (overrides_allowed if action in OVERRIDES else set())
+    known = OPTIONS.keys() | overrides_allowed
     while scanner.peek_word().startswith("--"):
         word = scanner.word()
         name, eq, inline = word.partition("=")
         if name == "--":
             break
         if name not in allowed:
-            what = "Unknown option" if name not in OPTIONS else "Option"
-            tail = "" if name not in OPTIONS else f" does not apply to /announce {action}"
+            what = "Unknown option" if name not in known else "Option"
+            tail = "" if name not in known else f" does not apply to /announce {action}"
             raise CommandError(f"{what} {_short(name)}{tail}.", usage)
         if name in values or (name == "--force" and force):
             raise CommandError(f"{name} is given twice.", usage)
-        takes_value, greedy = OPTIONS[name]
+        takes_value, greedy = OPTIONS.get(name, (True, False))
         if not takes_value:
             if eq:
                 raise CommandError(f"{name} takes no value.", usage)
@@ -241,8 +252,8 @@ def parse(
         raise CommandError("/announce mark-sent needs --to PLATFORMS.", usage)
     if "--until" in values and "--every" not in values:
         raise CommandError("--until only applies with --every.", usage)
-    to = _platforms(values["--to"], usage) if "--to" in values else None
-    overrides = {p: values[f"--{p}-text"] for p in PLATFORMS if f"--{p}-text" in values}
+    to = _platforms(values["--to"], platforms, usage) if "--to" in values else None
+    overrides = {p: values[_override(p)] for p in platforms if _override(p) in values}
     return AnnounceArgs(
         action=action,
         ident=ident,
@@ -277,13 +288,13 @@ def _greedy(scanner: _Scanner, accepts: Callable[[str], bool]) -> str:
     return ""
 
 
-def _platforms(value: str, usage: str) -> tuple[str, ...]:
+def _platforms(value: str, platforms: Sequence[str], usage: str) -> tuple[str, ...]:
     names = [p.strip().lower() for p in value.split(",") if p.strip()]
-    unknown = [p for p in names if p not in ANNOUNCE_TARGETS]
+    unknown = [p for p in names if p not in platforms]
     if unknown or not names:
         raise CommandError(
             f"Unknown platform '{_short(unknown[0] if unknown else value)}': use "
-            + ", ".join(PLATFORMS)
+            + ", ".join(platforms)
             + ".",
             usage,
         )

@@ -1,16 +1,12 @@
-"""Rendering one Markdown announcement for each platform.
+"""Rendering one Markdown announcement for a platform: the platform-neutral machinery.
 
 Markdown is parsed once by markdown-it-py (a maintained CommonMark parser, with ``~~strike~~``
-enabled and raw HTML treated as text), then written out in each platform's dialect:
-
-* **Slack**: mrkdwn (``*bold*``, ``_italic_``, ``<url|text>``, ``•`` bullets; ``&``, ``<``, ``>``
-  escaped) and Block Kit section blocks of at most 3,000 characters, at most 50 of them.
-* **Discord**: Discord Markdown (``**bold**``, ``*italic*``, ``[text](url)``, ``- `` bullets,
-  headings as ``**bold**`` lines, Markdown characters in the text backslash-escaped), split into
-  messages of at most 2,000 characters.
-* **X**: plain text measured with X's own weighting through twitter-text-parser (every URL
-  counts 23, wide characters and emoji 2); past 280 it becomes a thread numbered `` (i/n)``.
-* **Anything else** (the console, the in-memory test adapter): the Markdown source as is.
+enabled and raw HTML treated as text), then written out in a platform's *dialect* (a
+:class:`Dialect`: how it spells bold, links, lists, code) and packed into messages or posts
+within the platform's limit by a :class:`Packer`. Each platform's own rules (its dialect, its
+limits, how it counts characters, whether a long post becomes a thread) live with the platform
+in ``adapters/`` as pure functions; :func:`render_for` applies them. A platform without rules
+of its own (the console, the in-memory test adapter) gets the Markdown source as is.
 
 Long text is split at the coarsest boundary that fits: between blocks (paragraphs, lists, code
 blocks), then lines, then sentences, then words. A word is never cut unless it alone is longer
@@ -30,25 +26,18 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
-from twitter_text import extract_urls_with_indices, parse_tweet
+from twitter_text import extract_urls_with_indices
 
 from bot.errors import FoundationBotError
-
-X_POST_LIMIT: Final = 280
-DISCORD_MESSAGE_LIMIT: Final = 2000
-SLACK_SECTION_LIMIT: Final = 3000
-SLACK_MAX_BLOCKS: Final = 50
 
 # Raw HTML is shown as text rather than passed through: no platform here renders it.
 _MARKDOWN: Final = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
 
-_ZWSP: Final = "\u200b"
-# Characters X refuses in a post (twitter-text's invalid_chars list).
-_X_INVALID: Final = re.compile("[\ufffe\ufeff\uffff]")
+ZWSP: Final = "\u200b"
 _MENTION_OR_TAG: Final = re.compile(r"[@＠#＃$]\w+")
 # Only tried where a scheme can start, so a long run of letters is scanned once, not per letter.
 _URL_ATOM: Final = r"(?<![\w+.-])[A-Za-z][\w+.-]*+://\S+"
@@ -66,10 +55,10 @@ class Rendered:
     """What one platform gets for one announcement."""
 
     platform: str
-    #: The messages/posts to send, in order (X thread posts; Discord messages; Slack: one part,
-    #: the fallback text).
+    #: The messages/posts to send, in order (thread posts, or messages; a platform with a
+    #: structured layout: one part, the fallback text).
     parts: tuple[str, ...]
-    #: Slack Block Kit blocks (empty elsewhere).
+    #: The structured layout (Slack's Block Kit blocks), if the platform has one.
     blocks: tuple[dict[str, Any], ...] = ()
 
 
@@ -81,8 +70,8 @@ def _bare(text: str, url: str) -> bool:
     return text in ("", url, url.removeprefix("mailto:"), url.split("://", 1)[-1])
 
 
-class _Dialect:
-    """How one platform spells Markdown's constructs; this base spells X's plain text."""
+class Dialect:
+    """How one platform spells Markdown's constructs; this base spells plain text."""
 
     strong = ""
     em = ""
@@ -111,8 +100,8 @@ class _Dialect:
         return content
 
 
-class _MarkupDialect(_Dialect):
-    """Slack and Discord: bare URLs stay untouched while the text around them is escaped."""
+class MarkupDialect(Dialect):
+    """Chat markup: bare URLs stay untouched while the text around them is escaped."""
 
     def text(self, content: str, *, line_start: bool, in_link: bool) -> str:
         if in_link or "://" not in content:
@@ -134,108 +123,20 @@ class _MarkupDialect(_Dialect):
         raise NotImplementedError
 
 
-class _Slack(_MarkupDialect):
-    strong = "*"
-    em = "_"
-    strike = "~"
-    quote = "> "
-    track_fences = True
-    atoms = r"<[^<>\n]*>|`[^`\n]+`"
-    guards = (atoms, "&(?:amp|lt|gt);")
-
-    def escape(self, text: str, *, line_start: bool) -> str:
-        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-    def bare_url(self, url: str) -> str:
-        # An explicit link keeps Slack from reading `_` or `*` in the address as formatting.
-        return f"<{self._href(url)}>"
-
-    def _href(self, url: str) -> str:
-        return self.escape(url, line_start=False).replace("|", "%7C")
-
-    def code(self, content: str) -> str:
-        return f"`{self.escape(content, line_start=False)}`"
-
-    def link(self, text: str, url: str, *, bare: bool) -> str:
-        if bare and url.startswith("mailto:"):
-            text = self.escape(url.removeprefix("mailto:"), line_start=False)
-        elif bare:
-            return f"<{self._href(url)}>"
-        return f"<{self._href(url)}|{text}>"
-
-    def heading(self, text: str) -> str:
-        return f"*{text}*"
-
-    def fence(self, content: str, info: str) -> str:
-        # Slack ends a code block at the first ``` whatever the fence length; break such runs.
-        body = re.sub("`(?=``)", "`" + _ZWSP, self.escape(content, line_start=False))
-        return f"```\n{body}\n```"
-
-
-_DISCORD_SPECIAL: Final = re.compile(r"([\\*_~`|])")
-_DISCORD_BLOCK_START: Final = re.compile(r"^(\s*)([#>+-]|\d+(?=[.)]))")
-
-
-class _Discord(_MarkupDialect):
-    strong = "**"
-    em = "*"
-    strike = "~~"
-    bullet = "- "
-    quote = "> "
-    track_fences = True
-    atoms = r"\[[^\[\]\n]*\]\([^()\s]*\)|`[^`\n]+`|\\\S"
-    guards = (atoms,)
-
-    def escape(self, text: str, *, line_start: bool) -> str:
-        text = _DISCORD_SPECIAL.sub(r"\\\1", text)
-        match = _DISCORD_BLOCK_START.match(text) if line_start else None
-        if match:
-            # `# `, `> `, `- ` or `1. ` typed as text would become a heading, quote or list:
-            # escape the marker (for a number, the `.` or `)` after it).
-            at = match.end(2) if match.group(2).isdigit() else match.start(2)
-            text = f"{text[:at]}\\{text[at:]}"
-        return text
-
-    def bare_url(self, url: str) -> str:
-        return url
-
-    def code(self, content: str) -> str:
-        # Double backticks let a code span contain a backtick.
-        return f"`` {content} ``" if "`" in content else f"`{content}`"
-
-    def link(self, text: str, url: str, *, bare: bool) -> str:
-        if bare:
-            return url.removeprefix("mailto:")
-        # Discord ends the address at the first `)`, so encode parentheses.
-        href = url.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
-        return f"[{text}]({href})"
-
-    def heading(self, text: str) -> str:
-        return f"**{text}**"
-
-    def fence(self, content: str, info: str) -> str:
-        language = re.sub(r"[^\w+.#-]", "", info.split(" ", 1)[0]) if info else ""
-        # Discord ends a code block at the first ```, whatever the fence length.
-        body = re.sub("`(?=``)", "`" + _ZWSP, content)
-        return f"```{language}\n{body}\n```"
-
-
-_PLAIN: Final = _Dialect()
-_SLACK: Final = _Slack()
-_DISCORD: Final = _Discord()
+PLAIN: Final = Dialect()
 
 
 # --- Markdown to dialect -----------------------------------------------------------------------
 
 
-def _blocks(markdown: str, dialect: _Dialect) -> list[str]:
+def markdown_blocks(markdown: str, dialect: Dialect) -> list[str]:
     """The announcement's top-level blocks (paragraphs, lists, quotes, code) in ``dialect``."""
     root = SyntaxTreeNode(_MARKDOWN.parse(markdown))
     rendered = (_block(node, dialect) for node in root.children)
     return [block for block in rendered if block.strip()]
 
 
-def _block(node: SyntaxTreeNode, dialect: _Dialect) -> str:
+def _block(node: SyntaxTreeNode, dialect: Dialect) -> str:
     kind = node.type
     if kind == "paragraph":
         return _inline(node.children[0].children, dialect, _Context())
@@ -257,11 +158,11 @@ def _block(node: SyntaxTreeNode, dialect: _Dialect) -> str:
     return _join_blocks(node.children, dialect, "\n\n")
 
 
-def _join_blocks(nodes: Sequence[SyntaxTreeNode], dialect: _Dialect, joiner: str) -> str:
+def _join_blocks(nodes: Sequence[SyntaxTreeNode], dialect: Dialect, joiner: str) -> str:
     return joiner.join(text for text in (_block(n, dialect) for n in nodes) if text.strip())
 
 
-def _list(node: SyntaxTreeNode, dialect: _Dialect) -> str:
+def _list(node: SyntaxTreeNode, dialect: Dialect) -> str:
     ordered = node.type == "ordered_list"
     first = int(node.attrGet("start") or 1) if ordered else 0
     # A tight list (no blank lines between items) hides its paragraphs; keep it compact.
@@ -291,7 +192,7 @@ class _Context:
     nested: bool = False  # inside emphasis or a link, so never at the start of a line
 
 
-def _inline(nodes: Sequence[SyntaxTreeNode], dialect: _Dialect, context: _Context) -> str:
+def _inline(nodes: Sequence[SyntaxTreeNode], dialect: Dialect, context: _Context) -> str:
     out: list[str] = []
     for node in nodes:
         line_start = not context.nested and (not out or out[-1].endswith("\n"))
@@ -300,7 +201,7 @@ def _inline(nodes: Sequence[SyntaxTreeNode], dialect: _Dialect, context: _Contex
 
 
 def _inline_node(
-    node: SyntaxTreeNode, dialect: _Dialect, context: _Context, *, line_start: bool
+    node: SyntaxTreeNode, dialect: Dialect, context: _Context, *, line_start: bool
 ) -> str:
     kind = node.type
     inner = replace(context, nested=True)
@@ -331,8 +232,9 @@ def _inline_node(
 _BLOCK, _LINE, _SENTENCE, _WORD = range(4)
 
 
-def _utf16_length(text: str) -> int:
-    # Discord and Slack count in UTF-16 code units or in code points; the former is never less.
+def utf16_length(text: str) -> int:
+    """The length in UTF-16 code units: never less than in code points, so a limit that
+    counts either is kept."""
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -342,7 +244,7 @@ class _Fence:
     opener: str  # the whole opening line, repeated to reopen the block in the next message
 
 
-class _Packer:
+class Packer:
     """Greedy chunking of blocks into messages, each within ``limit`` by ``measure``.
 
     A piece that fits in the current message joins it; one that fits a message of its own
@@ -360,7 +262,7 @@ class _Packer:
         self,
         limit: int,
         measure: Callable[[str], int],
-        dialect: _Dialect,
+        dialect: Dialect,
         *,
         flow: bool,
         additive: bool = True,
@@ -556,7 +458,7 @@ class _Packer:
 
 
 def _parts_apart(char: str) -> bool:
-    """Whether nothing X counts as one entity (URL, emoji) can span ``char``."""
+    """Whether nothing a weighted count treats as one entity (URL, emoji) can span ``char``."""
     return char.isspace() or char in "。！？」』）"
 
 
@@ -578,149 +480,110 @@ def _joined(previous: str, char: str) -> bool:
 # --- public API --------------------------------------------------------------------------------
 
 
-def _require_text(markdown: str) -> None:
+def require_text(markdown: str) -> None:
+    """Raise :class:`RenderError` if there is nothing to announce."""
     if not markdown.strip():
         raise RenderError("the announcement text is empty")
 
 
-def render_slack(markdown: str) -> Rendered:
-    """Render an announcement as Slack mrkdwn plus Block Kit section blocks.
+def render_thread(
+    platform: str,
+    label: str,
+    markdown: str,
+    *,
+    limit: int,
+    measure: Callable[[str], int],
+    max_posts: int,
+    clean: Callable[[str], str] = lambda block: block,
+) -> Rendered:
+    """Render an announcement as plain text posts, threaded when longer than one post.
 
     Args:
+        platform: The platform's name (what the result is labelled with).
+        label: The platform's name as staff read it in an error ("X", "Mastodon").
         markdown: The announcement in Markdown.
-
-    Returns:
-        One part, the whole mrkdwn text (Slack's notification fallback), and section blocks of
-        at most 3,000 characters each, split between blocks, lines, sentences or words.
-
-    Raises:
-        RenderError: If the text is empty or needs more than 50 blocks.
-    """
-    _require_text(markdown)
-    blocks = _blocks(markdown, _SLACK)
-    _require_text("".join(blocks))
-    sections = _Packer(SLACK_SECTION_LIMIT, _utf16_length, _SLACK, flow=False).pack(blocks)
-    if len(sections) > SLACK_MAX_BLOCKS:
-        raise RenderError(
-            f"too long for Slack: needs {len(sections)} blocks, the limit is {SLACK_MAX_BLOCKS}"
-        )
-    kit = tuple({"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections)
-    return Rendered("slack", ("\n\n".join(blocks),), kit)
-
-
-def render_discord(markdown: str, *, max_messages: int = 10) -> Rendered:
-    """Render an announcement as Discord Markdown in messages of at most 2,000 characters.
-
-    Args:
-        markdown: The announcement in Markdown.
-        max_messages: The most messages the announcement may take.
-
-    Returns:
-        The messages in order, split between blocks, then lines, sentences and words; a code
-        block split across messages is closed and reopened.
-
-    Raises:
-        RenderError: If the text is empty or needs more than ``max_messages`` messages.
-    """
-    _require_text(markdown)
-    blocks = _blocks(markdown, _DISCORD)
-    _require_text("".join(blocks))
-    messages = _Packer(DISCORD_MESSAGE_LIMIT, _utf16_length, _DISCORD, flow=False).pack(blocks)
-    if len(messages) > max_messages:
-        raise RenderError(
-            f"too long for Discord: needs {len(messages)} messages, the limit is {max_messages}"
-        )
-    return Rendered("discord", tuple(messages))
-
-
-def x_weighted_length(text: str) -> int:
-    """X's weighted length of ``text``, by twitter-text's config v3.
-
-    Args:
-        text: A post's text.
-
-    Returns:
-        The length X counts against its 280 limit: every URL 23, CJK, emoji and other wide
-        characters 2, everything else 1.
-    """
-    return int(parse_tweet(text).weightedLength)
-
-
-def render_x_thread(markdown: str, *, max_posts: int = 25) -> Rendered:
-    """Render an announcement as plain text for X, threaded when longer than one post.
-
-    Args:
-        markdown: The announcement in Markdown.
+        limit: The most one post may count.
+        measure: How the platform counts a post (its weighting, graphemes, ...); it must be
+            additive across whitespace, as every platform's count here is.
         max_posts: The most posts the thread may take.
+        clean: Applied to each block (e.g. removing characters the platform refuses).
 
     Returns:
-        One post if the text weighs at most 280; otherwise posts ending `` (i/n)``, each at
-        most 280 with its counter, split between paragraphs, lines, sentences, then words.
+        One post if the text fits; otherwise posts ending `` (i/n)``, each within ``limit``
+        with its counter, split between paragraphs, lines, sentences, then words.
 
     Raises:
         RenderError: If the text is empty or needs more than ``max_posts`` posts.
     """
-    _require_text(markdown)
-    blocks = [_X_INVALID.sub("", block) for block in _blocks(markdown, _PLAIN)]
+    require_text(markdown)
+    blocks = [clean(block) for block in markdown_blocks(markdown, PLAIN)]
     text = "\n\n".join(blocks).strip()
-    _require_text(text)
-    if x_weighted_length(text) <= X_POST_LIMIT:
-        return Rendered("x", (text,))
-    # Every post holds at most 274 of the weight, so start from the fewest digits possible.
-    digits = len(str(-(-x_weighted_length(text) // (X_POST_LIMIT - 6))))
+    require_text(text)
+    if measure(text) <= limit:
+        return Rendered(platform, (text,))
+    # Every post holds at most limit - 6 of the count, so start from the fewest digits.
+    digits = len(str(-(-measure(text) // (limit - 6))))
     while True:
         # Leave room for the widest counter of this many digits, e.g. " (99/99)"; being ASCII
-        # after a space, it adds exactly its length to X's count.
-        room = X_POST_LIMIT - len(f" ({'9' * digits}/{'9' * digits})")
-        bodies = _x_bodies(blocks, room, additive=True)
-        if any(x_weighted_length(body) > room for body in bodies):
-            bodies = _x_bodies(blocks, room, additive=False)  # never seen; a safety net
+        # after a space, it adds exactly its length to the count.
+        room = limit - len(f" ({'9' * digits}/{'9' * digits})")
+        bodies = _thread_bodies(blocks, room, measure, additive=True)
+        if any(measure(body) > room for body in bodies):
+            bodies = _thread_bodies(blocks, room, measure, additive=False)  # a safety net
         if len(bodies) < 10**digits:
             break
         digits += 1
     if len(bodies) > max_posts:
-        raise RenderError(f"too long for X: needs {len(bodies)} posts, the limit is {max_posts}")
+        raise RenderError(
+            f"too long for {label}: needs {len(bodies)} posts, the limit is {max_posts}"
+        )
     total = len(bodies)
     posts = tuple(f"{body} ({i}/{total})" for i, body in enumerate(bodies, start=1))
-    return Rendered("x", posts)
+    return Rendered(platform, posts)
 
 
-def _x_bodies(blocks: Sequence[str], room: int, *, additive: bool) -> list[str]:
-    packer = _Packer(room, x_weighted_length, _PLAIN, flow=True, additive=additive)
+def _thread_bodies(
+    blocks: Sequence[str], room: int, measure: Callable[[str], int], *, additive: bool
+) -> list[str]:
+    packer = Packer(room, measure, PLAIN, flow=True, additive=additive)
     return [body.strip() for body in packer.pack(blocks)]
 
 
-def render(
+class Renderer(Protocol):
+    """A platform's rendering rule (see ``adapters.base.PlatformRules``)."""
+
+    name: str
+
+    def render(self, markdown: str, *, max_parts: int) -> Rendered:
+        """What the platform posts for ``markdown``; raises RenderError if it cannot."""
+        ...
+
+
+def render_for(
+    rules: Renderer | None,
     platform: str,
     markdown: str,
     *,
     override: str | None = None,
-    max_x_posts: int = 25,
-    max_discord_messages: int = 10,
+    max_parts: int = 25,
 ) -> Rendered:
     """Render an announcement for one platform.
 
     Args:
-        platform: ``"slack"``, ``"discord"`` or ``"x"``; any other name (``"console"``,
-            ``"memory"``) gets the Markdown source as is, in one part.
+        rules: The platform's rules; None for a platform without any (the console, the
+            in-memory adapter), which gets the Markdown source as is, in one part.
+        platform: The platform's name (what the result is labelled with).
         markdown: The announcement in Markdown.
         override: Text written for this platform only; when given (and not blank) it is
             rendered instead of ``markdown``, by the same rules.
-        max_x_posts: The most posts an X thread may take.
-        max_discord_messages: The most messages a Discord announcement may take.
-
-    Returns:
-        What ``platform`` gets.
+        max_parts: The most messages or posts the announcement may take.
 
     Raises:
         RenderError: If the text is empty or too long for the platform.
     """
     source = override if override is not None and override.strip() else markdown
-    if platform == "slack":
-        return render_slack(source)
-    if platform == "discord":
-        return render_discord(source, max_messages=max_discord_messages)
-    if platform == "x":
-        return render_x_thread(source, max_posts=max_x_posts)
-    _require_text(source)
-    return Rendered(platform, (source,))
+    if rules is None:
+        require_text(source)
+        return Rendered(platform, (source,))
+    require_text(source)
+    return rules.render(source, max_parts=max_parts)

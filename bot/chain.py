@@ -108,7 +108,10 @@ class RateLimitQuestions:
         per_minute: int,
         notify: Callable[[IncomingMessage], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        exempt: frozenset[str] = frozenset(),
     ) -> None:
+        """``exempt``: platforms whose users are not limited (the local terminal)."""
+        self._exempt = exempt
         self._limit = per_minute
         self._notify = notify
         self._clock = clock
@@ -118,7 +121,7 @@ class RateLimitQuestions:
     async def __call__(self, event: InboundEvent, call_next: Next) -> None:
         if (
             not isinstance(event, IncomingMessage)
-            or event.where.platform in ("console", "cli")
+            or event.where.platform in self._exempt
             # Chatter the bot will ignore anyway must not use up anyone's allowance.
             or not (event.mentions_bot or event.where.is_direct or event.where.thread_id)
         ):

@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from adapters import registry
+from adapters.base import Adapter
 from announcements.news import AnnouncementNews
 from announcements.store import AnnouncementStore
 from bot import __version__
@@ -108,10 +110,9 @@ def _configure_logging(config: Config | None, quiet: bool, verbose: bool) -> Non
         handler.setFormatter(formatter)
     # SQLAlchemy's echo and aiohttp's access log are noisy at INFO; keep ours readable.
     logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
-    # tweepy and oauthlib log request headers and OAuth parameters (the X API key and access
-    # token) at DEBUG, slack_sdk's webhook client the response_url (a short-lived posting
-    # capability): never let them through, even with --verbose.
-    for name in ("tweepy", "oauthlib", "slack_sdk.webhook"):
+    # Some SDKs log credentials or posting capabilities at DEBUG (the registry lists them):
+    # never let them through, even with --verbose.
+    for name in registry.SECRET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.INFO))
 
 
@@ -135,100 +136,50 @@ async def _with_db(
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
-    from adapters.console import ConsoleAdapter
-
-    adapters: list[Any] = []
+    adapters: list[Adapter] = []
     settings = config.settings
-    console: ConsoleAdapter | None = None
+    terminal = None
     if args.console:
-        console = ConsoleAdapter(
-            user=settings.console.user,
+        terminal = registry.terminal_adapter(
+            config,
             banner=(
                 f"{settings.bot.name} {__version__} — ask a question about the PyTorch "
                 "Foundation, or type /help. Ctrl-D quits."
             ),
         )
-        adapters.append(console)
+        adapters.append(terminal)
     platforms = _platform_adapters(config)
     adapters += platforms
     if not adapters:
         raise UsageError(
-            "no adapter enabled: use --console, or enable slack, discord or x in the config"
+            "no adapter enabled: use --console, or enable one of "
+            f"{', '.join(registry.platform_names())} in the config"
         )
     # A terminal chat on its own (a first try) runs on if its port is taken; a deployment
     # with platforms does not start without its web server.
     runtime = Runtime(config, adapters, require_web=bool(platforms))
-    if console is not None:
-        console._on_close = runtime.request_stop
+    if terminal is not None:
+        terminal._on_close = runtime.request_stop
     await runtime.run()
     return 0
 
 
-def _platform_adapters(config: Config) -> list[Any]:
-    """Adapters for the platforms enabled in the config."""
-    settings = config.settings
-    adapters: list[Any] = []
-    if settings.slack.enabled:
-        from adapters.slack import SlackAdapter
-
-        slack = settings.slack
-        adapters.append(
-            SlackAdapter(
-                bot_token=config.secret("slack", "bot_token"),
-                app_token=config.secret("slack", "app_token") if slack.mode == "socket" else None,
-                signing_secret=(
-                    config.secret("slack", "signing_secret") if slack.mode == "http" else None
-                ),
-                mode=slack.mode,
-                api_url=slack.api_url,
-                announce_channels=slack.announce_channels,
-                staff_users=settings.staff.slack_users,
-                staff_usergroups=settings.staff.slack_usergroups,
-            )
-        )
-    if settings.discord.enabled:
-        adapters.append(_discord_adapter(config))
-    if settings.x.enabled:
-        from adapters.x import TIMELINE, XAdapter
-
-        adapters.append(
-            XAdapter(
-                api_key=config.secret("x", "api_key"),
-                api_secret=config.secret("x", "api_secret"),
-                access_token=config.secret("x", "access_token"),
-                access_token_secret=config.secret("x", "access_token_secret"),
-                api_url=settings.x.api_url,
-                announce_channels=(TIMELINE,) if settings.x.announce else (),
-            )
-        )
-    return adapters
+def _platform_adapters(config: Config) -> list[Adapter]:
+    """Adapters for the platforms enabled in the config (the adapter registry builds them)."""
+    return registry.build_adapters(config)
 
 
-def _discord_adapter(config: Config) -> Any:
-    from adapters.discord import DiscordAdapter
-
-    discord = config.settings.discord
-    return DiscordAdapter(
-        token=config.secret("discord", "token"),
-        api_url=discord.api_url,
-        gateway_url=discord.gateway_url,
-        announce_channels=discord.announce_channels,
-        publish_announcements=discord.publish_announcements,
-        reply_in_thread=discord.reply_in_thread,
-        shard_count=discord.shard_count,
-        shard_ids=discord.shard_ids,
-    )
+# --- sync-commands ---------------------------------------------------------------------------
 
 
-# --- discord ---------------------------------------------------------------------------------
-
-
-async def _discord(config: Config, args: argparse.Namespace, stdout: TextIO) -> int:
-    guilds = [args.guild] if args.guild else list(config.settings.discord.command_guilds)
-    for line in await _discord_adapter(config).sync_commands(guilds):
+async def _sync_commands(
+    config: Config, platform: str, args: argparse.Namespace, stdout: TextIO
+) -> int:
+    scopes = [args.guild] if args.guild else registry.command_scopes(config.settings, platform)
+    for line in await registry.command_sync(config, platform).sync_commands(scopes):
         stdout.write(line + "\n")
-    if not guilds:
-        stdout.write("global commands can take up to an hour to appear in every server\n")
+    if not scopes:
+        stdout.write("global commands can take up to an hour to appear everywhere\n")
     return 0
 
 
@@ -395,7 +346,7 @@ async def _logs(config: Config, args: argparse.Namespace, stdout: TextIO) -> int
         questions = await engagement.questions_for(
             e.ref for e in events if e.kind in OUTCOME_KINDS and e.ref
         )
-        rows = exchange_records(events, questions)
+        rows = exchange_records(events, questions, registry.message_link)
         if args.format == "json":
             for row in rows:
                 stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -600,16 +551,17 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--as-of", help="the date the answer was true, YYYY-MM-DD")
     add.add_argument("--slug", help="the entry's id in files (default: from the question)")
 
-    discord = _command(sub, "discord", "Discord application setup")
-    discord_sub = discord.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sync = _command(
-        discord_sub,
-        "sync-commands",
-        "register /announce (default: discord.command_guilds, else global)",
-        "Global commands can take up to an hour to appear in every server.",
-        ["foundation-bot discord sync-commands --guild 123456789012345678"],
-    )
-    sync.add_argument("--guild", type=int, help="register in this server only (instant)")
+    for platform in registry.command_platforms():
+        setup = _command(sub, platform, f"{platform} application setup")
+        setup_sub = setup.add_subparsers(dest="action", required=True, metavar="ACTION")
+        sync = _command(
+            setup_sub,
+            "sync-commands",
+            f"register /announce (default: {platform}.command_guilds, else global)",
+            "Global commands can take up to an hour to appear everywhere.",
+            [f"foundation-bot {platform} sync-commands --guild 123456789012345678"],
+        )
+        sync.add_argument("--guild", type=int, help="register in this server only (instant)")
 
     logs = _command(
         sub,
@@ -673,7 +625,8 @@ def main(
     config: Config | None = None
     try:
         config = load_config(args.config)
-        quiet = args.command in ("ask", "logs", "faq", "db", "discord", "users") or (
+        setup = registry.command_platforms()
+        quiet = args.command in ("ask", "logs", "faq", "db", "users", *setup) or (
             args.command == "run" and args.console
         )
         _configure_logging(config, quiet and not args.verbose, args.verbose)
@@ -686,8 +639,8 @@ def main(
             coro = _db(config, args, stdout)
         elif args.command == "faq":
             coro = _faq(config, args, stdout)
-        elif args.command == "discord":
-            coro = _discord(config, args, stdout)
+        elif args.command in setup:
+            coro = _sync_commands(config, args.command, args, stdout)
         elif args.command == "users":
             coro = _users(config, args, stdin, stdout)
         else:

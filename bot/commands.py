@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.config import StaffSection
-from bot.errors import CommandError, StoreError
+from bot.errors import COMMAND_FAILED, CommandError, StoreError
 from bot.events import Author, SlashCommand
 from bot.store.engagement import AuditTrail
+
+if TYPE_CHECKING:
+    from adapters.base import PlatformRules
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[SlashCommand], Awaitable[str]]
 
 REFUSAL = "Sorry, only the comms staff can use /{name}. If you think you should, ask an admin."
-FAILURE = "Sorry, something went wrong on my side running that command; it has been logged."
+FAILURE = COMMAND_FAILED
 UNREACHABLE = (
     "Sorry, I can't reach my database right now, so /{name} could not run; "
     "please try again in a few minutes."
@@ -55,15 +59,13 @@ def one_line(text: str) -> str:
     return echo(text, limit=max(len(text), 1)) if text else text
 
 
-def is_staff(platform: str, author: Author, staff: StaffSection) -> bool:
-    """Whether ``author`` is comms staff on ``platform`` according to config."""
-    if platform in ("console", "cli"):
-        return author.id in staff.console_users
-    if platform == "slack":
-        return author.id in staff.slack_users or bool(author.roles & set(staff.slack_usergroups))
-    if platform == "discord":
-        return bool(author.roles & set(staff.discord_roles))
-    return False
+def is_staff(
+    platform: str, author: Author, staff: StaffSection, rules: Mapping[str, PlatformRules]
+) -> bool:
+    """Whether ``author`` is comms staff on ``platform``, as that platform recognises staff
+    (its rules read their own keys of the ``staff`` section); unknown platforms have none."""
+    found = rules.get(platform)
+    return found is not None and found.is_staff(author, staff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,11 @@ class Command:
 class CommandRouter:
     """Routes commands by name, checks staff rights, audits everything."""
 
-    def __init__(self, staff: StaffSection, audit: AuditTrail) -> None:
+    def __init__(
+        self, staff: StaffSection, audit: AuditTrail, rules: Mapping[str, PlatformRules]
+    ) -> None:
         self._staff = staff
+        self._rules = rules
         self._audit = audit
         self._commands: dict[str, Command] = {}
         self.register("help", self._help, staff_only=False, summary="list the commands")
@@ -94,14 +99,13 @@ class CommandRouter:
         return sorted(self._commands)
 
     async def _help(self, cmd: SlashCommand) -> str:
-        visible = [
-            c
-            for c in self._commands.values()
-            if not c.staff_only or is_staff(cmd.where.platform, cmd.author, self._staff)
-        ]
+        visible = [c for c in self._commands.values() if not c.staff_only or self._is_staff(cmd)]
         lines = [f"/{c.name} — {c.summary}" for c in sorted(visible, key=lambda c: c.name)]
         lines.append("Or just ask me a question.")
         return "\n".join(lines)
+
+    def _is_staff(self, cmd: SlashCommand) -> bool:
+        return is_staff(cmd.where.platform, cmd.author, self._staff, self._rules)
 
     async def dispatch(self, cmd: SlashCommand) -> str:
         """Run ``cmd`` and return the reply text. Never raises."""
@@ -111,7 +115,7 @@ class CommandRouter:
         if command is None:
             await self._record(actor, target, allowed=False, detail="unknown")
             return f"Unknown command /{echo(cmd.name)}. Try /help."
-        if command.staff_only and not is_staff(cmd.where.platform, cmd.author, self._staff):
+        if command.staff_only and not self._is_staff(cmd):
             await self._record(actor, target, allowed=False, detail="not staff")
             return REFUSAL.format(name=cmd.name)
         try:

@@ -215,13 +215,10 @@ class DiscordSection(_Section):
         return self
 
 
-class XSection(_Section):
-    enabled: bool = False
-    api_url: str | None = None
-    api_key_file: str | None = None
-    api_secret_file: str | None = None
-    access_token_file: str | None = None
-    access_token_secret_file: str | None = None
+class TimelineSection(_Section):
+    """A platform where the bot posts to its account's public timeline and polls what it
+    cannot be pushed: mentions to answer and engagement counts (X, Mastodon, Bluesky)."""
+
     #: Post announcements to the account's timeline.
     announce: bool = True
     #: Answer FAQ questions in posts that mention the account (needs read access to the API).
@@ -248,6 +245,49 @@ class XSection(_Section):
         if not value or value[0] <= 0 or any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("must be positive minutes in increasing order, e.g. [10, 60, 1440]")
         return value
+
+
+class XSection(TimelineSection):
+    enabled: bool = False
+    api_url: str | None = None
+    api_key_file: str | None = None
+    api_secret_file: str | None = None
+    access_token_file: str | None = None
+    access_token_secret_file: str | None = None
+
+
+class MastodonSection(TimelineSection):
+    enabled: bool = False
+    #: The instance the bot's account is on, e.g. "https://fosstodon.org" (or a proxy).
+    api_url: str | None = None
+    access_token_file: str | None = None
+    #: Who sees announcements and replies: public, unlisted, private (followers) or direct.
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    #: Seconds one request to the instance may take.
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _instance(self) -> MastodonSection:
+        if self.enabled and not (self.api_url or "").startswith(("https://", "http://")):
+            raise ValueError("api_url must be the instance's URL, e.g. https://fosstodon.org")
+        return self
+
+
+class BlueskySection(TimelineSection):
+    enabled: bool = False
+    #: The account's handle, e.g. "pytorch.bsky.social" (the password comes from the secret).
+    handle: str | None = None
+    #: The account's PDS or the entryway, e.g. "https://bsky.social" (or a proxy).
+    api_url: str = "https://bsky.social"
+    app_password_file: str | None = None
+    #: Seconds one request may take.
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _account(self) -> BlueskySection:
+        if self.enabled and not self.handle:
+            raise ValueError("handle is required, e.g. pytorch.bsky.social")
+        return self
 
 
 def _known_platform(name: str) -> str:
@@ -334,6 +374,8 @@ class Settings(_Section):
     slack: SlackSection = SlackSection()
     discord: DiscordSection = DiscordSection()
     x: XSection = XSection()
+    mastodon: MastodonSection = MastodonSection()
+    bluesky: BlueskySection = BlueskySection()
     announcements: AnnouncementsSection = AnnouncementsSection()
 
 
@@ -347,6 +389,8 @@ SECRETS: dict[tuple[str, str], tuple[str, str]] = {
     ("x", "api_secret"): ("X_API_SECRET", "api_secret_file"),
     ("x", "access_token"): ("X_ACCESS_TOKEN", "access_token_file"),
     ("x", "access_token_secret"): ("X_ACCESS_TOKEN_SECRET", "access_token_secret_file"),
+    ("mastodon", "access_token"): ("MASTODON_ACCESS_TOKEN", "access_token_file"),
+    ("bluesky", "app_password"): ("BLUESKY_APP_PASSWORD", "app_password_file"),
     ("privacy", "pseudonym_key"): ("FOUNDATION_BOT_PSEUDONYM_KEY", "pseudonym_key_file"),
 }
 
@@ -367,6 +411,10 @@ def _required_secrets(settings: Settings) -> list[tuple[str, str]]:
             ("x", "access_token"),
             ("x", "access_token_secret"),
         ]
+    if settings.mastodon.enabled:
+        needed.append(("mastodon", "access_token"))
+    if settings.bluesky.enabled:
+        needed.append(("bluesky", "app_password"))
     if settings.privacy.pseudonymize_users:
         needed.append(("privacy", "pseudonym_key"))
     return needed

@@ -7,6 +7,10 @@ at the adapter boundary (``raise ... from exc``), so the core never inspects SDK
 
 from __future__ import annotations
 
+#: The one line a user sees when handling their command failed inside the bot (the details
+#: go to the log). The command router and the adapters' own last-resort handlers both use it.
+COMMAND_FAILED = "Sorry, something went wrong on my side running that command; it has been logged."
+
 
 class FoundationBotError(Exception):
     """Root of every error foundation-bot raises on purpose."""

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from adapters.base import Adapter
+from adapters.base import Adapter, MentionSource
 from bot.answering import Knowledge
 from bot.dispatch import log_announcement_reply, record_exchange
 from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
@@ -40,7 +40,7 @@ from bot.store.db import Database
 from bot.store.engagement import EngagementLog
 from bot.store.models import EngagementEvent
 from bot.telemetry import Metrics
-from bot.timeline import MentionBatch, MentionSource
+from bot.timeline import MentionBatch
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class MentionResponder:
     def _before(batch: MentionBatch, mention: IncomingMessage) -> str | None:
         """The mention before ``mention``: where the cursor may move to."""
         index = batch.mentions.index(mention)
-        return batch.mentions[index - 1].message_id if index else None
+        return batch.position(index - 1) if index else None
 
     def _pause(self, now: datetime, exc: TransientPlatformError, what: str) -> None:
         wait = exc.retry_after or 60.0

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from adapters.base import MetricsSource
 from bot.errors import PermanentPlatformError, TransientPlatformError
 from bot.events import utcnow
 from bot.store.claims import Claims
@@ -29,7 +30,7 @@ from bot.store.db import Database
 from bot.store.engagement import Event
 from bot.store.models import Delivery
 from bot.store.states import DeliveryState
-from bot.timeline import MetricsSource, PostMetrics
+from bot.timeline import PostMetrics
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from adapters.base import Adapter
+from adapters.base import Adapter, MentionSource, MetricsSource
 from bot.answering import Knowledge
-from bot.config import Settings
 from bot.dispatch import Outbox
 from bot.events import Conversation, OutgoingMessage, utcnow
 from bot.mentions import MentionPolicy, MentionResponder
@@ -22,7 +21,7 @@ from bot.metrics import MetricsPoller
 from bot.store.db import Database
 from bot.store.engagement import EngagementLog
 from bot.telemetry import Metrics
-from bot.timeline import MentionSource, MetricsSource
+from bot.timeline import PollingPlan
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +80,10 @@ def comms_alert(outbox: Outbox, comms_channel: str | None) -> Callable[[str], Aw
 
 
 def polling_jobs(
-    settings: Settings,
+    plans: Mapping[str, PollingPlan],
     adapters: Mapping[str, Adapter],
     *,
+    comms_channel: str | None,
     db: Database,
     knowledge: Knowledge,
     engagement: EngagementLog,
@@ -91,37 +91,41 @@ def polling_jobs(
     clock: Callable[[], datetime] = utcnow,
     telemetry: Metrics | None = None,
 ) -> Polling:
-    """The metrics and mentions jobs of the platforms that have them enabled."""
+    """The metrics and mentions jobs of the running adapters whose plan enables them.
+
+    Jobs are named ``PLATFORM-metrics`` and ``PLATFORM-mentions``; a plan whose adapter lacks
+    the capability (``MetricsSource`` / ``MentionSource``) adds nothing.
+    """
     jobs = Polling()
-    x = settings.x
-    adapter = adapters.get("x")
-    if adapter is None:
-        return jobs
-    alert = comms_alert(outbox, settings.announcements.comms_channel)
-    if x.metrics and isinstance(adapter, MetricsSource):
-        snapshots = MetricsPoller(
-            db=db,
-            source=adapter,
-            schedule=[timedelta(minutes=m) for m in x.metrics_schedule_minutes],
-            alert=alert,
-            clock=clock,
-        )
-        jobs.add("x-metrics", x.metrics_poll_seconds, snapshots.poll)
-    if x.mentions and isinstance(adapter, MentionSource):
-        mentions = MentionResponder(
-            db=db,
-            adapter=adapter,
-            source=adapter,
-            knowledge=knowledge,
-            engagement=engagement,
-            policy=MentionPolicy(
-                replies_per_author_per_hour=x.replies_per_author_per_hour,
-                decline_reply=x.decline_reply,
-                backlog=timedelta(minutes=x.mentions_backlog_minutes),
-            ),
-            alert=alert,
-            clock=clock,
-            metrics=telemetry,
-        )
-        jobs.add("x-mentions", x.mentions_poll_seconds, mentions.poll)
+    alert = comms_alert(outbox, comms_channel)
+    for platform, adapter in adapters.items():
+        plan = plans.get(platform)
+        if plan is None:
+            continue
+        if plan.metrics and isinstance(adapter, MetricsSource):
+            snapshots = MetricsPoller(
+                db=db,
+                source=adapter,
+                schedule=list(plan.metrics_schedule),
+                alert=alert,
+                clock=clock,
+            )
+            jobs.add(f"{platform}-metrics", plan.metrics_poll_seconds, snapshots.poll)
+        if plan.mentions and isinstance(adapter, MentionSource):
+            mentions = MentionResponder(
+                db=db,
+                adapter=adapter,
+                source=adapter,
+                knowledge=knowledge,
+                engagement=engagement,
+                policy=MentionPolicy(
+                    replies_per_author_per_hour=plan.replies_per_author_per_hour,
+                    decline_reply=plan.decline_reply,
+                    backlog=plan.mentions_backlog,
+                ),
+                alert=alert,
+                clock=clock,
+                metrics=telemetry,
+            )
+            jobs.add(f"{platform}-mentions", plan.mentions_poll_seconds, mentions.poll)
     return jobs

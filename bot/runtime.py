@@ -16,14 +16,15 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from adapters.base import Adapter
+from adapters import registry
+from adapters.base import Adapter, PlatformRules
 from announcements.commands import AnnounceCommands
 from announcements.engine import DeliveryEngine
 from announcements.news import AnnouncementNews
@@ -97,6 +98,7 @@ class Runtime:
         database: Database | None = None,
         clock: Callable[[], datetime] = utcnow,
         require_web: bool = True,
+        platforms: Mapping[str, PlatformRules] = registry.SUPPORTED,
     ) -> None:
         """Args:
         config: The settings and secrets.
@@ -106,6 +108,7 @@ class Runtime:
         require_web: With ``web.enabled``, fail the start when the web server cannot listen
             (Slack's HTTP mode, the dashboard and the health checks live there). Only a
             terminal chat on its own runs on without it, with an error line.
+        platforms: Every supported platform's rules (the adapter registry's table).
         """
         settings = config.settings
         self.config = config
@@ -128,18 +131,12 @@ class Runtime:
             semantic=settings.answering.semantic,
             news=AnnouncementNews(self.db, self.announcements),
         )
-        self.router = CommandRouter(settings.staff, self.audit)
+        self.platforms = platforms
+        self.router = CommandRouter(settings.staff, self.audit, platforms)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.adapters = {a.platform: a for a in adapters}
         self.outbox = Outbox(self.adapters, self.metrics)
-        moderators = {
-            platform: channel
-            for platform, channel in (
-                ("slack", settings.slack.moderators_channel),
-                ("discord", settings.discord.moderators_channel),
-            )
-            if channel
-        }
+        moderators = registry.moderator_channels(settings)
         self._claims = Claims(self.db)
         self.dispatcher = Dispatcher(
             knowledge=self.knowledge,
@@ -166,12 +163,16 @@ class Runtime:
                 # send Slack's retry to another instance).
                 DropDuplicates(shared=self._claims.first_delivery if self._shared_db else None),
                 RateLimitQuestions(
-                    settings.answering.per_user_per_minute, self.dispatcher.slow_down
+                    settings.answering.per_user_per_minute,
+                    self.dispatcher.slow_down,
+                    exempt=frozenset(n for n, r in platforms.items() if not r.rate_limited),
                 ),
             ],
             self.dispatcher,
         )
         self.delivery = DeliveryEngine(
+            platforms=platforms,
+            max_parts=registry.max_parts(settings),
             store=self.announcements,
             adapters=self.adapters,
             channels={p: a.announce_channels for p, a in self.adapters.items()},
@@ -198,6 +199,8 @@ class Runtime:
             scheduler=self.announcement_timers,
             adapters=self.adapters,
             clock=clock,
+            platforms=platforms,
+            max_parts=registry.max_parts(settings),
         )
         self.router.register(
             "announce",
@@ -207,8 +210,9 @@ class Runtime:
         )
         # Metrics snapshots and mention answers: one coroutine per tick each (bot/polling.py).
         self.polling = polling_jobs(
-            settings,
+            registry.polling_plans(settings),
             self.adapters,
+            comms_channel=settings.announcements.comms_channel,
             db=self.db,
             knowledge=self.knowledge,
             engagement=self.engagement,
@@ -221,6 +225,7 @@ class Runtime:
         self._accepting = False
         self._stop_requested: asyncio.Event | None = None
         self._started: list[Adapter] = []
+        self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Prepare the store, then start the scheduler, the web server and the adapters."""
@@ -236,14 +241,10 @@ class Runtime:
             # bot/store/claims.py keep a tick that overlaps a leadership move harmless.
             self.add_singleton_job(job.run, job.seconds, name=job.name)
         # Every instance (not only the leader) picks up FAQ and news changes made elsewhere.
-        self.scheduler.add_job(
-            self._refresh_knowledge,
-            trigger="interval",
-            seconds=KNOWLEDGE_REFRESH_SECONDS,
-            id="knowledge-refresh",
-            name="knowledge refresh",
-            coalesce=True,
-            max_instances=1,
+        # A task of its own rather than a scheduler job, so stop() can cancel it before the
+        # database closes (a job still running then would open a new connection).
+        self._refresher = asyncio.get_running_loop().create_task(
+            self._refresh_knowledge_forever(), name="knowledge-refresh"
         )
         if self._shared_db:
             self.add_singleton_job(
@@ -285,11 +286,13 @@ class Runtime:
             self._started.append(adapter)
             log.info("adapter started platform=%s", adapter.platform)
 
-    async def _refresh_knowledge(self) -> None:
-        try:
-            await self.knowledge.refresh()
-        except Exception as exc:  # the next tick tries again; answering goes on meanwhile
-            log.warning("knowledge refresh failed; answering from the loaded index: %s", exc)
+    async def _refresh_knowledge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(KNOWLEDGE_REFRESH_SECONDS)
+            try:
+                await self.knowledge.refresh()
+            except Exception as exc:  # the next tick tries again; answering goes on meanwhile
+                log.warning("knowledge refresh failed; answering from the loaded index: %s", exc)
 
     async def _prune_event_claims(self) -> int:
         older_than = utcnow() - timedelta(hours=EVENT_CLAIM_HOURS)
@@ -343,6 +346,8 @@ class Runtime:
                 announce=self.announce_commands,
                 pseudonymized=self.config.settings.privacy.pseudonymize_users,
                 trusted_proxies=self.config.settings.web.trusted_proxies,
+                links=registry.message_link,
+                platforms=tuple(self.platforms),
             )
         )
 
@@ -429,6 +434,10 @@ class Runtime:
         if self.web is not None:
             await self.web.stop()
             self.web = None
+        refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.cancel()
+            await asyncio.wait({refresher})
         await self.knowledge.cancel_reload()  # else it may open a connection as the loop ends
         await self.db.close()
         self._instance_lock.release()

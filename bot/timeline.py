@@ -3,16 +3,15 @@ engagement counts of posted announcements.
 
 X delivers neither mentions nor metrics as events a bot could subscribe to at the access
 levels this project targets, so the core asks for them on a schedule (:mod:`bot.mentions`,
-:mod:`bot.metrics`). Adapters that can answer implement these protocols and return the small
-frozen types below; the core never sees a platform object.
+:mod:`bot.metrics`). Adapters that can answer implement ``adapters.base.MentionSource`` /
+``MetricsSource`` and return the small frozen types below; the core never sees a platform
+object. The adapter registry says per platform what to poll and how often (:class:`PollingPlan`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+from datetime import timedelta
 
 from bot.events import IncomingMessage
 
@@ -53,35 +52,33 @@ class MentionBatch:
     newest_id: str | None = None
     #: The platform had more than one poll may fetch; older ones in between were skipped.
     truncated: bool = False
+    #: Where the cursor may move once each mention is done, aligned with ``mentions``, for
+    #: platforms whose cursor is not the post id (a notification id, a time); empty = the
+    #: mentions' own ids.
+    positions: tuple[str, ...] = ()
+
+    def position(self, index: int) -> str:
+        """The cursor value just past mention ``index``."""
+        if self.positions:
+            return self.positions[index]
+        return self.mentions[index].message_id
 
 
-@runtime_checkable
-class MetricsSource(Protocol):
-    """A platform that reports engagement counts of posts."""
+@dataclass(frozen=True, slots=True)
+class PollingPlan:
+    """What the core polls on one platform, and how often (from that platform's config)."""
 
-    platform: str
-
-    async def fetch_metrics(self, post_ids: Sequence[str]) -> Mapping[str, PostMetrics]:
-        """Counts of each post that still exists (deleted posts are left out).
-
-        Raises:
-            TransientPlatformError: worth retrying later (rate limit, 5xx, network).
-            PermanentPlatformError: the access level or credentials do not allow it.
-        """
-
-
-@runtime_checkable
-class MentionSource(Protocol):
-    """A platform whose mentions of the bot are polled rather than pushed."""
-
-    platform: str
-
-    async def fetch_mentions(
-        self, since_id: str | None, *, start_time: datetime | None = None
-    ) -> MentionBatch:
-        """Mentions newer than ``since_id`` (or, without one, created after ``start_time``).
-
-        Raises:
-            TransientPlatformError: worth retrying later (rate limit, 5xx, network).
-            PermanentPlatformError: the access level or credentials do not allow it.
-        """
+    #: Take engagement snapshots of posted announcements (the adapter must be a MetricsSource).
+    metrics: bool = False
+    #: When after posting a snapshot is taken, increasing.
+    metrics_schedule: tuple[timedelta, ...] = ()
+    metrics_poll_seconds: float = 60.0
+    #: Answer polled mentions (the adapter must be a MentionSource).
+    mentions: bool = False
+    mentions_poll_seconds: float = 120.0
+    #: Replies to one author per rolling hour (0 = never reply).
+    replies_per_author_per_hour: int = 3
+    #: Reply with the fallback text when there is no answer (else stay silent).
+    decline_reply: bool = False
+    #: With no cursor yet, mentions at most this old are answered.
+    mentions_backlog: timedelta = timedelta(hours=1)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from adapters.base import Adapter
+from adapters.base import Adapter, WebRoutes
 from bot.errors import StoreError
 from bot.telemetry import CONTENT_TYPE, Metrics
 
@@ -25,7 +25,7 @@ def build_app(
     """The aiohttp application with ``/healthz``, ``/readyz``, ``/metrics``, the dashboard
     (under ``/dashboard/``) and the adapters' routes.
 
-    An adapter that receives webhooks (Slack in HTTP mode) offers ``web_routes()``.
+    An adapter that receives webhooks implements :class:`~adapters.base.WebRoutes`.
     """
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -65,9 +65,8 @@ def build_app(
         app.router.add_get("/", to_dashboard)
         app.add_subapp("/dashboard/", dashboard)
     for adapter in adapters.values():
-        routes: Callable[[], list[web.RouteDef]] | None = getattr(adapter, "web_routes", None)
-        if routes is not None:
-            app.add_routes(routes())
+        if isinstance(adapter, WebRoutes):
+            app.add_routes(adapter.web_routes())
     return app
 
 

@@ -10,10 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from adapters.memory import MemoryAdapter
+from adapters.registry import SUPPORTED
 from bot.errors import PermanentPlatformError
-from bot.events import OutgoingMessage, SentMessage
+from bot.events import OutgoingMessage, SentMessage, SlashCommand
+from bot.runtime import Runtime
 from bot.store.models import Announcement, AuditLog, Delivery
-from tests.announce_helpers import MEMBER, STAFF2, Bot, running_bot
+from tests.announce_helpers import DESK, MEMBER, STAFF, STAFF2, Bot, running_bot
+from tests.conftest import make_config
 from tests.waiting import PATIENCE
 
 
@@ -274,3 +278,53 @@ async def test_published_announcement_failure_is_reported_to_staff(db_url: str) 
         ]
         assert any("failed on x: 403 duplicate content" in n for n in notices)
         assert "x: failed" in await bot.announce("list")
+
+
+async def test_preview_renders_every_supported_platform_connected_or_not(db_url: str) -> None:
+    # Only Slack runs here: Discord and X are not connected, yet their renderings show.
+    slack = MemoryAdapter("slack", announce_channels=("C-news",))
+    config = make_config(
+        database={"url": db_url}, web={"enabled": False}, staff={"slack_users": [STAFF.id]}
+    )
+    runtime = Runtime(config, [slack])
+    await runtime.start()
+    try:
+        before = len(slack.sent)
+        await slack.inject(
+            SlashCommand(DESK, STAFF, "announce", "preview **Big** news: " + "word " * 80)
+        )
+        [reply] = slack.sent[before:]
+        preview = reply.text
+        assert preview.startswith("Preview (nothing is queued):")
+        for platform in SUPPORTED:
+            assert f"--- {platform} (" in preview
+        assert "--- slack (1 message) ---\n*Big* news" in preview
+        assert "--- discord (1 message) ---\n**Big** news" in preview
+        assert "--- x (2 posts) ---\n[1] Big news" in preview  # 405 characters: a thread
+        await slack.inject(
+            SlashCommand(DESK, STAFF, "announce", 'preview --to x --x-text "Short" Long text')
+        )
+        assert slack.sent[-1].text.endswith("--- x (1 post) ---\nShort")
+        async with runtime.db.session() as session:
+            assert not (await session.scalars(select(Announcement))).all()
+    finally:
+        await runtime.stop()
+
+
+async def test_show_renders_targets_that_are_not_connected(db_url: str) -> None:
+    async with running_bot(db_url) as bot:
+        await bot.announce("schedule --at 2026-11-25T10:00 --to slack,discord Hello **all**")
+    # The same database, with only Slack connected now.
+    slack = MemoryAdapter("slack", announce_channels=("C-news",))
+    config = make_config(
+        database={"url": db_url}, web={"enabled": False}, staff={"slack_users": [STAFF.id]}
+    )
+    runtime = Runtime(config, [slack])
+    await runtime.start()
+    try:
+        await slack.inject(SlashCommand(DESK, STAFF, "announce", "show 1"))
+        show = slack.sent[-1].text
+        assert "--- discord (1 message) ---\nHello **all**" in show
+        assert "--- slack (1 message) ---\nHello *all*" in show
+    finally:
+        await runtime.stop()

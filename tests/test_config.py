@@ -13,6 +13,7 @@ import yaml
 from bot.config import DEFAULT_DATABASE_URL, Settings, load_config
 from bot.deciding import bundled_model
 from bot.errors import ConfigError
+from bot.platforms import ANNOUNCE_TARGETS
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -85,7 +86,7 @@ def test_every_problem_of_the_file_is_reported_at_once_in_file_order(tmp_path: P
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("[announcements]\ndaily_quota = { mastodon = 3 }\n", "unknown platform 'mastodon'"),
+        ("[announcements]\ndaily_quota = { myspace = 3 }\n", "unknown platform 'myspace'"),
         ('[announcements]\ndefault_targets = ["slack", "bsky"]\n', "unknown platform 'bsky'"),
         ('[announcements]\ndiscussion = ["irc"]\n', "unknown platform 'irc'"),
         ('[announcements]\ncomms_channel = "teams:C1"\n', "unknown platform 'teams'"),
@@ -98,7 +99,7 @@ def test_unknown_platforms_in_platform_tables_are_refused(
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, body), environ={})
     assert expected in str(info.value)
-    assert "slack, discord, x, console" in str(info.value) or "platform:channel" in expected
+    assert ", ".join(ANNOUNCE_TARGETS) in str(info.value) or "platform:channel" in expected
 
 
 def test_a_relative_sqlite_path_is_relative_to_the_config_file(

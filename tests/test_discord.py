@@ -26,8 +26,15 @@ from announcements.store import NewAnnouncement
 from bot.cli import _platform_adapters, main
 from bot.commands import FAILURE
 from bot.config import load_config
-from bot.errors import ConfigError, PermanentPlatformError
-from bot.events import Conversation, OutgoingMessage, utcnow
+from bot.errors import ConfigError, PermanentPlatformError, TransientPlatformError
+from bot.events import (
+    Choice,
+    ChoicePicked,
+    Conversation,
+    InboundEvent,
+    OutgoingMessage,
+    utcnow,
+)
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import Announcement, AuditLog, Delivery
@@ -263,7 +270,7 @@ async def test_a_command_that_fails_inside_the_bot_gets_a_one_line_apology(
         async def broken_core(event: object) -> None:
             raise RuntimeError("core exploded")
 
-        bot.adapter._sink = broken_core  # the failure is the bot's, past the SDK
+        bot.adapter._inbound.sink = broken_core  # the failure is the bot's, past the SDK
         interaction = await bot.command(action="list")
         reply = await bot.reply_to(interaction)
         assert reply["content"] == FAILURE and reply["flags"] == 64  # private, one line
@@ -672,6 +679,101 @@ def write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "bot.toml"
     path.write_text(body, encoding="utf-8")
     return path
+
+
+@asynccontextmanager
+async def started_adapter(
+    fake: FakeDiscord, events: asyncio.Queue[InboundEvent] | None = None
+) -> AsyncIterator[DiscordAdapter]:
+    """The adapter alone, started against the fake, queueing what it delivers."""
+    delivered: asyncio.Queue[InboundEvent] = events if events is not None else asyncio.Queue()
+
+    async def record(event: InboundEvent) -> None:
+        delivered.put_nowait(event)
+
+    adapter = DiscordAdapter(
+        token=TOKEN,
+        api_url=fake.api_url,
+        gateway_url=fake.gateway_url,
+        announce_channels=(NEWS,),
+        guild_ready_timeout=0.05,
+    )
+    await adapter.start(record)
+    try:
+        yield adapter
+    finally:
+        await adapter.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "reason"),
+    [
+        (503, TransientPlatformError, "Discord server error (HTTP 503)"),
+        (429, TransientPlatformError, "rate limited (HTTP 429)"),
+        (403, PermanentPlatformError, "Missing Permissions"),
+        (400, PermanentPlatformError, "Discord refused the request (HTTP 400, code 0)"),
+    ],
+)
+async def test_an_error_body_that_is_not_json_is_judged_by_its_status(
+    status: int, error: type[Exception], reason: str
+) -> None:
+    # What a proxy or load balancer in front of discord.api_url answers: plain text.
+    async with fake_discord() as fake, started_adapter(fake) as adapter:
+        fake.fail[("POST", f"/channels/{NEWS}/messages")] = [
+            (status, "upstream connect error or disconnect/reset before headers", {})
+        ]
+        with pytest.raises(error) as caught:
+            await adapter.send(OutgoingMessage(Conversation("discord", NEWS), "Hello"))
+        assert reason in str(caught.value)
+
+
+async def test_suggestions_are_buttons_whose_click_is_acknowledged_and_picked() -> None:
+    events: asyncio.Queue[InboundEvent] = asyncio.Queue()
+    choices = (
+        Choice("pick-board", "Who sits on the governing board of the PyTorch Foundation?"),
+        Choice("pick-" + "t" * 93, "x" * 120),  # the longest token a custom_id takes
+    )
+    async with fake_discord() as fake:
+        async with started_adapter(fake, events) as adapter:
+            sent = await adapter.send(
+                OutgoingMessage(
+                    Conversation("discord", GENERAL), "Which did you mean?", choices=choices
+                )
+            )
+        [post] = fake.posts(GENERAL)
+        buttons = [b for row in post.body["components"] for b in row["components"]]
+        assert [b["custom_id"] for b in buttons] == ["c:" + c.token for c in choices]
+        assert all(len(b["custom_id"]) <= 100 for b in buttons)
+        assert buttons[0]["label"] == choices[0].label
+        assert len(buttons[1]["label"]) == 80 and buttons[1]["label"].endswith("…")
+        # A click after a restart still reaches the bot: the buttons are matched by template.
+        async with started_adapter(fake, events):
+            click = fake.interaction(
+                3,
+                {"custom_id": buttons[0]["custom_id"], "component_type": 2},
+                author=READER,
+                channel_id=GENERAL,
+                message=fake.messages[sent.message_id],
+            )
+            fake.dispatch("INTERACTION_CREATE", click)
+            async with asyncio.timeout(10):
+                picked = await events.get()
+            [callback] = fake.calls_to("POST", f"/interactions/{click['id']}/")
+    assert callback.body == {"type": 6}  # acknowledged without a "thinking…" message
+    assert events.empty()
+    assert isinstance(picked, ChoicePicked)
+    assert (picked.token, picked.author.id) == ("pick-board", READER)
+    assert picked.where == Conversation("discord", GENERAL)
+
+
+async def test_a_suggestion_token_too_long_for_a_custom_id_is_refused() -> None:
+    async with fake_discord() as fake, started_adapter(fake) as adapter:
+        message = OutgoingMessage(
+            Conversation("discord", GENERAL), "Which?", choices=(Choice("t" * 99, "Too long"),)
+        )
+        with pytest.raises(PermanentPlatformError, match="custom_id"):
+            await adapter.send(message)
+        assert not fake.posts(GENERAL)
 
 
 async def test_one_announcement_post_repeated_with_its_key_appears_once(sqlite_url: str) -> None:

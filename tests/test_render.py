@@ -8,15 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from announcements.render import (
-    Rendered,
-    RenderError,
-    render,
-    render_discord,
-    render_slack,
-    render_x_thread,
-    x_weighted_length,
-)
+from adapters.discord.rules import render_discord
+from adapters.registry import SUPPORTED
+from adapters.slack.rules import render_slack
+from adapters.x.rules import render_x_thread, x_weighted_length
+from announcements.render import Rendered, RenderError, render_for
 
 SAMPLE = """# Big news
 
@@ -32,6 +28,15 @@ model = torch.compile(model)
 ```"""
 
 COUNTER = re.compile(r" \((\d+)/(\d+)\)$")
+
+
+def render(
+    platform: str, markdown: str, *, override: str | None = None, max_parts: int = 25
+) -> Rendered:
+    """What ``platform`` gets, by its rules in the adapter registry."""
+    return render_for(
+        SUPPORTED.get(platform), platform, markdown, override=override, max_parts=max_parts
+    )
 
 
 def bodies(parts: tuple[str, ...]) -> list[str]:
@@ -254,10 +259,10 @@ def test_overrides_win_and_go_through_the_platform_rules() -> None:
 
 def test_limits_raise_render_error_with_a_reason() -> None:
     with pytest.raises(RenderError, match=r"^too long for X: needs \d+ posts, the limit is 5$"):
-        render("x", "word " * 3000, max_x_posts=5)
+        render("x", "word " * 3000, max_parts=5)
     with pytest.raises(RenderError, match=r"^too long for Discord: needs \d+ messages, the limit"):
-        render("discord", "word " * 3000, max_discord_messages=2)
-    assert len(render("x", "word " * 3000, max_x_posts=100).parts) > 25
+        render("discord", "word " * 3000, max_parts=2)
+    assert len(render("x", "word " * 3000, max_parts=100).parts) > 25
     with pytest.raises(RenderError, match=r"^the announcement text is empty$"):
         render("slack", " \n ")
     with pytest.raises(RenderError, match="empty"):

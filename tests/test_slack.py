@@ -18,16 +18,26 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 import yaml
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import select
 
-from adapters.slack import BOT_EVENTS, SlackAdapter
+from adapters.slack import BOT_EVENTS, SlackAdapter, translate
 from bot.commands import FAILURE
 from bot.errors import PermanentPlatformError, TransientPlatformError
-from bot.events import Conversation, OutgoingMessage, SlashCommand
+from bot.events import (
+    Choice,
+    ChoicePicked,
+    Conversation,
+    InboundEvent,
+    OutgoingMessage,
+    SlashCommand,
+)
 from bot.runtime import Runtime
 from bot.store.engagement import LogFilter
 from bot.store.models import Announcement, Delivery
+from bot.web import WebServer, build_app
 from tests.conftest import make_config
 from tests.fakes.slack_api import BOT_USER, FakeSlack, fake_slack
 from tests.waiting import PATIENCE, eventually
@@ -35,6 +45,28 @@ from tests.waiting import PATIENCE, eventually
 SECRET = "test-signing-secret"
 TEST_BOT_TOKEN = "xoxb-test"
 STAFF = "U-staff"
+
+
+async def post_signed(
+    http: aiohttp.ClientSession,
+    url: str,
+    secret: str,
+    body: str,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+) -> aiohttp.ClientResponse:
+    """POST ``body`` to the bot as Slack would, signed with ``secret``."""
+    stamp = str(int(time.time()))
+    signature = str(SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body))
+    all_headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": signature,
+        **(headers or {}),
+    }
+    async with http.post(url, data=body.encode(), headers=all_headers) as resp:
+        await resp.read()
+        return resp
 
 
 @dataclass
@@ -54,19 +86,9 @@ class SlackBot:
         secret: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
-        stamp = str(int(time.time()))
-        signature = str(
-            SignatureVerifier(secret or self.secret).generate_signature(timestamp=stamp, body=body)
+        return await post_signed(
+            self.http, self.url, secret or self.secret, body, content_type, headers
         )
-        all_headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature,
-            **(headers or {}),
-        }
-        async with self.http.post(self.url, data=body.encode(), headers=all_headers) as resp:
-            await resp.read()
-            return resp
 
     async def event(
         self,
@@ -1112,6 +1134,164 @@ async def test_sdk_request_debug_lines_appear_only_with_debug_logging(
     assert bool(sending) is debug
     for name in SDK_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@dataclass
+class LoneSlack:
+    """The Slack adapter alone in HTTP mode on the bot's web server, queueing its events."""
+
+    adapter: SlackAdapter
+    fake: FakeSlack
+    events: asyncio.Queue[InboundEvent]
+    url: str
+    http: aiohttp.ClientSession
+
+    async def click(self, action_id: str, value: str, *, thread_ts: str | None = None) -> None:
+        message: dict[str, Any] = {"ts": "1700000000.000002"}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        payload = {
+            "type": "block_actions",
+            "user": {"id": "U-reader"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "trigger_id": "trig",
+            "channel": {"id": "C1"},
+            "message": message,
+            "response_url": f"{self.fake.base}/hooks/act",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "value": value,
+                    "type": "button",
+                    "block_id": "choices",
+                    "action_ts": "1700000001.000001",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        resp = await post_signed(
+            self.http, self.url, SECRET, body, "application/x-www-form-urlencoded"
+        )
+        assert resp.status == 200
+
+
+@asynccontextmanager
+async def lone_slack() -> AsyncIterator[LoneSlack]:
+    events: asyncio.Queue[InboundEvent] = asyncio.Queue()
+
+    async def record(event: InboundEvent) -> None:
+        events.put_nowait(event)
+
+    async def database_ok() -> None:
+        return None
+
+    async with fake_slack() as fake:
+        adapter = SlackAdapter(
+            bot_token=TEST_BOT_TOKEN,
+            signing_secret=SECRET,
+            mode="http",
+            api_url=f"{fake.base}/api/",
+            retries=0,
+        )
+        server = WebServer(build_app(database_ok, {"slack": adapter}), "127.0.0.1", 0)
+        await server.start()
+        await adapter.start(record)
+        try:
+            async with aiohttp.ClientSession() as http:
+                url = f"http://127.0.0.1:{server.port}/slack/events"
+                yield LoneSlack(adapter, fake, events, url, http)
+        finally:
+            await adapter.stop()
+            await server.stop()
+
+
+@pytest.mark.parametrize("data", ["upstream connect error", "<html>502 Bad Gateway</html>"])
+def test_translate_survives_an_error_body_that_is_not_json(data: str) -> None:
+    # slack-sdk keeps a body that is not JSON as a string.
+    def error(status: int) -> SlackApiError:
+        response = AsyncSlackResponse(
+            client=None,
+            http_verb="POST",
+            api_url="http://127.0.0.1/api/chat.postMessage",
+            req_args={},
+            data=data,  # type: ignore[arg-type]  # what slack-sdk stores for a text body
+            headers={},
+            status_code=status,
+        )
+        return SlackApiError("refused", response)  # type: ignore[no-untyped-call]
+
+    server = translate(error(503), write=True)
+    assert isinstance(server, TransientPlatformError) and not server.ambiguous
+    assert server.reason == "Slack server error (503)"
+    refused = translate(error(403))
+    assert isinstance(refused, PermanentPlatformError)
+    assert refused.reason == "Slack refused the request (403)"
+    assert isinstance(translate(error(429)), TransientPlatformError)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(503, TransientPlatformError), (502, TransientPlatformError), (403, PermanentPlatformError)],
+)
+async def test_a_plain_text_error_from_a_proxy_is_a_platform_error(
+    status: int, error: type[Exception]
+) -> None:
+    async with lone_slack() as slack:
+        for method in ("chat.postMessage", "chat.postMessage"):
+            slack.fake.fail.setdefault(method, []).append(
+                (status, "upstream connect error or disconnect/reset before headers", {})
+            )
+        news = Conversation("slack", "C-news")
+        # An announcement post (keyed: never re-sent by the SDK) and an answer both get the
+        # core's error, so the delivery engine retries and the dispatcher logs it.
+        with pytest.raises(error):
+            await slack.adapter.send(OutgoingMessage(news, "Big news", idempotency_key="d1:0"))
+        with pytest.raises(error):
+            await slack.adapter.send(OutgoingMessage(news, "An answer", reply_to="1.000"))
+
+
+async def test_suggestions_are_buttons_and_a_click_is_the_clickers_pick() -> None:
+    choices = (
+        Choice("pick-board", "Who sits on the governing board?"),
+        Choice("pick-why", "Why did PyTorch move to the Linux Foundation? " * 3),
+    )
+    async with lone_slack() as slack:
+        where = Conversation("slack", "C1", thread_id="1700000000.000001")
+        await slack.adapter.send(OutgoingMessage(where, "Which did you mean?", choices=choices))
+        [post] = slack.fake.calls_to("chat.postMessage")
+        section, actions = post.args["blocks"]
+        assert section["text"]["text"] == "Which did you mean?"
+        assert [b["value"] for b in actions["elements"]] == ["pick-board", "pick-why"]
+        labels = [b["text"]["text"] for b in actions["elements"]]
+        assert labels[0] == "Who sits on the governing board?"
+        assert len(labels[1]) <= 75 and labels[1].endswith("…")
+        assert len({b["action_id"] for b in actions["elements"]}) == 2  # unique in the block
+
+        await slack.click(
+            actions["elements"][1]["action_id"], "pick-why", thread_ts=where.thread_id
+        )
+        async with asyncio.timeout(10):
+            picked = await slack.events.get()
+    assert isinstance(picked, ChoicePicked)
+    assert (picked.token, picked.author.id) == ("pick-why", "U-reader")
+    assert picked.where == where
+    assert picked.event_id.startswith("action:")
+
+
+async def test_suggestions_and_feedback_buttons_share_a_message() -> None:
+    async with lone_slack() as slack:
+        await slack.adapter.send(
+            OutgoingMessage(
+                Conversation("slack", "C1"),
+                "Answer",
+                feedback_token="ref1",
+                choices=(Choice("other", "Something else?"),),
+            )
+        )
+        [post] = slack.fake.calls_to("chat.postMessage")
+        assert [b.get("block_id") for b in post.args["blocks"]] == [None, "choices", "feedback"]
 
 
 @pytest.mark.parametrize("mode", ["socket", "http"])

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
 from adapters.x import TIMELINE, XAdapter, fit_post, translate
-from announcements.render import render_x_thread, x_weighted_length
+from adapters.x.rules import render_x_thread, x_weighted_length
 from bot.cli import _configure_logging, _platform_adapters
 from bot.config import load_config
 from bot.errors import ConfigError, PermanentPlatformError, TransientPlatformError
@@ -862,6 +862,25 @@ def test_verbose_logging_never_lets_tweepy_log_the_oauth_header() -> None:
 
 async def _no_events(event: object) -> None:
     raise AssertionError("X pushes no events")
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(503, TransientPlatformError), (429, TransientPlatformError), (403, PermanentPlatformError)],
+)
+async def test_an_error_body_that_is_not_json_is_judged_by_its_status(
+    status: int, error: type[Exception]
+) -> None:
+    # What a proxy or load balancer in front of x.api_url answers: plain text.
+    async with fake_x() as fake:
+        adapter = x_adapter(fake)
+        await adapter.start(_no_events)
+        try:
+            fake.fail("create", status, "upstream connect error or disconnect/reset")
+            with pytest.raises(error):
+                await adapter.send(OutgoingMessage(Conversation("x", TIMELINE), "hello"))
+        finally:
+            await adapter.stop()
 
 
 async def test_staff_retry_of_an_unknown_post_that_is_up_records_it_instead_of_reposting(

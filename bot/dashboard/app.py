@@ -31,7 +31,7 @@ from bot.dashboard.auth import (
 )
 from bot.errors import StoreError
 from bot.store.db import Database
-from bot.store.engagement import AuditTrail, EngagementLog
+from bot.store.engagement import AuditTrail, EngagementLog, LinkBuilder
 from bot.store.faq import FaqStore
 from bot.store.users import LoginLimiter, UserStore
 
@@ -70,6 +70,10 @@ class DashboardDeps:
     pseudonymized: bool = False
     #: Reverse proxies whose X-Forwarded-For is believed (``web.trusted_proxies``).
     trusted_proxies: tuple[str, ...] = ()
+    #: Builds a logged message's link from its ids (each platform's rule).
+    links: LinkBuilder | None = None
+    #: Every supported platform's name (the log's platform filter suggests them).
+    platforms: tuple[str, ...] = ()
 
 
 class Pages:

@@ -319,7 +319,8 @@ class Views:
             error=error,
             params=params,
             kinds=EVENT_KINDS,
-            rows=[(e, message_link(e), asked.get(e.ref or "")) for e in events],
+            platform_names=self._deps.platforms,
+            rows=[(e, message_link(e, self._deps.links), asked.get(e.ref or "")) for e in events],
             paging=_paging("/dashboard/log", params, page, total, self._size),
             export_url=export,
             pseudonymized=self._deps.pseudonymized,
@@ -331,7 +332,8 @@ class Views:
         if error:
             raise web.HTTPBadRequest(text=error)
         events = await self._deps.engagement.list(replace(flt, limit=EXPORT_LIMIT))
-        rows = ([record[c] for c in LOG_COLUMNS] for record in map(log_record, events))
+        records = (log_record(e, self._deps.links) for e in events)
+        rows = ([record[c] for c in LOG_COLUMNS] for record in records)
         return csv_response("engagement-log.csv", LOG_COLUMNS, rows)
 
     # --- announcements ------------------------------------------------------------------

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import quote
 
 from sqlalchemy import Select, Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -106,23 +105,22 @@ LOG_COLUMNS = (
     "score",
     "link",
 )
-_SLACK_TS = re.compile(r"\d+\.\d+")
-_DIGITS = re.compile(r"\d+")
+#: Builds a message's public link from (platform, channel, message id), or None: each
+#: platform's own rule (``PlatformRules.message_link``), looked up by the caller.
+LinkBuilder = Callable[[str, str, str], str | None]
 
 
-def message_link(event: EngagementEvent) -> str | None:
-    """A link to the message on its platform, where one can be made."""
+def message_link(event: EngagementEvent, links: LinkBuilder | None = None) -> str | None:
+    """A link to the message on its platform: the one stored with it, else one ``links``
+    builds from its ids."""
     if event.url and event.url.startswith(("https://", "http://")):
         return event.url
-    mid = event.message_id or ""
-    if event.platform == "x" and _DIGITS.fullmatch(mid):
-        return f"https://x.com/i/web/status/{mid}"
-    if event.platform == "slack" and event.channel and _SLACK_TS.fullmatch(mid):
-        return f"https://slack.com/archives/{quote(event.channel)}/p{mid.replace('.', '')}"
-    return None
+    if links is None or not event.message_id:
+        return None
+    return links(event.platform, event.channel or "", event.message_id)
 
 
-def log_record(event: EngagementEvent) -> dict[str, Any]:
+def log_record(event: EngagementEvent, links: LinkBuilder | None = None) -> dict[str, Any]:
     """One logged event as an export row (keys: :data:`LOG_COLUMNS`)."""
     return {
         "id": event.id,
@@ -135,7 +133,7 @@ def log_record(event: EngagementEvent) -> dict[str, Any]:
         "faq_entry_id": event.faq_entry_id,
         "announcement_id": event.announcement_id,
         "score": None if event.score is None else round(event.score, 4),
-        "link": message_link(event),
+        "link": message_link(event, links),
     }
 
 
@@ -144,7 +142,9 @@ EXCHANGE_COLUMNS = (*LOG_COLUMNS, "question")
 
 
 def exchange_records(
-    events: Sequence[EngagementEvent], questions: Mapping[str, EngagementEvent]
+    events: Sequence[EngagementEvent],
+    questions: Mapping[str, EngagementEvent],
+    links: LinkBuilder | None = None,
 ) -> list[dict[str, Any]]:
     """Export rows (keys: :data:`EXCHANGE_COLUMNS`) with each question and its outcome on one
     row: an answer or decline carries the question it replied to (from ``questions``, by
@@ -155,7 +155,7 @@ def exchange_records(
         if event.kind == "question" and event.ref in replied:
             continue
         asked = questions.get(event.ref or "") if event.kind in OUTCOME_KINDS else None
-        rows.append({**log_record(event), "question": asked.text if asked else None})
+        rows.append({**log_record(event, links), "question": asked.text if asked else None})
     return rows
 
 

@@ -70,6 +70,9 @@ def member(roles: list[str]) -> dict[str, Any]:
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    if isinstance(payload, str):
+        # Not Discord's JSON: what a proxy or load balancer in front of the API answers.
+        return web.Response(text=payload, status=status, headers=headers)
     # discord.py compares the header literally: no "; charset=utf-8".
     return web.Response(
         body=json.dumps(payload).encode(),

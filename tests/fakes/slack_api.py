@@ -42,7 +42,11 @@ class FakeSlack:
 
     calls: list[Call] = field(default_factory=list)
     hooks: list[dict[str, Any]] = field(default_factory=list)
-    fail: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=dict)
+    #: method -> scripted answers (status, JSON body, headers); a str body is sent as
+    #: text/plain, as a proxy in front of Slack answers.
+    fail: dict[str, list[tuple[int, dict[str, Any] | str, dict[str, str]]]] = field(
+        default_factory=dict
+    )
     usergroups: list[dict[str, Any]] = field(default_factory=list)
     #: Response URL ids (``/hooks/{id}``) that answer 404 ``expired_url``, as Slack does after
     #: 30 minutes or 5 uses; nothing is shown.
@@ -136,6 +140,8 @@ class FakeSlack:
         scripted = self.fail.get(method)
         if scripted:
             status, payload, headers = scripted.pop(0)
+            if isinstance(payload, str):
+                return web.Response(text=payload, status=status, headers=headers)
             return web.json_response(payload, status=status, headers=headers)
         return web.json_response(self._answer(method, args))
 

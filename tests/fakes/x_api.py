@@ -130,7 +130,7 @@ class FakeX:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     port: int = 0
     #: (route, n-th call of it) -> (status, body, headers)
-    scripted: dict[tuple[str, int], tuple[int, dict[str, Any], dict[str, str]]] = field(
+    scripted: dict[tuple[str, int], tuple[int, dict[str, Any] | str, dict[str, str]]] = field(
         default_factory=dict
     )
     _ids: itertools.count[int] = field(
@@ -149,14 +149,15 @@ class FakeX:
         self,
         route: str,
         status: int,
-        body: dict[str, Any],
+        body: dict[str, Any] | str,
         *,
         call: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         """Answer the ``call``-th request to ``route`` (default: the next) with an error.
 
-        Routes: ``create``, ``delete``, ``me``, ``mentions``, ``timeline``, ``lookup``.
+        Routes: ``create``, ``delete``, ``me``, ``mentions``, ``timeline``, ``lookup``. A str
+        body is sent as text/plain, as a proxy in front of X answers.
         """
         number = call if call is not None else self._counts.get(route, 0) + 1
         self.scripted[(route, number)] = (status, body, headers or {})
@@ -317,6 +318,8 @@ class FakeX:
         scripted = self.scripted.pop((route, number), None)
         if scripted is not None:
             status, body, headers = scripted
+            if isinstance(body, str):
+                return web.Response(text=body, status=status, headers=headers)
             return web.json_response(body, status=status, headers=headers)
         if route == "me":
             return web.json_response(

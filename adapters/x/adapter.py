@@ -1,20 +1,4 @@
-"""X (Twitter) on tweepy's async client, API v2, OAuth 1.0a user context.
-
-What the bot does on X: post announcements (threads are posted part by part by the delivery
-engine, each part replying to the one before), find a post whose answer was lost on the
-account's own timeline (:meth:`XAdapter.find_posted`: X has no idempotency key, so by its text
-and the post it replies to), delete them on retraction, and — polled by the
-core, since X pushes nothing at the access levels we target — read mentions of the account
-(:meth:`XAdapter.fetch_mentions`) and the public metrics of posts
-(:meth:`XAdapter.fetch_metrics`).
-
-Everything X-shaped stays here: post JSON becomes the core's :class:`~bot.events.IncomingMessage`
-and :class:`~bot.timeline.PostMetrics`, and tweepy / aiohttp errors become the core's transient
-or permanent platform errors with a sentence staff can act on. tweepy hard-codes
-``https://api.twitter.com``; ``x.api_url`` works through an aiohttp client middleware on the
-session tweepy is given, which sends those requests to the configured base (a proxy, or the
-tests' fake). The OAuth 1.0a signature still covers the api.twitter.com URL, as X expects.
-"""
+"""The X adapter: tweepy's async client behind the core's Adapter contract (see the package)."""
 
 from __future__ import annotations
 
@@ -30,10 +14,11 @@ import aiohttp
 import tweepy.errors
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
 from tweepy.asynchronous import AsyncClient
-from twitter_text import extract_urls, parse_tweet
+from twitter_text import extract_urls
 from yarl import URL
 
 from adapters.base import EventSink
+from adapters.x.rules import PLATFORM, X_POST_LIMIT, x_weighted_length
 from bot.errors import (
     DuplicatePostError,
     PermanentPlatformError,
@@ -45,12 +30,10 @@ from bot.timeline import MentionBatch, PostMetrics
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "x"
 #: The one "channel" of an X account: its public timeline (announcements, replies, mentions).
 TIMELINE = "timeline"
 #: The host tweepy sends every request to.
 TWEEPY_HOST = "api.twitter.com"
-POST_LIMIT = 280
 ELLIPSIS = "…"
 #: X returns at most 100 posts per page (mentions) and per lookup.
 PAGE_SIZE = 100
@@ -108,35 +91,31 @@ def api_base_middleware(base: str) -> Any:
     return rewrite
 
 
-def _weight(text: str) -> int:
-    return int(parse_tweet(text).weightedLength)
-
-
-def fit_post(text: str, limit: int = POST_LIMIT) -> str:
+def fit_post(text: str, limit: int = X_POST_LIMIT) -> str:
     """``text`` as one post: unchanged if it fits, else cut at a word with an ellipsis.
 
     A closing line with a link (an answer's "Source: …" or a decline's "Read more: …") is kept
     whole, so a shortened answer still says where the full one is.
     """
     text = text.strip()
-    if _weight(text) <= limit:
+    if x_weighted_length(text) <= limit:
         return text
     body, tail = text, ""
     head, sep, last = text.rpartition("\n")
-    if sep and "http" in last and _weight(last) <= limit // 2:
+    if sep and "http" in last and x_weighted_length(last) <= limit // 2:
         body, tail = head.rstrip(), "\n\n" + last.strip()
     words = body.split(" ")
     low, high = 0, len(words)
     # The longest prefix of whole words that fits (X's weighting only grows with more words).
     while low < high:
         middle = (low + high + 1) // 2
-        if _weight(" ".join(words[:middle]).rstrip() + ELLIPSIS + tail) <= limit:
+        if x_weighted_length(" ".join(words[:middle]).rstrip() + ELLIPSIS + tail) <= limit:
             low = middle
         else:
             high = middle - 1
     if low == 0:  # one enormous word: cut by characters
         cut = body
-        while cut and _weight(cut + ELLIPSIS + tail) > limit:
+        while cut and x_weighted_length(cut + ELLIPSIS + tail) > limit:
             cut = cut[: max(0, len(cut) - max(1, len(cut) // 10))]
         return cut + ELLIPSIS + tail
     return " ".join(words[:low]).rstrip() + ELLIPSIS + tail
