@@ -28,6 +28,7 @@ from sqlalchemy.exc import (
     OperationalError,
     SQLAlchemyError,
 )
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -155,7 +156,9 @@ class Database:
         try:
             async with self.sessions() as session, session.begin():
                 yield session
-        except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
+        except (OperationalError, InterfaceError, OSError, TimeoutError, PoolTimeout) as exc:
+            # PoolTimeout: no connection freed or opened in time (a server turning clients
+            # away): as good as away, and retried the same way.
             raise StoreError(self._unreachable(exc)) from exc
         except DBAPIError as exc:
             if not is_outage(exc):

@@ -190,15 +190,18 @@ class Fleet:
         return texts
 
     def posts(self) -> Counter[tuple[str, str]]:
-        """(platform, text) -> how many times the fakes received it as a post."""
+        """(platform, text) -> how many posts of it the fakes hold (what users would see)."""
         counted: Counter[tuple[str, str]] = Counter()
         for call in self.slack.calls_to("chat.postMessage"):
             if call.args.get("channel") == SLACK_CHANNEL:
                 counted["slack", str(call.args.get("text"))] += 1
         for post in self.x.created():
             counted["x", str(post["text"])] += 1
-        for message in self.discord.posts(DISCORD_CHANNEL):
-            counted["discord", str(message.body.get("content"))] += 1
+        # Discord: the messages it holds, not the requests — a request repeated with its
+        # nonce (discord.py re-sends after a broken connection) gets the first message back.
+        for message in list(self.discord.messages.values()):
+            if message["channel_id"] == DISCORD_CHANNEL:
+                counted["discord", str(message.get("content"))] += 1
         return counted
 
     async def states(self) -> Counter[str]:
