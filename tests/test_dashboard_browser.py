@@ -260,24 +260,25 @@ async def test_login_page(browser: Browser, bot: DashBot) -> None:
 async def test_a_moderator_picks_the_questions_of_a_group_an_action_applies_to(
     browser: Browser, bot: DashBot
 ) -> None:
-    await bot.ask("What is the capital of Peru?", "m-1")
-    await bot.ask("what is the capital of peru??", "m-2")
-    await bot.ask(NEW_QUESTION, "m-3")
+    await bot.ask("who chairs the money tribunal", "m-1")
+    await bot.ask("who chairs the money tribunal???", "m-2")
+    await bot.ask("is the foundation hiring", "m-3")
     page = await _page(browser, bot, "mia")
     await page.get_by_role("link", name="Review queue").click()
     await expect(page.locator("section.group")).to_have_count(2)
-    group = page.locator("section.group").filter(has_text="capital of")
+    group = page.locator("section.group").filter(has_text="money tribunal")
     await expect(group.get_by_role("checkbox")).to_have_count(2)
-    await group.get_by_label("what is the capital of peru??").uncheck()
+    await group.get_by_label("who chairs the money tribunal???").uncheck()
     await group.get_by_text("Add as phrasing of entry…").click()
     await group.get_by_label("Entry").select_option(index=0)
     await group.get_by_role("button", name="Add phrasing").click()
     await expect(page.get_by_role("status")).to_contain_text(
-        "Added \u201cWhat is the capital of Peru?\u201d as a phrasing"
+        "Added \u201cwho chairs the money tribunal\u201d as a phrasing"
     )
-    await expect(page.locator("section.group")).to_have_count(2)  # unticked + unrelated
-    await expect(page.get_by_label("what is the capital of peru??")).to_be_checked()
-    await expect(page.get_by_label("What is the capital of Peru?", exact=True)).to_have_count(0)
+    left = page.locator("section.group")
+    await expect(left).to_have_count(2)  # the unticked question and the unrelated one
+    await expect(page.get_by_label("who chairs the money tribunal???")).to_be_checked()
+    await expect(page.get_by_label("who chairs the money tribunal", exact=True)).to_have_count(0)
 
 
 async def test_long_text_is_cut_in_lists_with_the_whole_text_a_click_away(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.deciding import Decider, Outcome, consider
 from bot.faqfile import builtin_pack
-from bot.matcher import DEFAULT_THRESHOLD, FaqDoc, Match, Matcher, term_of
+from bot.matcher import DEFAULT_THRESHOLD, MAX_CHARS, FaqDoc, Match, Matcher, term_of
 
 PACK = builtin_pack()
 SLUGS = {i: r.slug for i, r in enumerate(PACK, start=1)}
@@ -178,14 +176,12 @@ def test_the_matcher_is_immutable() -> None:
         MATCHER.threshold = 0.1  # type: ignore[misc]
 
 
-def test_huge_and_hostile_inputs_stay_fast() -> None:
-    inputs = ["x" * 10_000, "pytorch foundation board " * 2000, "é" * 10_000, "\x00" * 10_000]
-    started = time.perf_counter()
-    for _ in range(10):
-        for text in inputs:
-            assert 0.0 <= MATCHER.match(text).score <= 1.0
-    # Input is truncated before matching; an unbounded scan would take seconds here.
-    assert time.perf_counter() - started < 2.0
+def test_huge_and_hostile_inputs_are_read_only_up_to_the_limit() -> None:
+    """Input is truncated before matching (an unbounded scan would take seconds): whatever
+    follows the first MAX_CHARS characters changes nothing. (Speed is measured in bench/.)"""
+    for text in ["x" * 10_000, "pytorch foundation board " * 2000, "é" * 10_000, "\x00" * 10_000]:
+        assert 0.0 <= MATCHER.match(text).score <= 1.0
+        assert MATCHER.analyze(text) == MATCHER.analyze(text[:MAX_CHARS])
 
 
 @settings(max_examples=300, deadline=None)
