@@ -197,7 +197,7 @@ def second_samples(
             ranked = [slugs[c.entry_id] for c in fused]
             out.append(
                 (
-                    second_features(analysis, fused, scores, asked=reading.asked),
+                    second_features(features(analysis, asked=reading.asked), fused, scores),
                     int(ranked[0] in right),
                     int(bool(right.intersection(ranked[:3]))),
                 )

@@ -114,19 +114,18 @@ def fuse(analysis: Analysis, semantic: SemanticScores, weight: float) -> tuple[C
 
 
 def second_features(
-    analysis: Analysis,
+    lexical: tuple[float, ...],
     fused: Sequence[Candidate],
     semantic: SemanticScores,
-    *,
-    asked: bool = True,
 ) -> tuple[float, ...]:
-    """The second opinion's inputs, in :data:`SECOND_FEATURES` order."""
+    """The second opinion's inputs, in :data:`SECOND_FEATURES` order: the lexical ones
+    (:func:`features`), then the semantic ones."""
     top = fused[0].entry_id if fused else None
     best_cos = semantic.get(top, 0.0) if top is not None else 0.0
     others = [v for e, v in semantic.items() if e != top]
     agrees = bool(semantic) and top == max(semantic, key=semantic.__getitem__)
     return (
-        *features(analysis, asked=asked),
+        *lexical,
         best_cos,
         best_cos - (max(others) if others else 0.0),
         float(agrees),
@@ -342,7 +341,7 @@ class Decider:
         second = self._model.second
         scores = semantic() if second is not None and semantic is not None else None
         if second is not None and scores:
-            return self._second_opinion(analysis, scores, second, asked=asked, clarify=clarify)
+            return self._second_opinion(analysis, x, scores, second, clarify=clarify)
         plausible = best.score >= self._model.suggest_floor
         if clarify and plausible and self._model.clarify.probability(x) >= self._model.clarify_cut:
             return self._clarify(analysis.candidates, confidence)
@@ -351,14 +350,14 @@ class Decider:
     def _second_opinion(
         self,
         analysis: Analysis,
+        lexical: tuple[float, ...],
         scores: SemanticScores,
         second: SecondOpinion,
         *,
-        asked: bool,
         clarify: bool,
     ) -> Decision:
         fused = fuse(analysis, scores, second.weight)
-        x = second_features(analysis, fused, scores, asked=asked)
+        x = second_features(lexical, fused, scores)
         confidence = second.answer.probability(x)
         top = fused[0]
         if confidence >= second.answer_cut:

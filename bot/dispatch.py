@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from bot.store.claims import Claims
 from bot.store.engagement import EngagementLog, Event
 from bot.store.models import EngagementEvent, ReviewItem
 from bot.telemetry import Metrics
+from bot.understanding import MENTION
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ CHOICE_NOT_SAVED = "Sorry, I can't answer that just now; please try again in a f
 CHOICE_LABEL_CHARS = 75
 #: Command names that are also everyday first words of a question ("help me understand...").
 PLAIN_WORDS = frozenset({"help", "why"})
-_MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+")
 #: Users whose last question /why remembers.
 LAST_QUESTIONS = 1000
 #: ``bot_state`` key prefix of a picked suggestion: each is answered once.
@@ -233,7 +232,7 @@ class Dispatcher:
 
     def _forgotten_slash(self, text: str) -> str | None:
         """``announce list`` typed without its slash: the command meant, or None."""
-        words = _MENTION.sub(" ", text).split()
+        words = MENTION.sub(" ", text).split()
         if not words or len(words) > 12:
             return None
         name = words[0].casefold()

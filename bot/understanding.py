@@ -91,7 +91,8 @@ _ONLY_CHATTER = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+|(?<=\?)(?=\S)")
 #: Chat mentions and links: never part of a question.
-_MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+|(?:https?://|www\.)\S+")
+MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+")
+_MENTION = re.compile(rf"{MENTION.pattern}|(?:https?://|www\.)\S+")
 
 
 @dataclass(frozen=True, slots=True)
