@@ -119,7 +119,10 @@ class Dispatcher:
         reply_in_thread: bool = True,
         moderator_channels: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
+        threadless: frozenset[str] = frozenset(),
     ) -> None:
+        """``threadless``: platforms whose rules declare no threads (the terminal), where no
+        bot thread is remembered."""
         self._metrics = metrics
         self._knowledge = knowledge
         self._log = engagement
@@ -130,6 +133,7 @@ class Dispatcher:
         self._last: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._reply_in_thread = reply_in_thread
         self._moderators = dict(moderator_channels or {})
+        self._threadless = threadless
 
     async def __call__(self, event: InboundEvent) -> None:
         if isinstance(event, IncomingMessage):
@@ -215,7 +219,7 @@ class Dispatcher:
             self._reply(msg, text, ref if answer.answered else None, choices)
         )
         thread = None
-        threads = self._reply_in_thread and msg.where.platform != "console"
+        threads = self._reply_in_thread and msg.where.platform not in self._threadless
         if sent is not None and threads and not in_bot_thread:
             thread_id = sent.thread_id or msg.where.thread_id or msg.message_id
             thread = (msg.where.platform, msg.where.channel_id, thread_id)

@@ -147,6 +147,7 @@ class Runtime:
             reply_in_thread=settings.answering.reply_in_thread,
             moderator_channels=moderators,
             metrics=self.metrics,
+            threadless=frozenset(n for n, r in platforms.items() if not r.has_threads),
         )
         self.router.register(
             "why",

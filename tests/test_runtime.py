@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from adapters import registry
+from adapters.console import ConsoleRules
 from adapters.memory import MemoryAdapter
 from bot.errors import TransientPlatformError
 from bot.events import (
@@ -292,6 +294,42 @@ async def test_platform_failure_on_reply_is_logged_and_bot_keeps_serving(
     await adapter.inject(question("who is on the pytorch foundation board?", "m2"))
     answers = await runtime.engagement.list(LogFilter(kind="answer"))
     assert [a.detail.get("delivery") for a in answers] == ["failed", None]
+
+
+class KioskRules(ConsoleRules):
+    """A platform of its own that declares no threads, as the terminal does."""
+
+    name = "kiosk"
+
+
+@pytest.mark.parametrize(
+    ("platform", "threads"),
+    [("console", False), ("kiosk", False), ("slack", True), ("memory", True)],
+)
+async def test_the_bot_keeps_a_thread_only_where_the_platform_declares_threads(
+    sqlite_url: str, platform: str, threads: bool
+) -> None:
+    """The platform's rules say it (``has_threads``), not its name: the terminal, and any
+    platform declaring no threads, get no bot thread; the others do, and a follow-up there
+    needs no mention. A platform without rules (the test adapter) is taken to have threads."""
+    adapter = MemoryAdapter(platform)
+    config = make_config(database={"url": sqlite_url}, web={"enabled": False})
+    platforms = {**registry.SUPPORTED, "kiosk": KioskRules()}
+    runtime = Runtime(config, [adapter], platforms=platforms)
+    await runtime.start()
+    try:
+        channel = Conversation(platform, "C1")
+        await adapter.inject(question("who is on the pytorch foundation board?", where=channel))
+        assert "Nvidia" in adapter.sent[0].text
+        kept = await runtime.engagement.find_thread(platform, "C1", "m1")
+        assert (kept is not None) is threads
+        follow_up = Conversation(platform, "C1", thread_id="m1")
+        await adapter.inject(
+            question("is pytorch still open source?", "m2", where=follow_up, mentions_bot=False)
+        )
+        assert len(adapter.sent) == (2 if threads else 1)
+    finally:
+        await runtime.stop()
 
 
 class SlowMemory(MemoryAdapter):
