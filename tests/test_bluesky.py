@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from adapters.bluesky import FEED, BlueskyAdapter, record_key
 from adapters.bluesky.rules import graphemes, post_link, render_bluesky_thread
-from adapters.memory import MemoryAdapter
 from bot.cli import _platform_adapters
 from bot.config import load_config
 from bot.errors import PermanentPlatformError, TransientPlatformError
-from bot.events import Author, Conversation, OutgoingMessage, SlashCommand
-from bot.runtime import Runtime
+from bot.events import Conversation, OutgoingMessage
 from bot.store.engagement import LogFilter
-from bot.store.models import Delivery
-from tests.conftest import make_config
 from tests.fakes.bluesky_api import (
     DID,
     HANDLE,
@@ -32,81 +25,34 @@ from tests.fakes.bluesky_api import (
     FakeBluesky,
     fake_bluesky,
 )
+from tests.timeline_helpers import (
+    TimelineBot,
+    post_thread,
+    pushes_nothing,
+    running_timeline,
+    started,
+)
 
-STAFF = Author("U-staff", "stella")
-DESK = Conversation("slack", "C-desk")
 BOARD = f"@{HANDLE} who is on the pytorch foundation board?"
 OFF_TOPIC = f"@{HANDLE} what's the weather in Paris today?"
+MENTIONS = {"mentions": True}
+
+BlueskyBot = TimelineBot[BlueskyAdapter, FakeBluesky]
 
 
-def bluesky_adapter(fake: FakeBluesky, *, password: str = PASSWORD, timeout: float = 5.0) -> Any:
+def bluesky_adapter(
+    fake: FakeBluesky, *, password: str = PASSWORD, timeout: float = 5.0
+) -> BlueskyAdapter:
     return BlueskyAdapter(handle=HANDLE, app_password=password, api_url=fake.base, timeout=timeout)
 
 
-async def _no_events(event: object) -> None:
-    raise AssertionError("Bluesky pushes no events")
-
-
-@asynccontextmanager
-async def started(fake: FakeBluesky, **options: Any) -> AsyncIterator[BlueskyAdapter]:
-    adapter = bluesky_adapter(fake, **options)
-    await adapter.start(_no_events)
-    try:
-        yield adapter
-    finally:
-        await adapter.stop()
-
-
-@dataclass
-class BlueskyBot:
-    runtime: Runtime
-    slack: MemoryAdapter
-    adapter: BlueskyAdapter
-    fake: FakeBluesky
-
-    async def announce(self, text: str) -> str:
-        before = len(self.slack.sent)
-        await self.slack.inject(SlashCommand(DESK, STAFF, "announce", text))
-        [reply] = [m for m in self.slack.sent[before:] if m.ephemeral_to == STAFF.id]
-        return reply.text
-
-    def job(self, name: str) -> Callable[[], Awaitable[int]]:
-        job = self.runtime.scheduler.get_job(name)
-        assert job is not None, name
-        func: Callable[[], Awaitable[int]] = job.func
-        return func
-
-    async def deliveries(self) -> list[Delivery]:
-        async with self.runtime.db.session() as session:
-            return list((await session.scalars(select(Delivery).order_by(Delivery.id))).all())
-
-
-@asynccontextmanager
-async def running_bluesky(
-    fake: FakeBluesky, db_url: str, **bluesky: Any
-) -> AsyncIterator[BlueskyBot]:
-    slack = MemoryAdapter("slack", announce_channels=())
-    adapter = bluesky_adapter(fake)
-    config = make_config(
-        database={"url": db_url},
-        web={"enabled": False},
-        staff={"slack_users": [STAFF.id]},
-        bluesky={
-            "enabled": True,
-            "handle": HANDLE,
-            "api_url": fake.base,
-            "mentions_poll_seconds": 3600,
-            "metrics_poll_seconds": 3600,
-            **bluesky,
-        },
-    )
-    runtime = Runtime(config, [slack, adapter])
-    await runtime.start()
-    runtime.scheduler.pause()  # the test runs the ticks itself
-    try:
-        yield BlueskyBot(runtime, slack, adapter, fake)
-    finally:
-        await runtime.stop()
+def running_bluesky(
+    fake: FakeBluesky, db_url: str, *, bluesky: dict[str, Any] | None = None, **options: Any
+) -> AbstractAsyncContextManager[BlueskyBot]:
+    """A started Runtime with a Slack desk (memory) and the real Bluesky adapter
+    (``options``: :func:`~tests.timeline_helpers.running_timeline`'s)."""
+    section = {"handle": HANDLE, "api_url": fake.base, **(bluesky or {})}
+    return running_timeline(bluesky_adapter(fake), fake, db_url, section=section, **options)
 
 
 async def test_announcement_posted_with_link_and_mention_facets(sqlite_url: str) -> None:
@@ -135,18 +81,8 @@ async def test_a_long_announcement_renders_as_a_thread_with_root_and_parent() ->
     parts = render_bluesky_thread(text).parts
     assert len(parts) == 3 and all(graphemes(p) <= 300 for p in parts)
     assert graphemes("🇫🇷👍🏽é") == 3  # a flag, an emoji with its skin tone, e + accent
-    async with fake_bluesky() as fake, started(fake) as adapter:
-        previous: str | None = None
-        for index, part in enumerate(parts):
-            sent = await adapter.send(
-                OutgoingMessage(
-                    Conversation("bluesky", FEED),
-                    part,
-                    reply_to=previous,
-                    idempotency_key=f"d1:{FEED}:{index}",
-                )
-            )
-            previous = sent.message_id
+    async with fake_bluesky() as fake, started(bluesky_adapter(fake)) as adapter:
+        await post_thread(adapter, Conversation("bluesky", FEED), parts)
     first, second, third = fake.posts_by(DID)
     assert "reply" not in first["value"]
     assert refs(second) == (first["uri"], first["uri"])
@@ -162,7 +98,7 @@ def refs(post: dict[str, Any]) -> tuple[str, str]:
 
 
 async def test_a_post_whose_answer_is_lost_is_found_by_its_key_and_appears_once() -> None:
-    async with fake_bluesky() as fake, started(fake, timeout=0.3) as adapter:
+    async with fake_bluesky() as fake, started(bluesky_adapter(fake, timeout=0.3)) as adapter:
         fake.time_out("com.atproto.repo.createRecord", 1.0)  # made; the answer comes late
         message = OutgoingMessage(Conversation("bluesky", FEED), "Hello", idempotency_key="k1")
         sent = await adapter.send(message)  # the timeout is resolved by looking the key up
@@ -183,7 +119,7 @@ async def test_a_mention_is_answered_in_its_thread_and_off_topic_is_ignored(
     async with fake_bluesky() as fake:
         question = fake.mention(BOARD)
         off_topic = fake.mention(OFF_TOPIC)
-        async with running_bluesky(fake, sqlite_url, mentions=True) as bot:
+        async with running_bluesky(fake, sqlite_url, bluesky=MENTIONS) as bot:
             assert await bot.job("bluesky-mentions")() == 2
             assert await bot.job("bluesky-mentions")() == 0
             declined = await bot.runtime.engagement.list(LogFilter(kind="declined"))
@@ -196,7 +132,7 @@ async def test_a_mention_is_answered_in_its_thread_and_off_topic_is_ignored(
 
 
 async def test_replies_under_an_announcement_and_metrics_are_engagement(sqlite_url: str) -> None:
-    async with fake_bluesky() as fake, running_bluesky(fake, sqlite_url, mentions=True) as bot:
+    async with fake_bluesky() as fake, running_bluesky(fake, sqlite_url, bluesky=MENTIONS) as bot:
         await bot.announce("now --to bluesky Big news")
         [post] = fake.posts_by(DID)
         fake.mention("congratulations everyone!", reason="reply", reply_to=post["uri"])
@@ -219,7 +155,7 @@ async def test_retract_deletes_the_records(sqlite_url: str) -> None:
 
 
 async def test_a_429_is_transient_with_the_reset_time() -> None:
-    async with fake_bluesky() as fake, started(fake) as adapter:
+    async with fake_bluesky() as fake, started(bluesky_adapter(fake)) as adapter:
         fake.fail(
             "com.atproto.repo.createRecord",
             429,
@@ -238,7 +174,7 @@ async def test_a_429_is_transient_with_the_reset_time() -> None:
 async def test_an_error_body_that_is_not_json_is_judged_by_its_status(
     status: int, error: type[Exception]
 ) -> None:
-    async with fake_bluesky() as fake, started(fake) as adapter:
+    async with fake_bluesky() as fake, started(bluesky_adapter(fake)) as adapter:
         fake.fail("com.atproto.repo.createRecord", status, "upstream connect error")
         with pytest.raises(error):
             await adapter.send(OutgoingMessage(Conversation("bluesky", FEED), "Hi"))
@@ -248,7 +184,7 @@ async def test_bad_credentials_stop_the_start_with_one_line() -> None:
     async with fake_bluesky() as fake:
         adapter = bluesky_adapter(fake, password="wrong")
         with pytest.raises(PermanentPlatformError) as caught:
-            await adapter.start(_no_events)
+            await adapter.start(pushes_nothing)
     assert "\n" not in str(caught.value) and "BLUESKY_APP_PASSWORD" in str(caught.value)
     assert not adapter.is_connected()
 

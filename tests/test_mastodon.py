@@ -3,93 +3,48 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from adapters.mastodon import TIMELINE, MastodonAdapter
 from adapters.mastodon.rules import render_mastodon_thread, status_length
-from adapters.memory import MemoryAdapter
 from bot.cli import _platform_adapters
 from bot.config import load_config
 from bot.errors import PermanentPlatformError, TransientPlatformError
-from bot.events import Author, Conversation, OutgoingMessage, SlashCommand
-from bot.runtime import Runtime
+from bot.events import Conversation, OutgoingMessage
 from bot.store.engagement import LogFilter
-from bot.store.models import Delivery
-from tests.conftest import make_config
 from tests.fakes.mastodon_api import BOT_HANDLE, BOT_ID, TOKEN, FakeMastodon, fake_mastodon
+from tests.timeline_helpers import (
+    TimelineBot,
+    post_thread,
+    pushes_nothing,
+    running_timeline,
+    started,
+)
 
-STAFF = Author("U-staff", "stella")
-DESK = Conversation("slack", "C-desk")
 BOARD = "who is on the pytorch foundation board?"
 OFF_TOPIC = "what's the weather in Paris today?"
+MENTIONS = {"mentions": True}
+
+MastodonBot = TimelineBot[MastodonAdapter, FakeMastodon]
 
 
-def mastodon_adapter(fake: FakeMastodon, *, token: str = TOKEN, timeout: float = 5.0) -> Any:
+def mastodon_adapter(
+    fake: FakeMastodon, *, token: str = TOKEN, timeout: float = 5.0
+) -> MastodonAdapter:
     return MastodonAdapter(api_url=fake.base, access_token=token, timeout=timeout)
 
 
-async def _no_events(event: object) -> None:
-    raise AssertionError("Mastodon pushes no events")
-
-
-@dataclass
-class MastodonBot:
-    runtime: Runtime
-    slack: MemoryAdapter
-    adapter: MastodonAdapter
-    fake: FakeMastodon
-
-    async def announce(self, text: str) -> str:
-        before = len(self.slack.sent)
-        await self.slack.inject(SlashCommand(DESK, STAFF, "announce", text))
-        [reply] = [m for m in self.slack.sent[before:] if m.ephemeral_to == STAFF.id]
-        return reply.text
-
-    def job(self, name: str) -> Callable[[], Awaitable[int]]:
-        job = self.runtime.scheduler.get_job(name)
-        assert job is not None, name
-        func: Callable[[], Awaitable[int]] = job.func
-        return func
-
-    async def deliveries(self) -> list[Delivery]:
-        async with self.runtime.db.session() as session:
-            return list((await session.scalars(select(Delivery).order_by(Delivery.id))).all())
-
-
-@asynccontextmanager
-async def running_mastodon(
-    fake: FakeMastodon, db_url: str, **mastodon: Any
-) -> AsyncIterator[MastodonBot]:
-    """A started Runtime with a Slack desk (memory) and the real Mastodon adapter."""
-    slack = MemoryAdapter("slack", announce_channels=())
-    adapter = mastodon_adapter(fake)
-    config = make_config(
-        database={"url": db_url},
-        web={"enabled": False},
-        staff={"slack_users": [STAFF.id]},
-        announcements={"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05},
-        mastodon={
-            "enabled": True,
-            "api_url": fake.base,
-            "mentions_poll_seconds": 3600,
-            "metrics_poll_seconds": 3600,
-            **mastodon,
-        },
-    )
-    runtime = Runtime(config, [slack, adapter])
-    await runtime.start()
-    runtime.scheduler.pause()  # the test runs the ticks itself
-    try:
-        yield MastodonBot(runtime, slack, adapter, fake)
-    finally:
-        await runtime.stop()
+def running_mastodon(
+    fake: FakeMastodon, db_url: str, *, mastodon: dict[str, Any] | None = None, **options: Any
+) -> AbstractAsyncContextManager[MastodonBot]:
+    """A started Runtime with a Slack desk (memory) and the real Mastodon adapter
+    (``options``: :func:`~tests.timeline_helpers.running_timeline`'s)."""
+    section = {"api_url": fake.base, **(mastodon or {})}
+    return running_timeline(mastodon_adapter(fake), fake, db_url, section=section, **options)
 
 
 async def test_announcement_is_posted_and_logged(sqlite_url: str) -> None:
@@ -115,40 +70,19 @@ async def test_a_long_announcement_renders_as_a_thread_of_replies() -> None:
     # Links count 23 whatever their length, mentions without their domain.
     assert status_length("https://example.org/" + "a" * 100) == 23
     assert status_length("@someone@mastodon.example.org hi") == len("@someone hi")
-    async with fake_mastodon() as fake:
-        adapter = mastodon_adapter(fake)
-        await adapter.start(_no_events)
-        try:
-            # As the delivery engine posts a thread: each part replies to the one before.
-            previous: str | None = None
-            for index, part in enumerate(parts):
-                sent = await adapter.send(
-                    OutgoingMessage(
-                        Conversation("mastodon", TIMELINE),
-                        part,
-                        reply_to=previous,
-                        idempotency_key=f"d1:{TIMELINE}:{index}",
-                    )
-                )
-                previous = sent.message_id
-        finally:
-            await adapter.stop()
+    async with fake_mastodon() as fake, started(mastodon_adapter(fake)) as adapter:
+        await post_thread(adapter, Conversation("mastodon", TIMELINE), parts)
     first, second, third = fake.posted()
     assert first["in_reply_to_id"] is None
     assert second["in_reply_to_id"] == first["id"] and third["in_reply_to_id"] == second["id"]
 
 
 async def test_a_post_whose_answer_is_lost_is_sent_again_with_its_key_and_appears_once() -> None:
-    async with fake_mastodon() as fake:
-        adapter = mastodon_adapter(fake, timeout=0.3)
-        await adapter.start(_no_events)
-        try:
-            fake.time_out("post", 1.0)  # the status is made; the answer comes too late
-            sent = await adapter.send(
-                OutgoingMessage(Conversation("mastodon", TIMELINE), "Hello", idempotency_key="k1")
-            )
-        finally:
-            await adapter.stop()
+    async with fake_mastodon() as fake, started(mastodon_adapter(fake, timeout=0.3)) as adapter:
+        fake.time_out("post", 1.0)  # the status is made; the answer comes too late
+        sent = await adapter.send(
+            OutgoingMessage(Conversation("mastodon", TIMELINE), "Hello", idempotency_key="k1")
+        )
     posts = fake.calls_to("post")
     assert len(posts) == 2 and {p.headers["Idempotency-Key"] for p in posts} == {"k1"}
     [status] = fake.posted()
@@ -159,7 +93,7 @@ async def test_a_mention_is_answered_once_and_off_topic_is_ignored(sqlite_url: s
     async with fake_mastodon() as fake:
         question = fake.mention(BOARD)
         off_topic = fake.mention(OFF_TOPIC, author="109000000000000043", username="bob")
-        async with running_mastodon(fake, sqlite_url, mentions=True) as bot:
+        async with running_mastodon(fake, sqlite_url, mastodon=MENTIONS) as bot:
             assert await bot.job("mastodon-mentions")() == 2
             assert await bot.job("mastodon-mentions")() == 0
             questions = await bot.runtime.engagement.list(LogFilter(kind="question"))
@@ -175,7 +109,10 @@ async def test_a_mention_is_answered_once_and_off_topic_is_ignored(sqlite_url: s
 
 
 async def test_replies_under_an_announcement_and_metrics_are_engagement(sqlite_url: str) -> None:
-    async with fake_mastodon() as fake, running_mastodon(fake, sqlite_url, mentions=True) as bot:
+    async with (
+        fake_mastodon() as fake,
+        running_mastodon(fake, sqlite_url, mastodon=MENTIONS) as bot,
+    ):
         await bot.announce("now --to mastodon Big news")
         [status] = fake.posted()
         # Mastodon puts @foundationbot in front of every reply: a comment, not a question.
@@ -198,16 +135,11 @@ async def test_retract_deletes_the_status(sqlite_url: str) -> None:
 
 
 async def test_a_429_is_transient_with_the_reset_time() -> None:
-    async with fake_mastodon() as fake:
-        adapter = mastodon_adapter(fake)
-        await adapter.start(_no_events)
-        try:
-            reset = "2099-01-01T00:00:00.000Z"
-            fake.fail("post", 429, {"error": "Too many requests"}, {"X-RateLimit-Reset": reset})
-            with pytest.raises(TransientPlatformError) as caught:
-                await adapter.send(OutgoingMessage(Conversation("mastodon", TIMELINE), "Hi"))
-        finally:
-            await adapter.stop()
+    async with fake_mastodon() as fake, started(mastodon_adapter(fake)) as adapter:
+        reset = "2099-01-01T00:00:00.000Z"
+        fake.fail("post", 429, {"error": "Too many requests"}, {"X-RateLimit-Reset": reset})
+        with pytest.raises(TransientPlatformError) as caught:
+            await adapter.send(OutgoingMessage(Conversation("mastodon", TIMELINE), "Hi"))
     assert caught.value.retry_after is not None and caught.value.retry_after > 3600
 
 
@@ -218,22 +150,17 @@ async def test_a_429_is_transient_with_the_reset_time() -> None:
 async def test_an_error_body_that_is_not_json_is_judged_by_its_status(
     status: int, error: type[Exception]
 ) -> None:
-    async with fake_mastodon() as fake:
-        adapter = mastodon_adapter(fake)
-        await adapter.start(_no_events)
-        try:
-            fake.fail("post", status, "upstream connect error or disconnect/reset")
-            with pytest.raises(error):
-                await adapter.send(OutgoingMessage(Conversation("mastodon", TIMELINE), "Hi"))
-        finally:
-            await adapter.stop()
+    async with fake_mastodon() as fake, started(mastodon_adapter(fake)) as adapter:
+        fake.fail("post", status, "upstream connect error or disconnect/reset")
+        with pytest.raises(error):
+            await adapter.send(OutgoingMessage(Conversation("mastodon", TIMELINE), "Hi"))
 
 
 async def test_bad_credentials_stop_the_start_with_one_line() -> None:
     async with fake_mastodon() as fake:
         adapter = mastodon_adapter(fake, token="wrong")
         with pytest.raises(PermanentPlatformError) as caught:
-            await adapter.start(_no_events)
+            await adapter.start(pushes_nothing)
     assert "\n" not in str(caught.value) and "MASTODON_ACCESS_TOKEN" in str(caught.value)
     assert not adapter.is_connected()
 
@@ -243,28 +170,23 @@ async def test_an_instance_with_a_smaller_limit_is_refused_at_start() -> None:
         fake.max_characters = 400
         adapter = mastodon_adapter(fake)
         with pytest.raises(PermanentPlatformError, match="400 characters"):
-            await adapter.start(_no_events)
+            await adapter.start(pushes_nothing)
 
 
 async def test_the_mastodon_py_calls_leave_the_event_loop_free() -> None:
-    async with fake_mastodon() as fake:
-        adapter = mastodon_adapter(fake, timeout=2.0)
-        await adapter.start(_no_events)
-        try:
-            fake.time_out("post", 0.5)
-            ticks = 0
+    async with fake_mastodon() as fake, started(mastodon_adapter(fake, timeout=2.0)) as adapter:
+        fake.time_out("post", 0.5)
+        ticks = 0
 
-            async def count() -> None:
-                nonlocal ticks
-                while True:
-                    ticks += 1
-                    await asyncio.sleep(0.01)
+        async def count() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
 
-            counter = asyncio.create_task(count())
-            await adapter.send(OutgoingMessage(Conversation("mastodon", TIMELINE), "Hi"))
-            counter.cancel()
-        finally:
-            await adapter.stop()
+        counter = asyncio.create_task(count())
+        await adapter.send(OutgoingMessage(Conversation("mastodon", TIMELINE), "Hi"))
+        counter.cancel()
     assert ticks >= 10  # the loop kept running while the post waited half a second
 
 

@@ -11,27 +11,21 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from adapters.memory import MemoryAdapter
 from adapters.x import TIMELINE, XAdapter, fit_post, translate
 from adapters.x.rules import render_x_thread, x_weighted_length
 from bot.cli import _configure_logging, _platform_adapters
 from bot.config import load_config
 from bot.errors import ConfigError, PermanentPlatformError, TransientPlatformError
-from bot.events import Author, Conversation, OutgoingMessage, SlashCommand
-from bot.runtime import Runtime
+from bot.events import Conversation, OutgoingMessage
 from bot.store.engagement import LogFilter
 from bot.store.models import BotState, Delivery
-from tests.conftest import make_config
 from tests.fakes.x_api import (
     ACCESS_TOKEN,
     ACCESS_TOKEN_SECRET,
@@ -49,58 +43,15 @@ from tests.fakes.x_api import (
     fake_x,
     rate_limit_headers,
 )
+from tests.timeline_helpers import Clock, TimelineBot, running_timeline, started
 from tests.waiting import PATIENCE, eventually
 
-STAFF = Author("U-staff", "stella")
-DESK = Conversation("slack", "C-desk")
 BOARD = "@foundationbot who is on the pytorch foundation board?"
 OPEN_SOURCE = "@foundationbot is pytorch still open source?"
 OFF_TOPIC = "@foundationbot what's the weather in Paris today?"
+ANNOUNCED = "@foundationbot who announced the pytorch foundation?"
 
-
-@dataclass
-class Clock:
-    """Time the test moves by hand (starts at the real time: sent_at is wall-clock)."""
-
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@dataclass
-class XBot:
-    runtime: Runtime
-    slack: MemoryAdapter
-    x: XAdapter
-    fake: FakeX
-
-    async def announce(self, text: str) -> str:
-        before = len(self.slack.sent)
-        await self.slack.inject(SlashCommand(DESK, STAFF, "announce", text))
-        [reply] = [m for m in self.slack.sent[before:] if m.ephemeral_to == STAFF.id]
-        return reply.text
-
-    def job(self, name: str) -> Callable[[], Awaitable[int]]:
-        job = self.runtime.scheduler.get_job(name)
-        assert job is not None, name
-        func: Callable[[], Awaitable[int]] = job.func
-        return func
-
-    def tick(self, name: str) -> Callable[[], Awaitable[int]]:
-        """The job's tick without the leadership check (as if two instances both ran it)."""
-        [job] = [j for j in self.runtime.polling.jobs if j.name == name]
-        return job.run
-
-    async def deliveries(self) -> list[Delivery]:
-        async with self.runtime.db.session() as session:
-            return list((await session.scalars(select(Delivery).order_by(Delivery.id))).all())
-
-    def staff_notices(self, channel: str = "C-comms") -> list[str]:
-        return [m.text for m in self.slack.sent if m.where.channel_id == channel]
+XBot = TimelineBot[XAdapter, FakeX]
 
 
 def x_adapter(fake: FakeX, prefix: str = "", timeout: float = 30.0) -> XAdapter:
@@ -115,50 +66,20 @@ def x_adapter(fake: FakeX, prefix: str = "", timeout: float = 30.0) -> XAdapter:
     )
 
 
-@asynccontextmanager
-async def running_x(
+def running_x(
     fake: FakeX,
     db_url: str,
     *,
     clock: Clock | None = None,
-    live: bool = False,
     prefix: str = "",
     x_timeout: float = 30.0,
     x: dict[str, Any] | None = None,
-    announcements: dict[str, Any] | None = None,
-) -> AsyncIterator[XBot]:
-    """A started Runtime with a Slack desk (memory) and the real X adapter on the fake.
-
-    The scheduler is paused unless ``live``: tests run the polling jobs' ticks themselves.
-    """
-    slack = MemoryAdapter("slack", announce_channels=())
+    **options: Any,
+) -> AbstractAsyncContextManager[XBot]:
+    """A started Runtime with a Slack desk (memory) and the real X adapter on the fake
+    (``options``: :func:`~tests.timeline_helpers.running_timeline`'s)."""
     adapter = x_adapter(fake, prefix, x_timeout)
-    config = make_config(
-        database={"url": db_url},
-        web={"enabled": False},
-        staff={"slack_users": [STAFF.id]},
-        announcements={
-            "backoff_base_seconds": 0.01,
-            "backoff_max_seconds": 0.05,
-            "comms_channel": "slack:C-comms",
-            **(announcements or {}),
-        },
-        # Long intervals: the jobs never tick on their own during a test.
-        x={
-            "enabled": True,
-            "mentions_poll_seconds": 3600,
-            "metrics_poll_seconds": 3600,
-            **(x or {}),
-        },
-    )
-    runtime = Runtime(config, [slack, adapter], clock=clock or Clock())
-    await runtime.start()
-    if not live:
-        runtime.scheduler.pause()
-    try:
-        yield XBot(runtime, slack, adapter, fake)
-    finally:
-        await runtime.stop()
+    return running_timeline(adapter, fake, db_url, section=x, clock=clock or Clock(), **options)
 
 
 def three_part_text() -> str:
@@ -304,29 +225,19 @@ async def test_duplicate_content_fails_for_good_with_a_clear_message(sqlite_url:
 async def test_refusals_are_permanent_with_a_reason_staff_can_act_on(
     status: int, body: dict[str, Any], expected: str
 ) -> None:
-    async with fake_x() as fake:
-        adapter = x_adapter(fake)
-        await adapter.start(_no_events)
-        try:
-            fake.fail("create", status, body)
-            with pytest.raises(PermanentPlatformError) as caught:
-                await adapter.send(OutgoingMessage(Conversation("x", TIMELINE), "hello"))
-            assert expected in caught.value.reason
-        finally:
-            await adapter.stop()
+    async with fake_x() as fake, started(x_adapter(fake)) as adapter:
+        fake.fail("create", status, body)
+        with pytest.raises(PermanentPlatformError) as caught:
+            await adapter.send(OutgoingMessage(Conversation("x", TIMELINE), "hello"))
+        assert expected in caught.value.reason
 
 
 async def test_server_errors_are_transient_and_timeouts_ambiguous() -> None:
-    async with fake_x() as fake:
-        adapter = x_adapter(fake)
-        await adapter.start(_no_events)
-        try:
-            fake.fail("create", 503, SERVER_ERROR_BODY)
-            with pytest.raises(TransientPlatformError) as caught:
-                await adapter.send(OutgoingMessage(Conversation("x", TIMELINE), "hello"))
-            assert not caught.value.ambiguous
-        finally:
-            await adapter.stop()
+    async with fake_x() as fake, started(x_adapter(fake)) as adapter:
+        fake.fail("create", 503, SERVER_ERROR_BODY)
+        with pytest.raises(TransientPlatformError) as caught:
+            await adapter.send(OutgoingMessage(Conversation("x", TIMELINE), "hello"))
+        assert not caught.value.ambiguous
     lost = translate(TimeoutError(), write=True)
     assert isinstance(lost, TransientPlatformError) and lost.ambiguous
     assert not translate(TimeoutError()).ambiguous
@@ -696,8 +607,7 @@ async def test_mention_policy_own_posts_silent_declines_cap_and_comments(
         own = fake.mention(f"@{BOT_HANDLE} testing myself", author=BOT_ID, username=BOT_HANDLE)
         declined = fake.mention(OFF_TOPIC, author="2004", username="dora")
         asked = [
-            fake.mention(q, author="2005", username="eve")
-            for q in (BOARD, OPEN_SOURCE, "@foundationbot who announced the pytorch foundation?")
+            fake.mention(q, author="2005", username="eve") for q in (BOARD, OPEN_SOURCE, ANNOUNCED)
         ]
         assert await bot.job("x-mentions")() == 5
         assert [len(fake.replies_to(i)) for i in (comment, own, declined)] == [0, 0, 0]
@@ -792,7 +702,7 @@ async def test_handle_unknown_at_start_is_read_before_the_first_mentions_poll(
     async with fake_x() as fake:
         fake.fail("me", 503, SERVER_ERROR_BODY)
         async with running_x(fake, sqlite_url, x={"mentions": True}) as bot:
-            assert bot.x.is_connected() and bot.x.username is None
+            assert bot.adapter.is_connected() and bot.adapter.username is None
             await bot.announce("now --to x Handle-less link")
             [delivery] = await bot.deliveries()
             assert delivery.url == f"https://x.com/i/web/status/{delivery.external_id}"
@@ -800,7 +710,7 @@ async def test_handle_unknown_at_start_is_read_before_the_first_mentions_poll(
                 "@foundationbot nice", author="2003", reply_to=delivery.external_id or ""
             )
             assert await bot.job("x-mentions")() == 1
-            assert bot.x.username == BOT_HANDLE
+            assert bot.adapter.username == BOT_HANDLE
             assert fake.replies_to(comment) == []  # a comment, not a question
             assert [c.route for c in fake.calls][-2:] == ["me", "mentions"]
 
@@ -860,10 +770,6 @@ def test_verbose_logging_never_lets_tweepy_log_the_oauth_header() -> None:
             logging.getLogger(name).setLevel(value)
 
 
-async def _no_events(event: object) -> None:
-    raise AssertionError("X pushes no events")
-
-
 @pytest.mark.parametrize(
     ("status", "error"),
     [(503, TransientPlatformError), (429, TransientPlatformError), (403, PermanentPlatformError)],
@@ -872,15 +778,10 @@ async def test_an_error_body_that_is_not_json_is_judged_by_its_status(
     status: int, error: type[Exception]
 ) -> None:
     # What a proxy or load balancer in front of x.api_url answers: plain text.
-    async with fake_x() as fake:
-        adapter = x_adapter(fake)
-        await adapter.start(_no_events)
-        try:
-            fake.fail("create", status, "upstream connect error or disconnect/reset")
-            with pytest.raises(error):
-                await adapter.send(OutgoingMessage(Conversation("x", TIMELINE), "hello"))
-        finally:
-            await adapter.stop()
+    async with fake_x() as fake, started(x_adapter(fake)) as adapter:
+        fake.fail("create", status, "upstream connect error or disconnect/reset")
+        with pytest.raises(error):
+            await adapter.send(OutgoingMessage(Conversation("x", TIMELINE), "hello"))
 
 
 async def test_staff_retry_of_an_unknown_post_that_is_up_records_it_instead_of_reposting(

@@ -11,7 +11,6 @@ method; a create can be answered too late for the client, after the record was m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
@@ -23,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import ScriptedRoutes, serving
 
 HANDLE = "foundationbot.bsky.example"
 PASSWORD = "abcd-efgh-ijkl-mnop"
@@ -71,8 +72,10 @@ class Call:
 
 
 @dataclass
-class FakeBluesky:
-    port: int = 0
+class FakeBluesky(ScriptedRoutes):
+    """The fake's state: repos, notifications, counts, recorded calls; failures are scripted
+    per XRPC method."""
+
     calls: list[Call] = field(default_factory=list)
     #: at-uri -> {"uri", "cid", "value", "author"}: every record in the fake's repos.
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -81,27 +84,10 @@ class FakeBluesky:
     handles: dict[str, str] = field(
         default_factory=lambda: {HANDLE: DID, READER_HANDLE: READER_DID}
     )
-    scripted: dict[str, list[tuple[int, Any, dict[str, str]]]] = field(default_factory=dict)
-    late: dict[str, list[float]] = field(default_factory=dict)
     token: str = field(default_factory=session_jwt)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # --- test helpers --------------------------------------------------------------------
-
-    def fail(
-        self, method: str, status: int, body: Any, headers: dict[str, str] | None = None
-    ) -> None:
-        """Answer the next call of the XRPC ``method`` with an error; a str body is text."""
-        self.scripted.setdefault(method, []).append((status, body, headers or {}))
-
-    def time_out(self, method: str, seconds: float) -> None:
-        """The next call of ``method`` does its work, then answers after ``seconds``."""
-        self.late.setdefault(method, []).append(seconds)
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -144,12 +130,6 @@ class FakeBluesky:
         )
         return uri
 
-    async def wait_for(self, predicate: Any, limit: float = 10.0) -> None:
-        async with asyncio.timeout(limit):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
     # --- XRPC ----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -161,12 +141,10 @@ class FakeBluesky:
         params = {k: request.query.getall(k) for k in request.query}
         call = Call(method, params, body, dict(request.headers))
         self.calls.append(call)
-        self._changed.set()
+        self.touched()
         response = self._answer(method, request, body)
         call.status = response.status
-        delays = self.late.get(method)
-        if delays:
-            await asyncio.sleep(delays.pop(0))
+        await self.answer_late(method)
         return response
 
     def _answer(self, method: str, request: web.Request, body: Any) -> web.Response:
@@ -178,12 +156,9 @@ class FakeBluesky:
             )
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "AuthenticationRequired", "Authentication Required")
-        scripted = self.scripted.get(method)
-        if scripted:
-            status, payload, headers = scripted.pop(0)
-            if isinstance(payload, str):
-                return web.Response(text=payload, status=status, headers=headers)
-            return _json(payload, status, headers)
+        scripted = self.scripted_answer(method, _json)
+        if scripted is not None:
+            return scripted
         query = request.query
         if method == "app.bsky.actor.getProfile":
             actor = query.get("actor", "")
@@ -268,12 +243,5 @@ async def fake_bluesky() -> AsyncIterator[FakeBluesky]:
     fake = FakeBluesky()
     app = web.Application()
     app.router.add_route("*", "/xrpc/{method}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(fake, app):
         yield fake
-    finally:
-        await runner.cleanup()

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.server import serving
 from tests.waiting import PATIENCE
 
 APP_ID = "900000000000000001"
@@ -598,13 +599,8 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
     app = web.Application()
     app.router.add_get("/gateway", fake.gateway)
     app.router.add_route("*", "/api/v10/{path:.*}", fake.rest)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield fake
-    finally:
-        await fake.drop_connections()
-        await runner.cleanup()
+    async with serving(fake, app):
+        try:
+            yield fake
+        finally:
+            await fake.drop_connections()

@@ -12,7 +12,6 @@ come with every answer, as Mastodon sends them.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import itertools
 import time
@@ -23,6 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import ScriptedRoutes, serving
 
 TOKEN = "mastodon-test-token"
 BOT_ID = "109000000000000001"
@@ -62,39 +63,19 @@ class Call:
 
 
 @dataclass
-class FakeMastodon:
-    """The fake's state: statuses, notifications, recorded calls and scripted failures."""
+class FakeMastodon(ScriptedRoutes):
+    """The fake's state: statuses, notifications, recorded calls; failures are scripted per
+    route (``post``, ``delete``, ``status``, ``notifications``, ``me``, ``instance``)."""
 
-    port: int = 0
     max_characters: int = 500
     calls: list[Call] = field(default_factory=list)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     notifications: list[dict[str, Any]] = field(default_factory=list)
-    #: route -> scripted (status, body, headers), one per call.
-    scripted: dict[str, list[tuple[int, Any, dict[str, str]]]] = field(default_factory=dict)
-    #: route -> seconds to wait before answering (the work is done first), one per call.
-    late: dict[str, list[float]] = field(default_factory=dict)
     _keys: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # --- test helpers --------------------------------------------------------------------
-
-    def fail(
-        self, route: str, status: int, body: Any, headers: dict[str, str] | None = None
-    ) -> None:
-        """Answer the next request to ``route`` (``post``, ``delete``, ``status``,
-        ``notifications``, ``me``, ``instance``) with an error; a str body is plain text."""
-        self.scripted.setdefault(route, []).append((status, body, headers or {}))
-
-    def time_out(self, route: str, seconds: float) -> None:
-        """The next request to ``route`` does its work, then answers after ``seconds``."""
-        self.late.setdefault(route, []).append(seconds)
 
     def calls_to(self, route: str) -> list[Call]:
         return [c for c in self.calls if _route(c.method, c.path) == route]
@@ -136,12 +117,6 @@ class FakeMastodon:
         self.notifications.append(notification)
         return status
 
-    async def wait_for(self, predicate: Any, limit: float = 10.0) -> None:
-        async with asyncio.timeout(limit):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
     # --- the API -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -153,24 +128,19 @@ class FakeMastodon:
                 form = dict(await request.post())
         call = Call(request.method, request.path, form, dict(request.headers))
         self.calls.append(call)
-        self._changed.set()
+        self.touched()
         route = _route(request.method, request.path)
         response = self._answer(route, request, form)
         call.status = response.status
-        delays = self.late.get(route)
-        if delays:
-            await asyncio.sleep(delays.pop(0))
+        await self.answer_late(route)
         return response
 
     def _answer(self, route: str, request: web.Request, form: dict[str, Any]) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return _json({"error": "The access token is invalid"}, 401)
-        scripted = self.scripted.get(route)
-        if scripted:
-            status, body, headers = scripted.pop(0)
-            if isinstance(body, str):
-                return web.Response(text=body, status=status, headers=headers)
-            return _json(body, status, headers)
+        scripted = self.scripted_answer(route, _json)
+        if scripted is not None:
+            return scripted
         if route == "me":
             return _json(account(BOT_ID, BOT_HANDLE, bot=True))
         if route == "instance":
@@ -304,12 +274,5 @@ async def fake_mastodon() -> AsyncIterator[FakeMastodon]:
     fake = FakeMastodon()
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(fake, app):
         yield fake
-    finally:
-        await runner.cleanup()

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.server import serving
 from tests.waiting import PATIENCE
 
 BOT_USER = "UBOT"
@@ -273,12 +274,5 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     app.router.add_get("/api/{method}", fake.api)
     app.router.add_post("/hooks/{id}", fake.hook)
     app.router.add_get("/ws", fake.socket)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(fake, app):
         yield fake
-    finally:
-        await runner.cleanup()

@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 from oauthlib.oauth1.rfc5849 import signature, utils  # type: ignore[import-untyped]
 
-from tests.waiting import PATIENCE
+from tests.fakes.server import FakeServer, serving
 
 API_KEY = "test-api-key"
 API_SECRET = "test-api-secret"
@@ -105,7 +105,7 @@ class Call:
 
 
 @dataclass
-class FakeX:
+class FakeX(FakeServer):
     """The fake's state: posts, mentions, metrics, recorded calls and scripted failures."""
 
     calls: list[Call] = field(default_factory=list)
@@ -128,7 +128,6 @@ class FakeX:
     chaos: float = 0.0
     chaos_late: float = 1.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
-    port: int = 0
     #: (route, n-th call of it) -> (status, body, headers)
     scripted: dict[tuple[str, int], tuple[int, dict[str, Any] | str, dict[str, str]]] = field(
         default_factory=dict
@@ -137,11 +136,6 @@ class FakeX:
         default_factory=lambda: itertools.count(1_860_000_000_000_000_000, 1000)
     )
     _counts: dict[str, int] = field(default_factory=dict)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # --- test helpers ----------------------------------------------------------------------
 
@@ -217,12 +211,6 @@ class FakeX:
         """The bot's posts replying to ``post_id``."""
         return [p for p in self.created() if p.get("in_reply_to") == post_id]
 
-    async def wait_for(self, predicate: Any, limit: float = PATIENCE) -> None:
-        async with asyncio.timeout(limit):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
     # --- the API ---------------------------------------------------------------------------
 
     def _check_oauth(self, request: web.Request, prefix: str) -> tuple[dict[str, str], bool]:
@@ -279,13 +267,13 @@ class FakeX:
             self._misbehave(route, number)
         late = self.timeouts.pop((route, number), None)
         if late is not None and not late[0]:
-            self._changed.set()
+            self.touched()
             await asyncio.sleep(late[1])
             call.status = 503
             return web.json_response(SERVER_ERROR_BODY, status=503)
         response = self._respond(route, request, payload, number, signed)
         call.status = response.status
-        self._changed.set()
+        self.touched()
         if late is not None:
             await asyncio.sleep(late[1])
         if self.stall.get(route):
@@ -516,12 +504,5 @@ async def fake_x() -> AsyncIterator[FakeX]:
     for prefix in ("", "/{prefix:proxy}"):
         for method, path, route in routes:
             app.router.add_route(method, prefix + path, _bind(fake, route))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(fake, app):
         yield fake
-    finally:
-        await runner.cleanup()
