@@ -24,7 +24,7 @@ from adapters.mastodon import rules as mastodon_rules
 from adapters.slack import rules as slack_rules
 from adapters.x import rules as x_rules
 from bot.config import Config, Settings, TimelineSection
-from bot.timeline import PollingPlan
+from bot.timeline import PollingPlan, ReplyPolicy
 
 #: SDK loggers that log credentials or posting capabilities at DEBUG (tweepy and oauthlib the
 #: X API key and access token, slack_sdk's webhook client the response_url): the CLI keeps
@@ -76,18 +76,33 @@ def _plan(section: TimelineSection) -> PollingPlan:
         metrics_poll_seconds=section.metrics_poll_seconds,
         mentions=section.mentions,
         mentions_poll_seconds=section.mentions_poll_seconds,
-        replies_per_author_per_hour=section.replies_per_author_per_hour,
-        decline_reply=section.decline_reply,
         mentions_backlog=timedelta(minutes=section.mentions_backlog_minutes),
     )
 
 
+def _timelines(settings: Settings) -> dict[str, TimelineSection]:
+    """The platforms where the bot posts to a public timeline, with their config sections."""
+    return {
+        x_rules.PLATFORM: settings.x,
+        mastodon_rules.PLATFORM: settings.mastodon,
+        bluesky_rules.PLATFORM: settings.bluesky,
+    }
+
+
 def polling_plans(settings: Settings) -> dict[str, PollingPlan]:
     """What the core polls on each platform that pushes no events for it."""
+    return {platform: _plan(section) for platform, section in _timelines(settings).items()}
+
+
+def reply_policies(settings: Settings) -> dict[str, ReplyPolicy]:
+    """How the bot replies on each public timeline (elsewhere: chat's defaults)."""
     return {
-        x_rules.PLATFORM: _plan(settings.x),
-        mastodon_rules.PLATFORM: _plan(settings.mastodon),
-        bluesky_rules.PLATFORM: _plan(settings.bluesky),
+        platform: ReplyPolicy(
+            public=True,
+            decline_reply=section.decline_reply,
+            replies_per_author_per_hour=section.replies_per_author_per_hour,
+        )
+        for platform, section in _timelines(settings).items()
     }
 
 

@@ -3,6 +3,10 @@
 Each link is ``async (event, call_next) -> None``; a link drops an event by not calling
 ``call_next``. Order matters: own messages first, then retried deliveries, then rate limits.
 Staff authorization lives with the commands (:mod:`bot.commands`) because it must be audited.
+
+Pushed events (an adapter's sink, through ``Runtime.handle``) and polled mentions
+(:mod:`bot.mentions`) go through the same chain; a polled message (``polled``) is already
+claimed by its poller, so it is not de-duplicated again here.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from bot.errors import StoreError
-from bot.events import InboundEvent, IncomingMessage
+from bot.events import InboundEvent, IncomingMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +46,16 @@ def _bind(link: Link, call_next: Next) -> Next:
     return run
 
 
+def bot_authored(message: IncomingMessage) -> bool:
+    """Whether ``message`` is the bot's own or another bot's: never answered."""
+    return message.is_own or message.author.is_bot
+
+
 class IgnoreOwnMessages:
     """Drop the bot's own messages and other bots' so two bots never talk in a loop."""
 
     async def __call__(self, event: InboundEvent, call_next: Next) -> None:
-        if isinstance(event, IncomingMessage) and (event.is_own or event.author.is_bot):
+        if isinstance(event, IncomingMessage) and bot_authored(event):
             return
         await call_next(event)
 
@@ -70,7 +79,10 @@ class DropDuplicates:
         self._shared = shared
 
     async def __call__(self, event: InboundEvent, call_next: Next) -> None:
-        if event.event_id:
+        # A polled message comes again only when its poller released it (its reply certainly
+        # did not go out): that one must pass.
+        polled = isinstance(event, IncomingMessage) and event.polled
+        if event.event_id and not polled:
             key = (event.where.platform, event.event_id)
             if key in self._seen:
                 log.info("duplicate event dropped platform=%s id=%s", *key)
@@ -100,7 +112,9 @@ class RateLimitQuestions:
     """At most ``per_minute`` messages per user and platform; the rest are dropped quietly.
 
     The first message over the limit gets one ``notify`` so the user knows why the bot went
-    quiet; the following ones are dropped without a reply to avoid amplifying a flood.
+    quiet; the following ones are dropped without a reply to avoid amplifying a flood. A
+    polled message counts at the moment it was posted, so a backlog read in one tick (after
+    a restart, or the mentions of one poll interval) is not taken for a burst.
     """
 
     def __init__(
@@ -129,6 +143,8 @@ class RateLimitQuestions:
             return
         key = (event.where.platform, event.author.id)
         now = self._clock()
+        if event.polled:
+            now -= max(0.0, (utcnow() - event.received_at).total_seconds())
         hits = self._hits.setdefault(key, deque())
         while hits and now - hits[0] >= 60:
             hits.popleft()

@@ -1,4 +1,10 @@
-"""The end of the chain: decide what an event means, answer, run commands, log engagement."""
+"""The end of the chain: decide what an event means, answer, run commands, log engagement.
+
+Every message reaches it the same way, pushed by an adapter or polled (:mod:`bot.mentions`);
+what differs per platform is data: its :class:`~bot.timeline.ReplyPolicy` (public timelines
+post only answers, may keep declines silent and cap replies per author) and whether its rules
+declare threads.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import timedelta
 
 from adapters.base import Adapter, OffersChoices
 from bot.answering import Answer, Knowledge, moderators_note
 from bot.commands import CommandRouter
 from bot.deciding import Outcome
-from bot.errors import PlatformError, StoreError, TransientPlatformError
+from bot.errors import PermanentPlatformError, PlatformError, StoreError, TransientPlatformError
 from bot.events import (
     Choice,
     ChoicePicked,
@@ -24,11 +31,14 @@ from bot.events import (
     Reaction,
     SentMessage,
     SlashCommand,
+    utcnow,
 )
 from bot.store.claims import Claims
 from bot.store.engagement import EngagementLog, Event
 from bot.store.models import EngagementEvent, ReviewItem
+from bot.store.states import ReplyDelivery
 from bot.telemetry import Metrics
+from bot.timeline import ReplyPolicy
 from bot.understanding import MENTION
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,8 @@ PLAIN_WORDS = frozenset({"help", "why"})
 LAST_QUESTIONS = 1000
 #: ``bot_state`` key prefix of a picked suggestion: each is answered once.
 CHOICE_PREFIX = "choice:"
+#: How a platform without a policy of its own is answered: a chat.
+CHAT = ReplyPolicy()
 
 
 def choice_label(question: str) -> str:
@@ -92,17 +104,29 @@ class Outbox:
 
     async def send(self, message: OutgoingMessage) -> SentMessage | None:
         """Post ``message``; None if there is no adapter or the platform failed."""
-        adapter = self._adapters.get(message.where.platform)
-        if adapter is None:
-            log.warning("no adapter for platform=%s", message.where.platform)
+        try:
+            return await self.post(message)
+        except PlatformError:
             return None
+
+    async def post(self, message: OutgoingMessage) -> SentMessage:
+        """Post ``message``; a failure is logged and counted, then raised.
+
+        Raises:
+            PlatformError: the platform failed, or no adapter for it runs (permanent).
+        """
+        platform = message.where.platform
+        adapter = self._adapters.get(platform)
+        if adapter is None:
+            log.warning("no adapter for platform=%s", platform)
+            raise PermanentPlatformError(platform, "no adapter running")
         try:
             return await adapter.send(message)
         except PlatformError as exc:
             log.warning("reply failed platform=%s error=%s", exc.platform, exc.reason)
             if self._metrics is not None:
                 self._metrics.platform_error(exc.platform, isinstance(exc, TransientPlatformError))
-            return None
+            raise
 
 
 class Dispatcher:
@@ -119,10 +143,12 @@ class Dispatcher:
         reply_in_thread: bool = True,
         moderator_channels: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
+        replies: Mapping[str, ReplyPolicy] | None = None,
         threadless: frozenset[str] = frozenset(),
     ) -> None:
-        """``threadless``: platforms whose rules declare no threads (the terminal), where no
-        bot thread is remembered."""
+        """``replies``: each platform's reply policy (the rest are answered as chats);
+        ``threadless``: platforms whose rules declare no threads (the terminal), where no bot
+        thread is remembered."""
         self._metrics = metrics
         self._knowledge = knowledge
         self._log = engagement
@@ -133,6 +159,7 @@ class Dispatcher:
         self._last: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._reply_in_thread = reply_in_thread
         self._moderators = dict(moderator_channels or {})
+        self._replies = dict(replies or {})
         self._threadless = threadless
 
     async def __call__(self, event: InboundEvent) -> None:
@@ -148,8 +175,13 @@ class Dispatcher:
             await self.on_choice(event)
 
     async def slow_down(self, msg: IncomingMessage) -> None:
-        """Tell a user they hit the rate limit (called by the chain once per burst)."""
-        await self._outbox.send(self._reply(msg, SLOW_DOWN))
+        """Tell a user they hit the rate limit (called by the chain once per burst), except on
+        a public timeline, where everyone would read it."""
+        if not self._policy(msg.where.platform).public:
+            await self._outbox.send(self._reply(msg, SLOW_DOWN))
+
+    def _policy(self, platform: str) -> ReplyPolicy:
+        return self._replies.get(platform, CHAT)
 
     def _reply(
         self,
@@ -159,10 +191,11 @@ class Dispatcher:
         choices: tuple[Choice, ...] = (),
     ) -> OutgoingMessage:
         where = msg.where
+        under = self._reply_in_thread or where.thread_id or self._policy(where.platform).public
         return OutgoingMessage(
             where=where,
             text=text,
-            reply_to=msg.message_id if (self._reply_in_thread or where.thread_id) else None,
+            reply_to=msg.message_id if under else None,
             feedback_token=token,
             handle=msg.handle,
             choices=choices,
@@ -180,7 +213,13 @@ class Dispatcher:
     async def on_message(self, msg: IncomingMessage) -> None:
         """Answer a question addressed to the bot; ignore other chatter.
 
-        The answer comes from memory, so a database outage costs the log entry, not the reply.
+        The answer comes from memory, so a database outage costs the log entry, not the reply
+        (except where the platform's policy caps replies per author: the count is read from
+        the log, and without it nothing is posted).
+
+        Raises:
+            TransientPlatformError: only for a polled message whose reply certainly did not
+                go out and of which nothing was logged: its poller delivers it again later.
         """
         try:
             in_bot_thread, announcement_id = await self._thread_announcement(msg)
@@ -190,7 +229,8 @@ class Dispatcher:
         if not (msg.mentions_bot or msg.where.is_direct or in_bot_thread):
             await log_announcement_reply(self._log, msg)
             return
-        command = self._forgotten_slash(msg.text)
+        policy = self._policy(msg.where.platform)
+        command = None if policy.public else self._forgotten_slash(msg.text)
         if command is not None:
             await self._outbox.send(
                 self._reply(msg, f"Commands start with a slash: try /{command}")
@@ -199,27 +239,33 @@ class Dispatcher:
         clarify = self._outbox.offers_choices(msg.where.platform)
         answer = await self._knowledge.respond(msg.text, clarify=clarify)
         self._remember(msg)
-        if self._metrics is not None:
-            self._metrics.question(msg.where.platform, answer.answered)
         ref = uuid.uuid4().hex
         announcement_id = announcement_id or answer.announcement_id
         text = answer.text
         queued = False
-        if answer.needs_review:
+        if answer.needs_review and not policy.public:
             # Queue the question before replying, so the reply can say truthfully whether
-            # a moderator will see it.
+            # a moderator will see it. A public timeline's reply says nothing about the queue,
+            # and the exchange is logged whole after it (so a polled question whose reply is
+            # tried again is logged once).
             queued = await self._queue_for_review(msg, answer, ref, announcement_id)
             first, _, rest = text.partition("\n")
             text = "\n".join(p for p in (first, moderators_note(queued), rest) if p)
-        choices = tuple(
-            Choice(choice_token(ref, s.entry_id), choice_label(s.question))
-            for s in answer.suggestions
-        )
-        sent = await self._outbox.send(
-            self._reply(msg, text, ref if answer.answered else None, choices)
-        )
+        sent: SentMessage | None = None
+        delivery = await self._held_back(msg, answer, policy)
+        if delivery is None:
+            choices = tuple(
+                Choice(choice_token(ref, s.entry_id), choice_label(s.question))
+                for s in answer.suggestions
+            )
+            reply = self._reply(msg, text, ref if answer.answered else None, choices)
+            sent, delivery = await self._post_reply(reply, retry=msg.polled and not queued)
+        if self._metrics is not None:
+            self._metrics.question(msg.where.platform, answer.answered)
         thread = None
-        threads = self._reply_in_thread and msg.where.platform not in self._threadless
+        threads = (self._reply_in_thread or policy.public) and (
+            msg.where.platform not in self._threadless
+        )
         if sent is not None and threads and not in_bot_thread:
             thread_id = sent.thread_id or msg.where.thread_id or msg.message_id
             thread = (msg.where.platform, msg.where.channel_id, thread_id)
@@ -231,8 +277,45 @@ class Dispatcher:
             sent,
             announcement_id,
             thread=thread,
+            extra={"delivery": delivery} if delivery else None,
             question_logged=queued,
         )
+
+    async def _held_back(
+        self, msg: IncomingMessage, answer: Answer, policy: ReplyPolicy
+    ) -> ReplyDelivery | None:
+        """Why the platform's policy keeps the reply back (a decline it keeps quiet, or the
+        author had the hour's replies), or None to post it."""
+        if not (answer.answered or policy.decline_reply):
+            return ReplyDelivery.SILENT
+        cap = policy.replies_per_author_per_hour
+        if cap is None:
+            return None
+        # Engagement rows carry the wall-clock time they were written.
+        since = utcnow() - timedelta(hours=1)
+        if await self._log.replies_to(msg.where.platform, msg.author.id, since) < cap:
+            return None
+        log.info(
+            "hourly reply cap reached platform=%s author=%s", msg.where.platform, msg.author.id
+        )
+        return ReplyDelivery.CAPPED
+
+    async def _post_reply(
+        self, reply: OutgoingMessage, *, retry: bool
+    ) -> tuple[SentMessage | None, ReplyDelivery | None]:
+        """``(what was posted, None)``, or ``(None, why it is not up)``.
+
+        Raises:
+            TransientPlatformError: with ``retry``, when the reply certainly did not go out.
+        """
+        try:
+            return await self._outbox.post(reply), None
+        except TransientPlatformError as exc:
+            if retry and not exc.ambiguous:
+                raise
+            return None, ReplyDelivery.UNKNOWN if exc.ambiguous else ReplyDelivery.FAILED
+        except PlatformError:
+            return None, ReplyDelivery.FAILED
 
     def _forgotten_slash(self, text: str) -> str | None:
         """``announce list`` typed without its slash: the command meant, or None."""
@@ -429,7 +512,7 @@ class Dispatcher:
                     url=sent.url if sent else None,
                     ref=answer_ref,
                     detail={"reason": "picked", "question_ref": ref}
-                    | ({} if sent else {"delivery": "failed"}),
+                    | ({} if sent else {"delivery": ReplyDelivery.FAILED}),
                 ),
                 review=review,
             )
@@ -560,7 +643,7 @@ async def record_exchange(
 ) -> None:
     """Log a question, the bot's answer, clarification or decline, queue it for moderators if
     needed, and remember the bot's thread — one transaction. ``extra`` is merged into the
-    reply's detail (e.g. ``{"delivery": "silent"}`` for a decline deliberately not posted).
+    reply's detail (e.g. ``{"delivery": ReplyDelivery.SILENT}`` for a decline kept quiet).
     ``question_logged``: the question and its review item were stored already."""
     where = msg.where
     detail: dict[str, object] = {"reason": answer.reason, "outcome": answer.outcome.value}
@@ -569,7 +652,7 @@ async def record_exchange(
     if len(answer.entry_ids) > 1:
         detail["entries"] = [i for i in answer.entry_ids if i > 0]
     if sent is None:
-        detail["delivery"] = "failed"
+        detail["delivery"] = ReplyDelivery.FAILED
     detail.update(extra or {})
     reply = Event(
         platform=where.platform,

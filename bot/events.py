@@ -57,8 +57,15 @@ class IncomingMessage:
     reply_to_id: str | None = None
     #: A link to the message on its platform, when the adapter knows one (Discord jump URL).
     url: str | None = None
+    #: When it was posted, where the platform says (polled mentions); else when it arrived.
     received_at: datetime = field(default_factory=utcnow)
     handle: object = field(default=None, compare=False, repr=False)
+    #: Read by a poller (:mod:`bot.mentions`), which claims each message before handing it
+    #: on and delivers it again until it is handled: the chain leaves de-duplication to it and
+    #: counts the message against the rate limit at the time it was posted, and a reply that
+    #: certainly did not go out is raised back to it (``TransientPlatformError``) instead of
+    #: being logged as failed.
+    polled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

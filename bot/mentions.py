@@ -1,45 +1,40 @@
-"""Answering questions in posts that mention the bot, on platforms where mentions are polled (X).
+"""Polled mentions: reading them, once each, into the same chain as pushed messages.
 
-Each tick reads the mentions newer than the stored cursor (``since_id`` in ``bot_state``), and
-for each one, oldest first:
+On platforms whose mentions are polled (X, Mastodon, Bluesky; each a ``MentionSource``), each
+tick reads the mentions newer than the stored cursor (``since_id`` in ``bot_state``) and, for
+each one, oldest first:
 
-1. skips the bot's own posts;
+1. skips the bot's own posts and other bots' (the chain would drop them anyway);
 2. claims the mention id in the database *before* anything is posted, so no restart and no
    second process ever replies to the same post twice;
-3. answers through the same path as every platform (:class:`~bot.answering.Knowledge`, then
-   :func:`~bot.dispatch.record_exchange` into the engagement log and the review queue); a
-   decline stays silent unless the config asks for the fallback reply, and an author who got
-   the hourly number of replies gets no more (both are logged);
-4. a comment under a posted announcement that does not ask the bot anything is logged as a
-   ``reply`` on that announcement, like replies in Slack threads.
+3. hands it, marked ``polled``, to the same chain and dispatcher as a pushed message
+   (:mod:`bot.chain`, :class:`bot.dispatch.Dispatcher`). How the bot replies there — declines
+   silent unless the config asks for the fallback, a cap on replies per author and hour, no
+   clarification choices, comments under announcements logged as replies — is the platform's
+   data (its :class:`~bot.timeline.ReplyPolicy`, its adapter's capabilities), applied there.
 
-The cursor only moves past mentions that are finished. A transient failure to reply (rate
-limit, 5xx) releases that mention's claim and stops the tick there, so the next tick tries it
-again; an ambiguous one (the reply may be up) keeps the claim: never a double reply.
+What stays here is what polling alone needs. The cursor only moves past mentions that are
+finished. A reply that certainly did not go out (rate limit, 5xx) comes back from the
+dispatcher as ``TransientPlatformError``: that mention's claim is released and the tick
+stops there, so the next tick tries it again; an ambiguous one (the reply may be up) is logged
+and keeps the claim: never a double reply. A rate-limited read pauses the polling until the
+platform's reset; a permanent refusal stops it with one message to staff.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
-
-from adapters.base import Adapter, MentionSource
-from bot.answering import Knowledge
-from bot.dispatch import log_announcement_reply, record_exchange
-from bot.errors import PermanentPlatformError, PlatformError, TransientPlatformError
-from bot.events import IncomingMessage, OutgoingMessage, SentMessage, utcnow
+from adapters.base import MentionSource
+from bot.chain import Next, bot_authored
+from bot.errors import PermanentPlatformError, TransientPlatformError
+from bot.events import IncomingMessage, utcnow
 from bot.store.claims import Claims
 from bot.store.db import Database
-from bot.store.engagement import EngagementLog
-from bot.store.models import EngagementEvent
-from bot.telemetry import Metrics
 from bot.timeline import MentionBatch
 
 log = logging.getLogger(__name__)
@@ -50,44 +45,34 @@ Alert = Callable[[str], Awaitable[None]]
 CLAIM_DAYS = 7
 
 
-@dataclass(frozen=True, slots=True)
-class MentionPolicy:
-    """How the bot treats mentions on one platform."""
-
-    #: Replies to one author per rolling hour (0 = never reply).
-    replies_per_author_per_hour: int = 3
-    #: Reply with the fallback text when there is no answer (else stay silent).
-    decline_reply: bool = False
-    #: With no cursor yet, mentions at most this old are answered.
-    backlog: timedelta = timedelta(hours=1)
-
-
 class MentionResponder:
-    """Polls one platform's mentions and answers each one at most once."""
+    """Polls one platform's mentions and hands each one to the chain at most once (again
+    only if its reply certainly did not go out)."""
 
     def __init__(
         self,
         *,
         db: Database,
-        adapter: Adapter,
         source: MentionSource,
-        knowledge: Knowledge,
-        engagement: EngagementLog,
-        policy: MentionPolicy,
+        deliver: Next,
+        backlog: timedelta = timedelta(hours=1),
         alert: Alert | None = None,
         clock: Callable[[], datetime] = utcnow,
-        metrics: Metrics | None = None,
     ) -> None:
-        self._db = db
+        """Args:
+        db: Where the cursor and the claims are kept.
+        source: The adapter the mentions are read from.
+        deliver: The chain, ending in the dispatcher (the same as pushed events go through).
+        backlog: With no cursor yet (first start), mentions at most this old are answered.
+        alert: Tells staff that polling stopped for good.
+        clock: Now, in UTC (tests move it).
+        """
         self._claims = Claims(db)
-        self._adapter = adapter
         self._source = source
-        self._knowledge = knowledge
-        self._log = engagement
-        self._policy = policy
+        self._deliver = deliver
+        self._backlog = backlog
         self._alert = alert
         self._clock = clock
-        self._metrics = metrics
         self._resume_at: datetime | None = None
         #: Set when the platform refused for good (access level, credentials).
         self.stopped_reason: str | None = None
@@ -116,7 +101,7 @@ class MentionResponder:
         since = await self._claims.get(self.cursor_key)
         try:
             batch = await self._source.fetch_mentions(
-                since, start_time=None if since else now - self._policy.backlog
+                since, start_time=None if since else now - self._backlog
             )
         except TransientPlatformError as exc:
             self._pause(now, exc, "mentions not read")
@@ -168,88 +153,14 @@ class MentionResponder:
 
     async def _handle(self, msg: IncomingMessage) -> bool:
         """Deal with one mention; False if it was not this process's to handle."""
-        if msg.is_own or msg.author.is_bot:
-            return False  # never reply to itself (or another bot)
+        if bot_authored(msg):
+            return False  # never a reply to itself (or another bot), so nothing to claim
         key = self._claim_key(msg.message_id)
         if not await self._claims.claim(key, json.dumps({"author": msg.author.id})):
-            return False  # replied to already, by an earlier run or another process
-        in_bot_thread, announcement_id = await self._thread(msg)
-        if not (msg.mentions_bot or in_bot_thread):
-            await log_announcement_reply(self._log, msg)
-            return True
-        # On a public timeline a clarification is noise: answer or stay silent.
-        answer = await self._knowledge.respond(msg.text, clarify=False)
-        ref = uuid.uuid4().hex
-        outcome: str | None = None
-        wants_reply = answer.answered or self._policy.decline_reply
-        if not wants_reply:
-            outcome = "silent"
-        elif (
-            await self._replies_last_hour(msg.author.id) >= self._policy.replies_per_author_per_hour
-        ):
-            outcome = "capped"
-            log.info(
-                "mentions: hourly cap reached platform=%s author=%s", self.platform, msg.author.id
-            )
-        sent: SentMessage | None = None
-        if outcome is None:
-            try:
-                sent = await self._adapter.send(
-                    OutgoingMessage(where=msg.where, text=answer.text, reply_to=msg.message_id)
-                )
-            except TransientPlatformError as exc:
-                if not exc.ambiguous:
-                    await self._claims.release(key)  # certainly not posted: try again later
-                    raise
-                outcome = "unknown"
-                log.warning(
-                    "mention reply may or may not be up id=%s: %s", msg.message_id, exc.reason
-                )
-            except PlatformError as exc:
-                outcome = "failed"
-                log.warning("mention reply refused id=%s: %s", msg.message_id, exc.reason)
-        thread = None
-        if sent is not None and not in_bot_thread:
-            where = msg.where
-            thread = (where.platform, where.channel_id, where.thread_id or msg.message_id)
-        if self._metrics is not None:
-            self._metrics.question(msg.where.platform, answer.answered)
-        await record_exchange(
-            self._log,
-            msg,
-            answer,
-            ref,
-            sent,
-            announcement_id or answer.announcement_id,
-            thread=thread,
-            extra={"delivery": outcome} if outcome else None,
-        )
+            return False  # handled already, by an earlier run or another process
+        try:
+            await self._deliver(replace(msg, polled=True))
+        except TransientPlatformError:
+            await self._claims.release(key)  # the reply certainly did not go out: try again
+            raise
         return True
-
-    async def _thread(self, msg: IncomingMessage) -> tuple[bool, int | None]:
-        where = msg.where
-        if where.thread_id is None:
-            return False, None
-        thread = await self._log.find_thread(where.platform, where.channel_id, where.thread_id)
-        return thread is not None, thread.announcement_id if thread else None
-
-    async def _replies_last_hour(self, author: str) -> int:
-        """Replies the bot posted to ``author``'s questions on this platform in the last hour."""
-        question, reply = aliased(EngagementEvent), aliased(EngagementEvent)
-        # Engagement rows carry the wall-clock time they were written.
-        since = utcnow() - timedelta(hours=1)
-        stmt = (
-            select(func.count())
-            .select_from(question)
-            .join(reply, reply.ref == question.ref)
-            .where(
-                question.platform == self.platform,
-                question.kind == "question",
-                question.user == author,
-                question.created_at >= since,
-                reply.kind.in_(("answer", "declined")),
-                reply.message_id.is_not(None),
-            )
-        )
-        async with self._db.session() as session:
-            return int(await session.scalar(stmt) or 0)

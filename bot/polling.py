@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from adapters.base import Adapter, MentionSource, MetricsSource
-from bot.answering import Knowledge
+from bot.chain import Next
 from bot.dispatch import Outbox
 from bot.events import Conversation, OutgoingMessage, utcnow
-from bot.mentions import MentionPolicy, MentionResponder
+from bot.mentions import MentionResponder
 from bot.metrics import MetricsPoller
 from bot.store.db import Database
-from bot.store.engagement import EngagementLog
-from bot.telemetry import Metrics
 from bot.timeline import PollingPlan
 
 log = logging.getLogger(__name__)
@@ -85,16 +83,15 @@ def polling_jobs(
     *,
     comms_channel: str | None,
     db: Database,
-    knowledge: Knowledge,
-    engagement: EngagementLog,
+    deliver: Next,
     outbox: Outbox,
     clock: Callable[[], datetime] = utcnow,
-    telemetry: Metrics | None = None,
 ) -> Polling:
     """The metrics and mentions jobs of the running adapters whose plan enables them.
 
     Jobs are named ``PLATFORM-metrics`` and ``PLATFORM-mentions``; a plan whose adapter lacks
-    the capability (``MetricsSource`` / ``MentionSource``) adds nothing.
+    the capability (``MetricsSource`` / ``MentionSource``) adds nothing. Mentions go to
+    ``deliver``, the chain pushed events go through; ``outbox`` carries alerts to staff.
     """
     jobs = Polling()
     alert = comms_alert(outbox, comms_channel)
@@ -114,18 +111,11 @@ def polling_jobs(
         if plan.mentions and isinstance(adapter, MentionSource):
             mentions = MentionResponder(
                 db=db,
-                adapter=adapter,
                 source=adapter,
-                knowledge=knowledge,
-                engagement=engagement,
-                policy=MentionPolicy(
-                    replies_per_author_per_hour=plan.replies_per_author_per_hour,
-                    decline_reply=plan.decline_reply,
-                    backlog=plan.mentions_backlog,
-                ),
+                deliver=deliver,
+                backlog=plan.mentions_backlog,
                 alert=alert,
                 clock=clock,
-                metrics=telemetry,
             )
             jobs.add(f"{platform}-mentions", plan.mentions_poll_seconds, mentions.poll)
     return jobs

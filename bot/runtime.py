@@ -147,6 +147,7 @@ class Runtime:
             reply_in_thread=settings.answering.reply_in_thread,
             moderator_channels=moderators,
             metrics=self.metrics,
+            replies=registry.reply_policies(settings),
             threadless=frozenset(n for n, r in platforms.items() if not r.has_threads),
         )
         self.router.register(
@@ -209,17 +210,18 @@ class Runtime:
             staff_only=True,
             summary="queue and manage announcements (/announce help)",
         )
-        # Metrics snapshots and mention answers: one coroutine per tick each (bot/polling.py).
+        # Metrics snapshots and mentions: one coroutine per tick each (bot/polling.py). Polled
+        # mentions go through the chain like pushed events, but not through handle(): a tick
+        # runs in a shielded task of its own, and must finish every mention it claimed even
+        # while the runtime stops accepting new events.
         self.polling = polling_jobs(
             registry.polling_plans(settings),
             self.adapters,
             comms_channel=settings.announcements.comms_channel,
             db=self.db,
-            knowledge=self.knowledge,
-            engagement=self.engagement,
+            deliver=self._chain,
             outbox=self.outbox,
             clock=clock,
-            telemetry=self.metrics,
         )
         self.web: WebServer | None = None
         self._inflight: set[asyncio.Task[None]] = set()

@@ -1,11 +1,11 @@
-"""What the core polls from platforms that have no push events for it: mentions of the bot and
-engagement counts of posted announcements.
+"""Public timelines (X, Mastodon, Bluesky): what the core polls there, and how it replies.
 
 X delivers neither mentions nor metrics as events a bot could subscribe to at the access
 levels this project targets, so the core asks for them on a schedule (:mod:`bot.mentions`,
 :mod:`bot.metrics`). Adapters that can answer implement ``adapters.base.MentionSource`` /
 ``MetricsSource`` and return the small frozen types below; the core never sees a platform
-object. The adapter registry says per platform what to poll and how often (:class:`PollingPlan`).
+object. The adapter registry says per platform what to poll and how often (:class:`PollingPlan`)
+and how the bot replies there (:class:`ReplyPolicy`).
 """
 
 from __future__ import annotations
@@ -76,9 +76,27 @@ class PollingPlan:
     #: Answer polled mentions (the adapter must be a MentionSource).
     mentions: bool = False
     mentions_poll_seconds: float = 120.0
-    #: Replies to one author per rolling hour (0 = never reply).
-    replies_per_author_per_hour: int = 3
-    #: Reply with the fallback text when there is no answer (else stay silent).
-    decline_reply: bool = False
     #: With no cursor yet, mentions at most this old are answered.
     mentions_backlog: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPolicy:
+    """How the bot replies to questions on one platform.
+
+    The defaults are chat's (Slack, Discord, the terminal); a public timeline gets its policy
+    from its config section (``adapters.registry.reply_policies``). The dispatcher reads it
+    for every message, pushed or polled, so no platform is named where it is applied.
+    """
+
+    #: Replies are public posts under the question (X, Mastodon, Bluesky): each one replies
+    #: to the question's post whatever ``answering.reply_in_thread`` says (a post replying to
+    #: nothing reaches nobody), and the bot posts only answers and declines there: no
+    #: slow-down notice, no hint about commands (there are none), no word about the review
+    #: queue (everyone reads it, and a short post has no room for it).
+    public: bool = False
+    #: Post the decline when there is no answer; else it is only logged (``silent``).
+    decline_reply: bool = True
+    #: Replies one author may get per rolling hour (0 = never reply); None = no such cap.
+    #: The rest are logged (``capped``), not posted.
+    replies_per_author_per_hour: int | None = None

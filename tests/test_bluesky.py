@@ -26,6 +26,7 @@ from tests.fakes.bluesky_api import (
     fake_bluesky,
 )
 from tests.timeline_helpers import (
+    Clock,
     TimelineBot,
     post_thread,
     pushes_nothing,
@@ -129,6 +130,28 @@ async def test_a_mention_is_answered_in_its_thread_and_off_topic_is_ignored(
         assert refs(answer) == (question, question)
         assert not [p for p in replies if refs(p)[1] == off_topic]
         assert [d.detail.get("delivery") for d in declined] == ["silent"]
+
+
+async def test_a_mention_whose_answer_failed_is_answered_on_a_later_poll_once(
+    sqlite_url: str,
+) -> None:
+    """The second time a polled mention reaches the chain it is not dropped as a retried
+    delivery: its answer certainly did not go out the first time, so it goes out now, and the
+    question is logged once."""
+    clock = Clock()
+    async with fake_bluesky() as fake:
+        question = fake.mention(BOARD)
+        async with running_bluesky(fake, sqlite_url, bluesky=MENTIONS, clock=clock) as bot:
+            fake.fail("com.atproto.repo.createRecord", 503, "upstream connect error")
+            assert await bot.job("bluesky-mentions")() == 0
+            assert [p for p in fake.posts_by(DID) if "reply" in p["value"]] == []
+            clock.advance(seconds=61)  # past the pause after a failed reply
+            assert await bot.job("bluesky-mentions")() == 1
+            assert await bot.job("bluesky-mentions")() == 0
+            questions = await bot.runtime.engagement.list(LogFilter(kind="question"))
+        [answer] = [p for p in fake.posts_by(DID) if "reply" in p["value"]]
+        assert refs(answer) == (question, question) and "Nvidia" in answer["value"]["text"]
+        assert [q.message_id for q in questions] == [question]
 
 
 async def test_replies_under_an_announcement_and_metrics_are_engagement(sqlite_url: str) -> None:

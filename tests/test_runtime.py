@@ -296,6 +296,16 @@ async def test_platform_failure_on_reply_is_logged_and_bot_keeps_serving(
     assert [a.detail.get("delivery") for a in answers] == ["failed", None]
 
 
+async def test_a_reply_that_may_have_been_posted_is_logged_unknown_not_failed(
+    bot: tuple[Runtime, MemoryAdapter],
+) -> None:
+    runtime, adapter = bot
+    adapter.fail_next(TransientPlatformError("memory", "timed out", ambiguous=True))
+    await adapter.inject(question("who is on the pytorch foundation board?"))
+    [answer] = await runtime.engagement.list(LogFilter(kind="answer"))
+    assert answer.detail["delivery"] == "unknown" and answer.message_id is None
+
+
 class KioskRules(ConsoleRules):
     """A platform of its own that declares no threads, as the terminal does."""
 

@@ -24,6 +24,7 @@ from bot.cli import _configure_logging, _platform_adapters
 from bot.config import load_config
 from bot.errors import ConfigError, PermanentPlatformError, TransientPlatformError
 from bot.events import Conversation, OutgoingMessage
+from bot.privacy import Pseudonymizer
 from bot.store.engagement import LogFilter
 from bot.store.models import BotState, Delivery
 from tests.fakes.x_api import (
@@ -622,6 +623,60 @@ async def test_mention_policy_own_posts_silent_declines_cap_and_comments(
         assert [r.reason for r in await log.open_reviews()] == ["declined"]
         questions = await log.list(LogFilter(kind="question"))
         assert BOT_ID not in {q.user for q in questions}
+
+
+async def test_polled_mentions_meet_the_per_minute_limit_of_pushed_messages(
+    sqlite_url: str,
+) -> None:
+    """Mentions go through the chain pushed messages go through: a burst from one author is
+    cut at the per-minute limit (quietly: a slow-down notice would be public), while a backlog
+    read in one poll counts each mention when it was posted, not when it was read."""
+    async with (
+        fake_x() as fake,
+        running_x(
+            fake,
+            sqlite_url,
+            x={"mentions": True, "replies_per_author_per_hour": 10},
+            answering={"per_user_per_minute": 2},
+        ) as bot,
+    ):
+        now = datetime.now(UTC)
+        backlog = [
+            fake.mention(text, author="2005", username="eve", created_at=now - timedelta(minutes=m))
+            for text, m in ((BOARD, 40), (OPEN_SOURCE, 30), (OFF_TOPIC, 20))
+        ]
+        burst = [
+            fake.mention(text, author="2005", username="eve")
+            for text in (OFF_TOPIC, OFF_TOPIC, ANNOUNCED)
+        ]
+        assert await bot.job("x-mentions")() == 6  # all claimed and finished
+        assert [len(fake.replies_to(i)) for i in backlog] == [1, 1, 0]
+        assert fake.replies_to(burst[-1]) == []  # over the limit: not answered
+        assert not [p for p in fake.created() if "faster than I can keep up" in p["text"]]
+        questions = await bot.runtime.engagement.list(LogFilter(kind="question"))
+        assert [q.message_id for q in questions] == [*backlog, *burst[:2]]
+
+
+async def test_the_hourly_cap_counts_an_author_whose_id_is_stored_pseudonymized(
+    sqlite_url: str,
+) -> None:
+    async with (
+        fake_x() as fake,
+        running_x(
+            fake,
+            sqlite_url,
+            x={"mentions": True, "replies_per_author_per_hour": 1},
+            privacy={"pseudonymize_users": True},
+            secrets={("privacy", "pseudonym_key"): "k" * 32},
+        ) as bot,
+    ):
+        asked = [fake.mention(q, author="2005", username="eve") for q in (BOARD, OPEN_SOURCE)]
+        assert await bot.job("x-mentions")() == 2
+        assert [len(fake.replies_to(i)) for i in asked] == [1, 0]
+        answers = await bot.runtime.engagement.list(LogFilter(kind="answer"))
+        assert [a.detail.get("delivery") for a in answers] == [None, "capped"]
+        questions = await bot.runtime.engagement.list(LogFilter(kind="question"))
+        assert {q.user for q in questions} == {Pseudonymizer("k" * 32)("2005")}
 
 
 async def test_decline_reply_posts_the_fallback_fitted_to_one_post(sqlite_url: str) -> None:

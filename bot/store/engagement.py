@@ -13,6 +13,7 @@ from sqlalchemy import Select, Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.errors import StoreError
 from bot.events import utcnow
@@ -439,6 +440,29 @@ class EngagementLog:
                 for event in await session.scalars(stmt):
                     found.setdefault(event.ref or "", event)
         return found
+
+    async def replies_to(self, platform: str, user: str, since: datetime) -> int:
+        """How many of ``user``'s questions on ``platform`` asked since ``since`` got a posted
+        reply (an answer or a decline); ``user`` is the platform's id, pseudonymized here like
+        the rows were."""
+        if self._pseudonymize is not None:
+            user = self._pseudonymize(user)
+        question, reply = aliased(EngagementEvent), aliased(EngagementEvent)
+        stmt = (
+            select(func.count())
+            .select_from(question)
+            .join(reply, reply.ref == question.ref)
+            .where(
+                question.platform == platform,
+                question.kind == "question",
+                question.user == user,
+                question.created_at >= since,
+                reply.kind.in_(OUTCOME_KINDS),
+                reply.message_id.is_not(None),
+            )
+        )
+        async with self._db.session() as session:
+            return int(await session.scalar(stmt) or 0)
 
     async def question_for(self, ref: str) -> EngagementEvent | None:
         """The question event behind an answer's feedback token."""

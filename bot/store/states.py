@@ -1,4 +1,5 @@
-"""The states an announcement and its deliveries move through, as the database stores them.
+"""The states an announcement and its deliveries move through, and what became of a reply the
+bot meant to post, as the database stores them.
 
 Typed like discord.py's ``enums.py``: every state the code uses is a member here, and nothing
 else (a bare ``"sending"`` in code is a typo waiting to happen). The values are the strings in
@@ -45,6 +46,20 @@ class DeliveryState(StrEnum):
     CANCELLED = "cancelled"
     #: A pending row of an announcement that was missed (see AnnouncementStatus.MISSED).
     MISSED = "missed"
+
+
+class ReplyDelivery(StrEnum):
+    """Why a reply to a question is not up, as its logged answer or decline says (``detail``
+    key ``delivery``); a reply that was posted has none."""
+
+    #: The platform refused or failed it.
+    FAILED = "failed"
+    #: It may or may not be up (the request timed out after it was sent): never posted again.
+    UNKNOWN = "unknown"
+    #: A decline the platform's policy keeps quiet (public timelines, unless configured).
+    SILENT = "silent"
+    #: The author had the hour's replies on that platform.
+    CAPPED = "capped"
 
 
 #: Announcement statuses that still have work ahead.
