@@ -34,7 +34,8 @@ from bench.eval_matcher import load_dev_texts
 from bench.machine import describe, percentile
 from bot.deciding import Decider, consider
 from bot.faqfile import builtin_pack
-from bot.matcher import STOPWORDS, FaqDoc, Matcher, load_word_list, words
+from bot.matcher import STOPWORDS, FaqDoc, Matcher, words
+from bot.wordlist import load_word_list
 
 _SYLLABLES = (
     "ba be bi bo ca co da de di do fa fe fi ga ge go ka ke ki ko la le li lo ma me mi mo na ne "

@@ -20,18 +20,20 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from bot.deciding import Decider, Outcome, SemanticScores, Verdict, consider
-from bot.matcher import FaqDoc, Matcher, load_word_list
+from bot.deciding import INSTRUCTIONS, Decider, Outcome, SemanticScores, Verdict, consider
+from bot.matcher import FaqDoc, Matcher
 from bot.store.faq import FaqStore
 from bot.store.models import FaqEntry
+from bot.wordlist import load_word_list
 
 log = logging.getLogger(__name__)
 
 #: Decline reasons that carry no question worth a moderator's time.
 NOT_A_QUESTION = frozenset({"empty", "no_content"})
-#: Declines the moderators' queue does not get: no question, or a message refused as too long
-#: (its author was asked for one short question; there is nothing to answer yet).
-NOT_FOR_REVIEW = NOT_A_QUESTION | {"too_long"}
+#: Declines the moderators' queue does not get: no question, a message refused as too long
+#: (its author was asked for one short question; there is nothing to answer yet), or one
+#: that tries to instruct the bot (no FAQ entry will ever answer it).
+NOT_FOR_REVIEW = NOT_A_QUESTION | {"too_long", INSTRUCTIONS}
 #: Matcher ids of the live news answers; published announcements use ANNOUNCEMENT_BASE - id.
 LATEST_NEWS = -1
 NEXT_ANNOUNCEMENT = -2

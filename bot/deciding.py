@@ -38,6 +38,9 @@ MAX_SUGGESTIONS = 3
 #: case, punctuation and word order): answered whatever the model says.
 EXACT = 0.97
 
+#: Decline reason for a message that tries to instruct the bot (:mod:`bot.understanding`).
+INSTRUCTIONS = "instructions"
+
 #: Names of the model's inputs, in order (see :func:`features`).
 FEATURES = (
     "score",
@@ -52,6 +55,7 @@ FEATURES = (
     "statement",
     "coverage",
     "third_gap",
+    "unstated",
 )
 
 
@@ -99,6 +103,7 @@ def features(analysis: Analysis, *, asked: bool = True) -> tuple[float, ...]:
         float(not asked),
         analysis.coverage,
         best - (scores[2] if len(scores) > 2 else 0.0),
+        float(analysis.unstated),
     )
 
 
@@ -133,6 +138,13 @@ def second_features(
     )
 
 
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
 @dataclass(frozen=True, slots=True)
 class Logistic:
     """A fitted logistic regression on standardized features."""
@@ -144,14 +156,13 @@ class Logistic:
 
     def probability(self, x: tuple[float, ...]) -> float:
         """P(y = 1 | x)."""
-        z = self.bias + sum(
-            w * (v - m) / s
-            for w, v, m, s in zip(self.weights, x, self.means, self.scales, strict=True)
+        return _sigmoid(
+            self.bias
+            + sum(
+                w * (v - m) / s
+                for w, v, m, s in zip(self.weights, x, self.means, self.scales, strict=True)
+            )
         )
-        if z >= 0:
-            return 1.0 / (1.0 + math.exp(-z))
-        e = math.exp(z)
-        return e / (1.0 + e)
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -174,6 +185,80 @@ class Logistic:
         bias = data["bias"]
         assert isinstance(bias, int | float)
         return cls(floats("weights"), float(bias), floats("means"), floats("scales"))
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """One regression tree of a boosted ensemble, as parallel arrays (node 0 is the root;
+    a leaf has ``left == -1``): go left when ``x[feature] <= threshold``."""
+
+    feature: tuple[int, ...]
+    threshold: tuple[float, ...]
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    value: tuple[float, ...]
+
+    def leaf_value(self, x: tuple[float, ...]) -> float:
+        """The value of the leaf ``x`` falls in."""
+        node = 0
+        while self.left[node] != -1:
+            branch = x[self.feature[node]] <= self.threshold[node]
+            node = self.left[node] if branch else self.right[node]
+        return self.value[node]
+
+
+@dataclass(frozen=True, slots=True)
+class Boosted:
+    """Gradient-boosted regression trees on the log-odds (fitted by ``bench.fit_decider``
+    with scikit-learn; read and evaluated here with the standard library only). Where the
+    features interact (a high score means little on a two-word question), shallow trees
+    separate right from wrong better than one weighted sum."""
+
+    base: float
+    rate: float
+    trees: tuple[Tree, ...]
+
+    def probability(self, x: tuple[float, ...]) -> float:
+        """P(y = 1 | x)."""
+        return _sigmoid(self.base + self.rate * sum(t.leaf_value(x) for t in self.trees))
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "kind": "boosted",
+            "base": self.base,
+            "rate": self.rate,
+            "trees": [
+                [list(t.feature), list(t.threshold), list(t.left), list(t.right), list(t.value)]
+                for t in self.trees
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Boosted:
+        """The inverse of :meth:`to_json`."""
+        trees = tuple(
+            Tree(
+                tuple(int(v) for v in feature),
+                tuple(float(v) for v in threshold),
+                tuple(int(v) for v in left),
+                tuple(int(v) for v in right),
+                tuple(float(v) for v in value),
+            )
+            for feature, threshold, left, right, value in data["trees"]
+        )
+        return cls(float(data["base"]), float(data["rate"]), trees)
+
+
+#: A fitted P(y = 1 | features).
+Classifier = Logistic | Boosted
+
+
+def classifier_from_json(data: dict[str, Any]) -> Classifier:
+    """A :class:`Logistic` or :class:`Boosted` from its JSON form."""
+    if data.get("kind") == "boosted":
+        return Boosted.from_json(data)
+    return Logistic.from_json(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +300,10 @@ class SecondOpinion:
 
 @dataclass(frozen=True, slots=True)
 class DecisionModel:
-    """Both regressions and their cut-offs."""
+    """Both classifiers and their cut-offs."""
 
-    answer: Logistic
-    clarify: Logistic
+    answer: Classifier
+    clarify: Classifier
     answer_cut: float
     clarify_cut: float
     #: A suggestion must score at least this share of the best entry's score.
@@ -257,8 +342,8 @@ class DecisionModel:
         ]
         assert all(isinstance(c, int | float) for c in cuts)
         return cls(
-            Logistic.from_json(answer),
-            Logistic.from_json(clarify),
+            classifier_from_json(answer),
+            classifier_from_json(clarify),
             float(cuts[0]),  # type: ignore[arg-type]
             float(cuts[1]),  # type: ignore[arg-type]
             float(cuts[2]),  # type: ignore[arg-type]
@@ -285,7 +370,8 @@ class Decision:
     #: P(answer): how sure the bot is that its best entry is right.
     confidence: float
     #: Why: "confident", "unsure" (clarify), "low_confidence", or the matcher's reason
-    #: ("empty", "no_content", "off_topic").
+    #: ("empty", "no_content", "off_topic"), or "instructions" for a message that tries
+    #: to instruct the bot.
     reason: str
 
 
@@ -443,6 +529,11 @@ def consider(
     left out of the reply), else *clarify* if one is worth suggestions, else *decline*.
     """
     reading = read(text)
+    if reading.instructions:
+        refused = Decision(Outcome.DECLINE, None, (), 0.0, INSTRUCTIONS)
+        return Verdict(
+            Outcome.DECLINE, (PartVerdict(text, Analysis(INSTRUCTIONS), refused),), False
+        )
     questions = reading.parts or (text,)
     parts = []
     for question in questions:

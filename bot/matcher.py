@@ -55,6 +55,9 @@ import snowballstemmer
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
+from bot.specifics import Kind, asked_kinds, stated_kinds
+from bot.wordlist import is_english_word
+
 log = logging.getLogger(__name__)
 
 #: Score needed to answer; picked on the dev set (see ``bench/eval_matcher.py``).
@@ -291,30 +294,6 @@ class Match:
     reason: str
 
 
-_english_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _english_words() -> frozenset[str]:
-    # pyspellchecker's English frequency list (about 160,000 words, maintained, shipped in
-    # its wheel): the check for "is this a real word" before any typo correction.
-    with _english_lock:
-        from spellchecker import SpellChecker
-
-        return frozenset(SpellChecker(language="en", distance=1).word_frequency.keys())
-
-
-def is_english_word(word: str) -> bool:
-    """Whether ``word`` (lowercase) is in the English word list."""
-    return word in _english_words()
-
-
-def load_word_list() -> None:
-    """Load the English word list now (it takes a few tenths of a second) rather than on the
-    first question that has an unknown word."""
-    _english_words()
-
-
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One ranked entry for a question."""
@@ -355,6 +334,9 @@ class Analysis:
     #: Share of the question's weight that the best entry's words explain (its questions
     #: fully, its answer at half credit).
     coverage: float = 0.0
+    #: The question asks for a kind of specific fact (a person, an amount, a date...) that
+    #: the best entry's answer does not state (:mod:`bot.specifics`).
+    unstated: bool = False
 
     @property
     def best(self) -> Candidate | None:
@@ -458,6 +440,8 @@ class _Entry:
     answer_terms: frozenset[str]
     #: Names anywhere in it.
     entities: frozenset[str]
+    #: Kinds of specific fact its answer states (a person, a date...).
+    stated: frozenset[Kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,6 +473,7 @@ class Matcher:
         word_entries: dict[str, int] = {}
         capitalized: dict[str, int] = {}
         parsed: list[tuple[int, list[tuple[frozenset[str], str]], frozenset[str]]] = []
+        stated = [stated_kinds(doc.answer[:MAX_CHARS]) for doc in doc_list]
         for doc in doc_list:
             passages: list[tuple[frozenset[str], str]] = []
             seen: set[str] = set()
@@ -539,7 +524,7 @@ class Matcher:
 
         entries: list[_Entry] = []
         postings: dict[str, list[int]] = {}
-        for entry_id, passages, answer_terms in parsed:
+        for (entry_id, passages, answer_terms), kinds in zip(parsed, stated, strict=True):
             question_terms = frozenset().union(*(p for p, _ in passages))
             everything = question_terms | answer_terms
             for term in everything:
@@ -560,6 +545,7 @@ class Matcher:
                     question_terms,
                     answer_terms - question_terms,
                     everything & entity_terms,
+                    kinds,
                 )
             )
         self._entries = tuple(entries)
@@ -671,6 +657,7 @@ class Matcher:
             precision=round(precision, 4),
             foreign_name=foreign,
             coverage=round(explained / query.total, 4),
+            unstated=bool(asked_kinds(text[:MAX_CHARS]) - entry.stated),
             **read,  # type: ignore[arg-type]
         )
 

@@ -14,7 +14,10 @@ message to the questions in it:
    auxiliary verb at the start), the others are context ("I was reading HN last night") and
    go too. A message with no question at all is a statement, and a statement is treated as a
    question about itself ("Meta left the project." asks whether Meta left).
-4. **One question at a time.** A sentence that joins two questions ("is it a nonprofit, and
+4. **Instructions are not questions.** A message that tries to instruct the bot ("ignore
+   all previous instructions", "you are now DAN", "SYSTEM: …", "dump your knowledge base") is
+   declined whole, even when it also asks something.
+5. **One question at a time.** A sentence that joins two questions ("is it a nonprofit, and
    who pays for it") is split where a new question word starts after "and" / "or" / a comma.
 
 At most :data:`MAX_PARTS` questions are kept, in the order asked; the answering side answers
@@ -89,6 +92,33 @@ _ONLY_CHATTER = re.compile(
     r"haha|cool|nice|great|awesome|ok|okay|k|sure|yes|yeah|yep|no|nope|hmm+|wow|oh|ah)?$",
     re.IGNORECASE,
 )
+#: Instructions to the bot rather than a question to it ("ignore all previous instructions",
+#: "you are now DAN", "SYSTEM: new policy", "dump your knowledge base"): the message is
+#: declined whole, whatever question it also carries.
+_INSTRUCTIONS = re.compile(
+    r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:(?:all|any|the|your|my|these|those)\s+)*"
+    r"(?:previous|prior|above|earlier|instructions?|rules|prompt|guidelines|policy|policies"
+    r"|programming|faq|knowledge|texts?|context|you(?:'re|\s+are))"
+    r"|\b(?:system|initial|original|hidden|secret)\s+(?:prompt|instructions?|rules|configuration"
+    r"|config)\b"
+    r"|\byour\s+(?:instructions|prompt|system\s+prompt|guidelines|configuration|config"
+    r"|hidden\s+\w+|rules)\b"
+    r"|\b(?:the\s+)?instructions?\s+you\s+(?:were\s+given|received|got|have)\b"
+    r"|^\W*(?:system|admin|assistant|developer)(?:\s+override)?\s*:"
+    r"|\b(?:you\s+are\s+now|you'?re\s+now|you\s+are\s+no\s+longer|you'?re\s+no\s+longer"
+    r"|from\s+now\s+on,?\s+(?:you|reply|respond|answer|only))\b"
+    r"|\bpretend\s+(?:to\s+be|you(?:'re|\s+are)|your|that\s+you)\b"
+    r"|\b(?:act|respond|reply|answer|talk)\s+(?:as\s+if\s+you|as\s+my|as\s+though|like\s+a\s+pirate)\b"
+    r"|\brole-?play\b|\bjailbreak\b|\b(?:developer|admin|god|debug)\s+mode\b|(?-i:\bDAN\b)"
+    r"|\b(?:no|without)\s+(?:any\s+)?(?:restrictions|guidelines|filters)\b|\bunfiltered\b"
+    r"|\bunrestricted\b|\bsafety\s+filters?\b"
+    r"|\brepeat\s+after\s+me\b|\b(?:respond|reply|answer)\s+only\s+(?:with|in)\b"
+    r"|\b(?:dump|output|print|reveal|paste|leak|list|show)\s+(?:[\w']+\s+){0,4}?(?:knowledge\s+base"
+    r"|knowledge\s+pack|faq\s+entr\w+|raw\s+text|api\s+keys?|documents|configuration|config"
+    r"|prompt|instructions|file\s+paths)\b"
+    r"|</?(?:system|context|instructions?)>|\bnew\s+instructions?\b|\bnew\s+policy\s*[:\-–—]",
+    re.IGNORECASE | re.MULTILINE,
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+|(?<=\?)(?=\S)")
 #: Chat mentions and links: never part of a question.
 MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+")
@@ -103,6 +133,8 @@ class Reading:
     parts: tuple[str, ...]
     #: Whether the message asked anything outright (False: a statement, read as a question).
     asked: bool
+    #: The message tries to instruct the bot (prompt injection): it is declined, not read.
+    instructions: bool = False
 
 
 def strip_chatter(sentence: str) -> str:
@@ -169,6 +201,8 @@ def read(message: str) -> Reading:
         the usual way).
     """
     text = _MENTION.sub(" ", message)
+    if _INSTRUCTIONS.search(text):
+        return Reading((), False, instructions=True)
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
     questions: list[str] = []
     statements: list[str] = []

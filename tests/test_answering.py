@@ -57,10 +57,7 @@ async def test_two_questions_in_one_message_get_both_answers_each_with_its_sourc
 ) -> None:
     _, adapter = bot
     await adapter.inject(
-        question(
-            "Hi all! Who announced the pytorch foundation, and which companies are on the "
-            "governing board?"
-        )
+        question("Hi all! Who announced the pytorch foundation, and who is on the board?")
     )
     [reply] = adapter.sent
     assert "Zuckerberg" in reply.text and "Nvidia" in reply.text
@@ -288,22 +285,23 @@ async def test_bad_input_gets_one_clean_decline(
 
 
 async def test_semantic_second_opinion_suggests_what_words_alone_miss(db_url: str) -> None:
-    """With answering.semantic on, a question the lexical matcher declines ("besides fb")
-    gets the board among its suggestions once the sentence vectors are built."""
+    """With answering.semantic on, a question the lexical model declines (two typos the word
+    list cannot place) is answered from the right entry once the sentence vectors are
+    built."""
     database = Database(db_url)
     try:
         await database.upgrade()
         await FaqStore(database).upsert(list(builtin_pack()))
         lexical = Knowledge(FaqStore(database))
         await lexical.reload()
-        asked = "who else is on the board besides fb"
+        asked = "what is the pytorhc foundation suposed to do"
         assert lexical.answer(asked).outcome is Outcome.DECLINE
         semantic = Knowledge(FaqStore(database), semantic=True)
         await semantic.reload()
         assert await semantic.wait_semantic() is True
         answer = semantic.answer(asked)
-        assert answer.outcome is Outcome.CLARIFY
-        assert any("governing board" in s.question for s in answer.suggestions)
+        assert answer.outcome is Outcome.ANSWER
+        assert "democratize access to state-of-the-art AI tools" in answer.text
         # A reload after an edit embeds only what changed, and keeps the second opinion.
         await semantic.reload()
         assert await semantic.wait_semantic() is True

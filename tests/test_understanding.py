@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.understanding import MAX_PARTS, read
@@ -54,7 +54,10 @@ def test_at_most_three_questions_are_taken() -> None:
 
 
 @given(st.text(max_size=500))
+@example("00:@0\x08")  # a mention between words: its space is not the sender's
 def test_never_raises_and_never_invents_text(text: str) -> None:
     reading = read(text)
     assert len(reading.parts) <= MAX_PARTS
-    assert all(part and part in text for part in reading.parts)
+    # Every word of every part is the sender's (a removed mention leaves a space behind).
+    assert all(part.strip() for part in reading.parts)
+    assert all(word in text for part in reading.parts for word in part.split())

@@ -1,0 +1,138 @@
+"""What kind of specific fact a question asks for, and whether an answer states one.
+
+"Who is the CEO of the Linux Foundation?" shares most of its words with the entry about the
+Linux Foundation, yet that entry names no person; "How much does membership cost?" is close
+to the board entries, which give no amount. Such questions are on topic but the pack cannot
+answer them, and they are the ones most often answered wrong. The classic check of question
+answering catches them: the kind of answer the question expects (a person, an amount of
+money, a count, a date, a duration) must be something the entry's answer contains.
+
+Both sides are read with a few patterns (English): :func:`asked_kinds` on the question,
+:func:`stated_kinds` on an answer (once, when the index is built). The decision model takes
+"asks for a kind the best entry never states" as one of its inputs (:mod:`bot.deciding`).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+
+from bot.wordlist import is_english_word
+
+
+class Kind(StrEnum):
+    """A kind of specific fact."""
+
+    PERSON = "person"
+    MONEY = "money"
+    COUNT = "count"
+    DATE = "date"
+    DURATION = "duration"
+    QUOTE = "quote"
+
+
+_ROLES = (
+    r"ceo|cto|cfo|coo|chair\w*|president|vp|director|head|leader|boss|founder|spokes\w+"
+    r"|executive\s+director|general\s+manager|manager|secretary|treasurer|developer"
+    r"|maintainer|representatives?|reps?|delegates?|exec|executives?|official|contact"
+)
+_PEOPLE = (
+    r"person|people|exec|execs|executive|executives|individuals?|researchers?|engineers?"
+    r"|representatives?|reps?|staff|employees?|developers?|maintainers?|officials?"
+)
+#: Questions asking who someone is.
+_ASKS_PERSON = re.compile(
+    # "who is the CEO", "who's Google's representative on the board"
+    rf"\bwho(?:'s|\s+is|\s+are|\s+was|\s+were|\s+will\s+be)?\s+(?:[\w']+\s+){{0,4}}?"
+    rf"(?:{_ROLES})\b"
+    r"|\bwho\s+(?:chairs|will\s+chair|represents|will\s+represent)\b"
+    rf"|\b(?:which|what)\s+(?:[\w']+\s+){{0,2}}(?:{_PEOPLE})\b"
+    rf"|\b(?:the|its|their)\s+(?:{_ROLES})\s+(?:of|at|for|from)\b"
+    r"|\bby\s+name\b|\bnames?\s+of\b|\b(?:their|his|her|whose)\s+names?\b"
+    r"|\bwhat(?:'s|\s+is|\s+are)\s+(?:the\s+|their\s+|his\s+|her\s+)?names?\b",
+    re.IGNORECASE,
+)
+#: Questions asking for someone's exact words.
+_ASKS_QUOTE = re.compile(
+    r"\bwhat\s+(?:exactly\s+|precisely\s+)?(?:did|does)\s+(?:[\w']+\s+){1,6}say\b"
+    r"|\bverbatim\b|\bword\s+for\s+word\b|\bexact\s+(?:words|wording|quote|text)\b"
+    r"|\bquote\b",
+    re.IGNORECASE,
+)
+_ASKS_MONEY = re.compile(
+    r"\bhow\s+much\b(?!\s+(?:of|has|have|will|would|does\s+(?:this|that|it)\s+(?:change|matter"
+    r"|affect)))|\b(?:cost|costs|price|prices|pricing|fee|fees|dues|salary|salaries|budget"
+    r"|dollars?|usd|euros?|funding\s+amount)\b|[$€£]",
+    re.IGNORECASE,
+)
+_ASKS_COUNT = re.compile(r"\bhow\s+many\b|\bnumber\s+of\b|\bcount\s+of\b", re.IGNORECASE)
+_ASKS_DATE = re.compile(
+    r"\bwhen\b|\b(?:what|which)\s+(?:year|date|day|month)\b|\bsince\s+when\b|\bdeadline\b"
+    r"|\bwhat\s+time\b",
+    re.IGNORECASE,
+)
+_ASKS_DURATION = re.compile(r"\bhow\s+long\b", re.IGNORECASE)
+
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|dozens?|"
+    r"hundreds?|thousands?|millions?|billions?"
+)
+_STATES_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
+_STATES_MONEY = re.compile(
+    r"[$€£]\s*\d|\b\d[\d,.]*\s*(?:dollars?|usd|euros?|eur|gbp|k|m|million|billion)\b"
+    r"|\b(?:free|no\s+cost|no\s+fee|costs?\s+nothing)\b",
+    re.IGNORECASE,
+)
+_MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
+_DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_STATES_DATE = re.compile(
+    rf"\b(?:1[89]|20)\d\d\b|\b(?:{_MONTHS}|{_DAYS})\b|\b(?:today|tonight|yesterday|tomorrow)\b"
+    r"|\b(?:this|next|last)\s+(?:week|weekend|month|year|quarter)\b|\b\d{1,2}(?:st|nd|rd|th)\b",
+    re.IGNORECASE,
+)
+_STATES_DURATION = re.compile(
+    rf"\b(?:\d+|{_NUMBER_WORDS}|a|an)\s+(?:\w+\s+)?(?:seconds?|minutes?|hours?|days?|weeks?"
+    r"|months?|years?|decades?)\b|\bsince\s+(?:1[89]|20)\d\d\b",
+    re.IGNORECASE,
+)
+_STATES_QUOTE = re.compile(r'"[^"]{12,}"|“[^”]{12,}”')
+#: Two capitalized words, the second not an English word: "Mark Zuckerberg", not "Google
+#: Cloud" or "Linux Foundation".
+_NAME_PAIR = re.compile(r"\b([A-Z][a-z]+)\s+([A-Z][a-z]+)\b")
+
+
+#: What asks for each kind, and what states it.
+_ASKS: dict[Kind, re.Pattern[str]] = {
+    Kind.PERSON: _ASKS_PERSON,
+    Kind.MONEY: _ASKS_MONEY,
+    Kind.COUNT: _ASKS_COUNT,
+    Kind.DATE: _ASKS_DATE,
+    Kind.DURATION: _ASKS_DURATION,
+    Kind.QUOTE: _ASKS_QUOTE,
+}
+_STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
+    Kind.MONEY: (_STATES_MONEY,),
+    Kind.COUNT: (_STATES_NUMBER,),
+    Kind.DATE: (_STATES_DATE,),
+    Kind.DURATION: (_STATES_DURATION, _STATES_DATE),
+    Kind.QUOTE: (_STATES_QUOTE,),
+}
+
+
+def asked_kinds(question: str) -> frozenset[Kind]:
+    """The kinds of specific fact ``question`` asks for (none for most questions)."""
+    return frozenset(kind for kind, pattern in _ASKS.items() if pattern.search(question))
+
+
+@lru_cache(maxsize=4096)
+def stated_kinds(answer: str) -> frozenset[Kind]:
+    """The kinds of specific fact ``answer`` states."""
+    kinds = {
+        kind
+        for kind, patterns in _STATES.items()
+        if any(pattern.search(answer) for pattern in patterns)
+    }
+    if any(not is_english_word(last.lower()) for _, last in _NAME_PAIR.findall(answer)):
+        kinds.add(Kind.PERSON)
+    return frozenset(kinds)
