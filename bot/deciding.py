@@ -6,10 +6,12 @@ decline" badly: long chatty questions score low even when the best entry is righ
 ones score high even when it is wrong. One hand-set cut-off cannot do it, so the decision is a
 small model over several features of the match (:func:`features`):
 
-* two logistic regressions, fitted on the tuning half of the evaluation set by
+* two classifiers fitted on the tuning set of the evaluation questions by
   ``python -m bench.fit_decider``: **P(answer)** that the best entry is right, and
-  **P(clarify)** that a right entry is among the top three;
-* two cut-offs chosen on the same half: answer when P(answer) clears the first (chosen so that
+  **P(clarify)** that a right entry is among the top three. Each is a small ensemble of
+  gradient-boosted trees (:class:`Boosted`), monotone in the match features; the optional
+  semantic second opinion (:class:`SecondOpinion`) is a logistic regression;
+* two cut-offs chosen on the same set: answer when P(answer) clears the first (chosen so that
   wrong answers stay at about 1 % of all questions), otherwise offer the top entries ("did you
   mean…") when P(clarify) clears the second, otherwise decline honestly.
 
@@ -353,7 +355,7 @@ class DecisionModel:
 
 
 def bundled_model() -> DecisionModel:
-    """The model fitted on the bundled evaluation set's tuning half."""
+    """The model fitted on the bundled evaluation set's tuning questions."""
     text = resources.files("bot").joinpath("decision_model.json").read_text(encoding="utf-8")
     return DecisionModel.from_json(json.loads(text))
 
