@@ -16,7 +16,7 @@ from adapters.base import Adapter, PlatformRules
 from announcements import grammar
 from announcements.engine import DeliveryEngine
 from announcements.progress import posted_entries, split_entry
-from announcements.render import Rendered, RenderError, render_for
+from announcements.render import Rendered, RenderError
 from announcements.schedule import AnnouncementScheduler
 from announcements.store import AnnouncementStore, NewAnnouncement, content_hash
 from announcements.when import (
@@ -76,17 +76,15 @@ class AnnounceCommands:
         adapters: dict[str, Adapter],
         clock: Callable[[], datetime] = utcnow,
         platforms: Mapping[str, PlatformRules] | None = None,
-        max_parts: Mapping[str, int] | None = None,
     ) -> None:
         """``platforms``: every supported platform's rules (the adapter registry's table),
-        used to render previews whether or not a platform is connected; ``max_parts``: the
-        most messages or posts one announcement may take per platform (default 25)."""
+        the platforms ``--to`` may name; previews are the engine's own rendering
+        (:meth:`DeliveryEngine.preview`), whether or not a platform is connected."""
         if platforms is None:
             from adapters.registry import SUPPORTED
 
             platforms = SUPPORTED
         self._platforms = platforms
-        self._max_parts = dict(max_parts or {})
         self._settings = settings
         self._config = settings.announcements
         self._store = store
@@ -150,13 +148,7 @@ class AnnounceCommands:
 
     def _render(self, announcement: Announcement, platform: str) -> Rendered:
         """Exactly what ``platform`` gets, by its own rules (connected or not)."""
-        return render_for(
-            self._platforms.get(platform),
-            platform,
-            announcement.text,
-            override=announcement.overrides.get(platform),
-            max_parts=self._max_parts.get(platform, 25),
-        )
+        return self._engine.preview(announcement, platform)
 
     def _unit(self, platform: str, count: int) -> str:
         rules = self._platforms.get(platform)

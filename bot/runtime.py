@@ -202,7 +202,6 @@ class Runtime:
             adapters=self.adapters,
             clock=clock,
             platforms=platforms,
-            max_parts=registry.max_parts(settings),
         )
         self.router.register(
             "announce",

@@ -207,13 +207,7 @@ class BlueskyAdapter:
             if found is None:
                 raise
             uri = str(found["uri"])
-        return SentMessage(
-            PLATFORM,
-            message.where.channel_id,
-            uri,
-            post_link(uri),
-            thread_id=message.where.thread_id or message.reply_to,
-        )
+        return _sent(message, uri)
 
     async def find_posted(
         self, message: OutgoingMessage, key: str, since: datetime
@@ -222,14 +216,7 @@ class BlueskyAdapter:
         found = await self._record(self.did, record_key(key))
         if found is None:
             return None
-        uri = str(found["uri"])
-        return SentMessage(
-            PLATFORM,
-            message.where.channel_id,
-            uri,
-            post_link(uri),
-            thread_id=message.where.thread_id or message.reply_to,
-        )
+        return _sent(message, str(found["uri"]))
 
     async def delete(self, sent: SentMessage) -> None:
         found = _URI.fullmatch(sent.message_id)
@@ -373,3 +360,14 @@ class BlueskyAdapter:
 def _time(value: object) -> datetime:
     micros = _micros(value)
     return datetime.fromtimestamp(micros / 1_000_000, UTC) if micros else utcnow()
+
+
+def _sent(message: OutgoingMessage, uri: str) -> SentMessage:
+    """What the core is told of ``message`` once it is up as the record ``uri``."""
+    return SentMessage(
+        PLATFORM,
+        message.where.channel_id,
+        uri,
+        post_link(uri),
+        thread_id=message.where.thread_id or message.reply_to,
+    )
