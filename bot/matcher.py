@@ -47,7 +47,7 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -112,6 +112,8 @@ _NOISE = re.compile(
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 #: A capitalized word that does not start a sentence (a name, usually).
 _MID_CAPITAL = re.compile(r"(?<=[^\s.!?:])\s+([A-Z][^\W_]*)")
+#: Acronyms ("AMD", "AWS") are names wherever they stand, after a colon or a list's start too.
+_ACRONYM = re.compile(r"\b([A-Z]{2,6})s?\b")
 
 #: Function words, chat filler and request verbs: they say nothing about which entry is meant.
 _STOPWORDS = """
@@ -130,6 +132,8 @@ _STOPWORDS = """
     kind sort anyway btw fyi tbh imo idk already still s t d ll m re ve thing things stuff
     heard hear lately talking talk sure maybe probably
     list show
+    wait nah ngl fr af legit pretty guess assume anymore eventually ballpark honestly totally
+    yeah yep nope omg bruh lowkey fam iirc afaik imho smh rly srsly
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
 
@@ -161,13 +165,25 @@ SLANG: dict[str, str] = {
     "rn": "now",
     "pytorchs": "pytorch",
     "lf": "linux foundation",
+    "wen": "when",
+    "prob": "probably",
+    "src": "source",
+    "fdn": "foundation",
+    "n": "and",
+    "og": "original",
+    # Company tickers and short names: the same company, named.
+    "msft": "microsoft",
+    "gcp": "google cloud",
+    "amzn": "amazon",
+    "goog": "google",
+    "nvda": "nvidia",
 }
 
 #: Multi-word phrases folded into one word before tokenizing.
 _PHRASES: tuple[tuple[str, str], ...] = (
     (r"non[\s-]?profit", "nonprofit"),
     (r"not[\s-]for[\s-]profit", "nonprofit"),
-    (r"open[\s-]?sourced?", "opensource"),
+    (r"open[\s-]?(?:sourced?|src)", "opensource"),
     # Asking whether it goes closed source is asking whether it stays open source.
     (r"closed[\s-]?sourced?", "opensource"),
     (r"in charge", "control"),
@@ -187,7 +203,7 @@ _PHRASE_REPLACEMENT = {f"p{i}": r for i, (_, r) in enumerate(_PHRASES)}
 _CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("n't", " not"))
 #: Substrings without which no phrase, mention or URL can match.
 _PHRASE_HINT = re.compile(
-    "profit|source|charge|body|directors|code|learning|language model|stakeholder|decision|set"
+    "profit|source|src|charge|body|directors|code|learning|language model|stakeholder|decision|set"
 )
 _NOISE_HINT = re.compile(r"[<@`]|http|www\.")
 _MULTIWORD_SLANG = frozenset(k for k, v in SLANG.items() if " " in v)
@@ -418,6 +434,29 @@ def _f_measure(recall: float, precision: float) -> float:
     return (1 + b2) * precision * recall / (b2 * precision + recall)
 
 
+#: Stop words worth correcting to (long enough that one slip is still recognisable), by
+#: each of their one-letter deletions.
+_STOP_VARIANTS: dict[str, frozenset[str]] = {}
+for _stop in sorted(STOPWORDS):
+    if len(_stop) >= 4:
+        for _variant in _deletes(_stop) | {_stop}:
+            _STOP_VARIANTS[_variant] = _STOP_VARIANTS.get(_variant, frozenset()) | {_stop}
+
+
+def _stop_word_typo(word: str) -> str | None:
+    """The stop word ``word`` is one slip (edit or swap) away from, if exactly one is."""
+    if len(word) < 4 or not word.isalpha():
+        return None
+    probes = _deletes(word) | {word}
+    found = {
+        stop
+        for probe in probes
+        for stop in _STOP_VARIANTS.get(probe, ())
+        if OSA.distance(word, stop, score_cutoff=1) <= 1
+    }
+    return next(iter(found)) if len(found) == 1 else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Passage:
     terms: frozenset[str]
@@ -493,7 +532,8 @@ class Matcher:
             names = {
                 name.casefold()
                 for text in (doc.question, *doc.phrasings, doc.answer)
-                for name in _MID_CAPITAL.findall(text[:MAX_CHARS])
+                for pattern in (_MID_CAPITAL, _ACRONYM)
+                for name in pattern.findall(text[:MAX_CHARS])
             }
             for word in names:
                 capitalized[word] = capitalized.get(word, 0) + 1
@@ -680,6 +720,31 @@ class Matcher:
             return Match(entry_id, score, False, "ambiguous")
         return Match(entry_id, score, True, "match")
 
+    def _typos(self, tokens: Sequence[str]) -> dict[str, str]:
+        """Misspelled words of a question and what they stand for.
+
+        Only a word the pack does not use and that is not English can be a typo ("forked" is
+        not "worked"). It is corrected to a pack word when one is close; else, if it is one
+        slip from a stop word ("stil", "abotu"), it is that stop word and carries no weight.
+        """
+        fixes: dict[str, str] = {}
+        looked = 0
+        for token in dict.fromkeys(tokens):
+            term = term_of(token)
+            if not term or term in self._idf or token in self._word_entries:
+                continue
+            looked += 1
+            if looked > MAX_CORRECTIONS:
+                break
+            if is_english_word(token):
+                continue
+            fixed = self._correct(token)
+            if fixed is not None and term_of(fixed) in self._idf:
+                fixes[token] = fixed
+            elif (stop := _stop_word_typo(token)) is not None:
+                fixes[token] = stop
+        return fixes
+
     def _correct(self, word: str) -> str | None:
         """The pack word that ``word`` is probably a typo of, or None."""
         if len(word) < 4 or len(word) > MAX_CORRECTABLE or not word.isalpha():
@@ -708,27 +773,23 @@ class Matcher:
             # Something was there (emoji, punctuation) or only a mention.
             reason = "no_content" if clean(text).strip() else "empty"
             return Match(None, 0.0, False, reason)
+        fixes = self._typos(tokens)
+        corrected: frozenset[str] = frozenset()
+        if fixes:
+            # Fold phrases again with the typos fixed ("open sorce" is "open source"); a term
+            # the original words did not give is a corrected one.
+            original = {term_of(t) for t in tokens}
+            tokens = words(" ".join(fixes.get(t, t) for t in tokens))
+            corrected = frozenset(term_of(t) for t in tokens) - original
         weights: dict[str, float] = {}
         credits: dict[str, float] = {}
-        corrections = 0
         for token in tokens:
             term = term_of(token)
             if not term or term in weights:
                 continue
-            credit = 1.0
-            if term not in self._idf and token not in self._word_entries:
-                # Only a word that is not English can be a typo: "forked" is not "worked".
-                typo = corrections < MAX_CORRECTIONS and not is_english_word(token)
-                fixed = self._correct(token) if typo else None
-                corrections += 1
-                fixed_term = term_of(fixed) if fixed is not None else ""
-                if fixed_term in self._idf:
-                    if fixed_term in weights:
-                        continue
-                    term, credit = fixed_term, CORRECTED_CREDIT
             known = term in self._idf
             weights[term] = self._idf[term] if known else self._unknown
-            credits[term] = credit if known else 0.0
+            credits[term] = (CORRECTED_CREDIT if term in corrected else 1.0) if known else 0.0
             if len(weights) >= MAX_TERMS:
                 break
         if not weights or weights.keys() <= QUESTION_WORDS:

@@ -41,13 +41,20 @@ _PEOPLE = (
     r"person|people|exec|execs|executive|executives|individuals?|researchers?|engineers?"
     r"|representatives?|reps?|staff|employees?|developers?|maintainers?|officials?"
 )
+#: Words after "which" that make the question about something other than people.
+_NOT_PEOPLE_HEAD = (
+    r"(?:compan\w*|firms?|orgs?|organi[sz]ations?|members?|vendors?|sponsors?|have|has|are|is"
+    r"|were|was|do|does|did|get|gets|got|will|would|can|could|send|sends|sent)"
+)
 #: Questions asking who someone is.
 _ASKS_PERSON = re.compile(
     # "who is the CEO", "who's Google's representative on the board"
     rf"\bwho(?:'s|\s+is|\s+are|\s+was|\s+were|\s+will\s+be)?\s+(?:[\w']+\s+){{0,4}}?"
     rf"(?:{_ROLES})\b"
-    r"|\bwho\s+(?:chairs|will\s+chair|represents|will\s+represent)\b"
-    rf"|\b(?:which|what)\s+(?:[\w']+\s+){{0,2}}(?:{_PEOPLE})\b"
+    r"|\bwho\s+(?:exactly\s+|actually\s+|currently\s+|now\s+)?"
+    r"(?:chairs|will\s+chair|represents|will\s+represent)\b"
+    # "which engineers", "what Google people"; not "which companies have representatives"
+    rf"|\b(?:which|what)\s+(?:(?!{_NOT_PEOPLE_HEAD}\b)[\w']+\s+){{0,2}}(?:{_PEOPLE})\b"
     rf"|\b(?:the|its|their)\s+(?:{_ROLES})\s+(?:of|at|for|from)\b"
     r"|\bby\s+name\b|\bnames?\s+of\b|\b(?:their|his|her|whose)\s+names?\b"
     r"|\bwhat(?:'s|\s+is|\s+are)\s+(?:the\s+|their\s+|his\s+|her\s+)?names?\b",
@@ -62,7 +69,8 @@ _ASKS_QUOTE = re.compile(
 )
 _ASKS_MONEY = re.compile(
     r"\bhow\s+much\b(?!\s+(?:of|has|have|will|would|does\s+(?:this|that|it)\s+(?:change|matter"
-    r"|affect)))|\b(?:cost|costs|price|prices|pricing|fee|fees|dues|salary|salaries|budget"
+    r"|affect)|engineering|headcount|effort|time|work|support|influence|control|say|power|input"
+    r"|involvement|weight|sway))|\b(?:cost|costs|price|prices|pricing|fee|fees|dues|salary|salaries|budget"
     r"|dollars?|usd|euros?|funding\s+amount)\b|[$€£]",
     re.IGNORECASE,
 )

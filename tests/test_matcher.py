@@ -47,6 +47,9 @@ def test_paraphrases_get_the_right_entry(text: str, slug: str) -> None:
         ("what is the linux foundaton", "what-is-linux-foundation"),
         ("who is on the governing board", "governing-board"),
         ("wil meta keep investing in pytorch", "meta-continued-investment"),
+        # A typo inside a phrase: corrected first, then the phrase is folded as spelled right.
+        ("is pytorch stil open sorce", "still-open-source"),
+        ("wen was the pytorch foundation anounced", "when-announced"),
     ],
 )
 def test_typos_get_the_right_entry(text: str, slug: str) -> None:
@@ -209,6 +212,30 @@ def test_no_synonym_or_typo_fix_invents_a_word_the_question_did_not_contain(
 def test_chat_slang_keeps_its_meaning() -> None:
     """ "ppl" was dropped as a stop word; it is people, which can be what is asked."""
     assert term_of("ppl") == term_of("people") != ""
+
+
+def test_a_misspelled_stop_word_is_a_stop_word_not_an_unknown_word() -> None:
+    """ "stil" is one slip from "still": it carries no weight instead of counting against the
+    match as a word the pack never uses."""
+    typo = MATCHER.analyze("is pytorch stil open source")
+    right = MATCHER.analyze("is pytorch still open source")
+    assert typo.unknown == () and typo.known == right.known == 1.0
+    assert typo.best is not None and right.best is not None
+    assert typo.best.score == pytest.approx(right.best.score)
+    # Only an unambiguous slip: "wich" is one from "which" and from "with".
+    assert "wich" in MATCHER.analyze("wich board").unknown
+
+
+def test_chat_filler_and_tickers_are_read_as_meant() -> None:
+    """Filler ("ngl", "nah", "fr") says nothing; tickers and short forms name what they stand
+    for ("msft" is Microsoft, "open src" is open source)."""
+    assert all(term_of(w) == "" for w in ("ngl", "nah", "fr", "wait", "lowkey"))
+    assert term_of("msft") == term_of("microsoft")
+    filler = MATCHER.analyze("ngl is msft on the board or nah")
+    assert filler.unknown == ()
+    assert filler.best is not None and SLUGS[filler.best.entry_id] == "governing-board"
+    src = MATCHER.analyze("is it still gonna be open src")
+    assert src.best is not None and SLUGS[src.best.entry_id] == "still-open-source"
 
 
 def test_who_is_the_ceo_of_the_linux_foundation_is_not_answered() -> None:
