@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from bot.deciding import INSTRUCTIONS, Decider, Outcome, SemanticScores, Verdict, consider
+from bot.deciding import ABOUT_ME, INSTRUCTIONS, Decider, Outcome, SemanticScores, Verdict, consider
 from bot.matcher import FaqDoc, Matcher
 from bot.store.faq import FaqStore
 from bot.store.models import FaqEntry
@@ -33,7 +33,7 @@ NOT_A_QUESTION = frozenset({"empty", "no_content"})
 #: Declines the moderators' queue does not get: no question, a message refused as too long
 #: (its author was asked for one short question; there is nothing to answer yet), or one
 #: that tries to instruct the bot (no FAQ entry will ever answer it).
-NOT_FOR_REVIEW = NOT_A_QUESTION | {"too_long", INSTRUCTIONS}
+NOT_FOR_REVIEW = NOT_A_QUESTION | {"too_long", INSTRUCTIONS, ABOUT_ME}
 #: Matcher ids of the live news answers; published announcements use ANNOUNCEMENT_BASE - id.
 LATEST_NEWS = -1
 NEXT_ANNOUNCEMENT = -2
@@ -533,6 +533,11 @@ class Knowledge:
         lines = []
         if reason in NOT_A_QUESTION:
             lines.append("Hi! Ask me a question about PyTorch's move to the PyTorch Foundation.")
+        elif reason == ABOUT_ME:
+            lines.append(
+                "I'm a bot: I answer questions about PyTorch's move to the PyTorch Foundation "
+                "from a FAQ its team keeps, and pass the ones I can't answer to people."
+            )
         else:
             lines.append("Sorry, I don't have a reliable answer to that, so I won't guess.")
             lines.append(

@@ -42,6 +42,8 @@ EXACT = 0.97
 
 #: Decline reason for a message that tries to instruct the bot (:mod:`bot.understanding`).
 INSTRUCTIONS = "instructions"
+#: Decline reason for a message that only asks about the bot itself ("who made you").
+ABOUT_ME = "about_me"
 
 #: Names of the model's inputs, in order (see :func:`features`).
 FEATURES = (
@@ -536,6 +538,9 @@ def consider(
         return Verdict(
             Outcome.DECLINE, (PartVerdict(text, Analysis(INSTRUCTIONS), refused),), False
         )
+    if reading.about_me:
+        about = Decision(Outcome.DECLINE, None, (), 0.0, ABOUT_ME)
+        return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(ABOUT_ME), about),), True)
     questions = reading.parts or (text,)
     parts = []
     for question in questions:

@@ -120,6 +120,20 @@ _INSTRUCTIONS = re.compile(
     r"|</?(?:system|context|instructions?)>|\bnew\s+instructions?\b|\bnew\s+policy\s*[:\-–—]",
     re.IGNORECASE | re.MULTILINE,
 )
+#: A question to the bot about itself, as the whole of a sentence: not a question for the FAQ
+#: ("how old are you" is not "how old is PyTorch").
+_ABOUT_ME = re.compile(
+    r"^(?:so\s+|and\s+|but\s+|ok\s+|okay\s+)?(?:"
+    r"(?:how\s+old|who|what|where|how)\s+(?:are|r)\s+(?:you|u)(?:\s+exactly)?"
+    r"|(?:are|r)\s+(?:you|u)\s+(?:a\s+|an\s+)?(?:real\s+)?(?:bot|robot|human|real|person|ai"
+    r"|chatgpt|gpt|llm|machine|alive|sentient)"
+    r"|(?:who|what)\s+(?:made|built|created|wrote|programmed|trained|coded|runs|owns|operates"
+    r"|powers)\s+(?:you|u|this\s+bot|the\s+bot|this\s+thing)"
+    r"|what(?:'s|\s+is)\s+your\s+(?:name|age|purpose|model)"
+    r"|what\s+(?:can|do)\s+(?:you|u)\s+do"
+    r")\W*$",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+|(?<=\?)(?=\S)")
 #: Chat mentions and links: never part of a question.
 MENTION = re.compile(r"<[@#!&][^>\s]{0,80}>|(?<![\w.])@[\w.-]+")
@@ -136,6 +150,8 @@ class Reading:
     asked: bool
     #: The message tries to instruct the bot (prompt injection): it is declined, not read.
     instructions: bool = False
+    #: The message only asks about the bot itself ("how old are you", "who made you").
+    about_me: bool = False
 
 
 def strip_chatter(sentence: str) -> str:
@@ -207,9 +223,13 @@ def read(message: str) -> Reading:
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
     questions: list[str] = []
     statements: list[str] = []
+    about_me = False
     for sentence in sentences:
         content = focus(strip_chatter(sentence))
         if not _has_words(content) or _ONLY_CHATTER.match(content):
+            continue
+        if _ABOUT_ME.match(content) or _ABOUT_ME.match(sentence):
+            about_me = True
             continue
         (questions if asks(sentence) or asks(content) else statements).append(content)
     asked = bool(questions)
@@ -219,4 +239,4 @@ def read(message: str) -> Reading:
         for part in split_questions(sentence):
             if part.casefold() not in (p.casefold() for p in parts):
                 parts.append(part)
-    return Reading(tuple(parts[:MAX_PARTS]), asked)
+    return Reading(tuple(parts[:MAX_PARTS]), asked, about_me=about_me and not parts)

@@ -164,6 +164,22 @@ async def test_off_topic_messages_never_get_suggestions(
     assert all(m.text.startswith(("Sorry", "Hi!")) for m in adapter.sent)
 
 
+async def test_a_question_about_the_bot_itself_gets_a_word_about_the_bot(
+    bot: tuple[Runtime, MemoryAdapter],
+) -> None:
+    """ "how old are you" was answered with PyTorch's history and "who made you" got
+    suggestions; neither is a question for the FAQ or for the moderators."""
+    _, adapter = bot
+    for number, text in enumerate(["how old are you?", "who made you", "are you a bot?"]):
+        await adapter.inject(question(text, mid=f"m{number}"))
+    assert len(adapter.sent) == 3
+    for reply in adapter.sent:
+        assert reply.text.startswith("I'm a bot") and reply.choices == ()
+        assert QUEUED_NOTE not in reply.text
+    await adapter.inject(question("how old is pytorch?", mid="m9"))
+    assert not adapter.sent[-1].text.startswith(("I'm a bot", "Sorry"))
+
+
 async def test_decline_says_truthfully_whether_moderators_will_see_it(
     bot: tuple[Runtime, MemoryAdapter],
 ) -> None:

@@ -48,6 +48,32 @@ def test_chatter_alone_leaves_nothing_to_match(message: str) -> None:
     assert read(message).parts == ()
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "how old are you?",
+        "hey, who made you",
+        "are you a bot?",
+        "who runs this bot",
+        "what is your name",
+    ],
+)
+def test_a_question_about_the_bot_itself_is_not_a_question_for_the_faq(message: str) -> None:
+    reading = read(message)
+    assert reading.about_me and reading.parts == ()
+
+
+def test_a_question_about_the_bot_beside_a_real_one_leaves_the_real_one() -> None:
+    reading = read("how old are you? and who is on the board")
+    assert not reading.about_me and reading.parts == ("who is on the board",)
+    for fair in (
+        "how old is pytorch",
+        "are you sure meta left?",
+        "do you know who is on the board",
+    ):
+        assert not read(fair).about_me
+
+
 def test_at_most_three_questions_are_taken() -> None:
     reading = read("who announced it? when? is it open source? who is on the board? why?")
     assert len(reading.parts) == MAX_PARTS
