@@ -29,7 +29,10 @@ from bot.wordlist import load_word_list
 log = logging.getLogger(__name__)
 
 #: Decline reasons that carry no question worth a moderator's time.
-NOT_A_QUESTION = frozenset({"empty", "no_content"})
+COMMAND = "command"
+#: "command": a bot command typed without its slash where commands cannot be run (a public
+#: timeline), which is nobody's question.
+NOT_A_QUESTION = frozenset({"empty", "no_content", COMMAND})
 #: Declines the moderators' queue does not get: no question, a message refused as too long
 #: (its author was asked for one short question; there is nothing to answer yet), or one
 #: that tries to instruct the bot (no FAQ entry will ever answer it).
@@ -512,6 +515,11 @@ class Knowledge:
             label = "posted" if is_announcement else "as of"
             parts.append(f"{label} {format_as_of(entry.as_of)}")
         return entry.answer if not parts else f"{entry.answer}\n\n{' · '.join(parts)}"
+
+    def not_a_question(self, message: str, reason: str) -> Answer:
+        """The quiet decline of a message that asks nothing (``reason`` in
+        :data:`NOT_A_QUESTION`): logged, never queued for moderators."""
+        return Answer(message, False, self.decline_text(reason), None, 0.0, reason)
 
     def too_long_text(self) -> str:
         """Reply to a message over the length limit."""

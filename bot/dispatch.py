@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from adapters.base import Adapter, OffersChoices
-from bot.answering import Answer, Knowledge, moderators_note
+from bot.answering import COMMAND, Answer, Knowledge, moderators_note
 from bot.commands import CommandRouter
 from bot.deciding import Outcome
 from bot.errors import PermanentPlatformError, PlatformError, StoreError, TransientPlatformError
@@ -230,14 +230,19 @@ class Dispatcher:
             await log_announcement_reply(self._log, msg)
             return
         policy = self._policy(msg.where.platform)
-        command = None if policy.public else self._forgotten_slash(msg.text)
-        if command is not None:
+        command = self._forgotten_slash(msg.text)
+        if command is not None and not policy.public:
             await self._outbox.send(
                 self._reply(msg, f"Commands start with a slash: try /{command}")
             )
             return
-        clarify = self._outbox.offers_choices(msg.where.platform)
-        answer = await self._knowledge.respond(msg.text, clarify=clarify)
+        if command is not None:
+            # A public timeline runs no commands and a hint there is noise: "announce list"
+            # is not a question about what happened, so it is logged and left unanswered.
+            answer = self._knowledge.not_a_question(msg.text, COMMAND)
+        else:
+            clarify = self._outbox.offers_choices(msg.where.platform)
+            answer = await self._knowledge.respond(msg.text, clarify=clarify)
         self._remember(msg)
         ref = uuid.uuid4().hex
         announcement_id = announcement_id or answer.announcement_id

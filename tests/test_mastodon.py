@@ -111,8 +111,9 @@ async def test_a_mention_is_answered_once_and_off_topic_is_ignored(sqlite_url: s
 async def test_a_mention_gets_an_answer_under_it_and_never_a_chat_notice(sqlite_url: str) -> None:
     """Mentions go through the dispatcher chat messages go through, with the timeline's policy:
     answers stay under the mention even when chat answers are kept out of threads
-    (``answering.reply_in_thread = false``), and a command typed without its slash gets no
-    hint about commands (there are none here): it is a question like any other."""
+    (``answering.reply_in_thread = false``). A command typed without its slash gets no hint
+    about commands (there are none here) and is not answered as a question ("announce list"
+    once got the "what happened" answer): it is logged, left unanswered and not queued."""
     async with fake_mastodon() as fake:
         question = fake.mention(BOARD)
         command = fake.mention("announce list", author="109000000000000043", username="bob")
@@ -121,16 +122,16 @@ async def test_a_mention_gets_an_answer_under_it_and_never_a_chat_notice(sqlite_
         ) as bot:
             assert await bot.job("mastodon-mentions")() == 2
             questions = await bot.runtime.engagement.list(LogFilter(kind="question"))
-            threads = [
-                await bot.runtime.engagement.find_thread("mastodon", TIMELINE, status["id"])
-                for status in (question, command)
-            ]
+            declined = await bot.runtime.engagement.list(LogFilter(kind="declined"))
+            thread = await bot.runtime.engagement.find_thread("mastodon", TIMELINE, question["id"])
+            queue = await bot.runtime.engagement.open_reviews()
         answers = {s["in_reply_to_id"]: s["text"] for s in fake.posted()}
-        assert set(answers) == {question["id"], command["id"]}  # each under its mention
+        assert set(answers) == {question["id"]} and command["id"] not in answers
         assert "Nvidia" in answers[question["id"]]
-        assert not [t for t in answers.values() if "Commands start with a slash" in t]
-        assert None not in threads  # a follow-up under an answer needs no mention
+        assert thread is not None  # a follow-up under an answer needs no mention
         assert [q.text for q in questions] == [BOARD, "announce list"]
+        assert [d.detail.get("delivery") for d in declined] == ["silent"]
+        assert "announce list" not in [item.question for item in queue]
 
 
 async def test_replies_under_an_announcement_and_metrics_are_engagement(sqlite_url: str) -> None:
