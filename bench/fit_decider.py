@@ -236,16 +236,29 @@ def _objective(results: Sequence[tuple[Question, Verdict, Score]]) -> tuple[floa
 
 
 def second_samples(
-    questions: Sequence[Question],
+    groups: Sequence[tuple[Sequence[Question], DecisionModel]],
     matcher: Matcher,
     slugs: dict[int, str],
-    first: DecisionModel,
     semantic: Semantic,
     weight: float,
 ) -> list[Sample]:
     """Like :func:`samples`, for the questions the lexical model would not answer, ranked
-    by the fused score."""
-    decider = Decider(first)
+    by the fused score. ``groups`` pairs questions with the lexical model that decides them
+    (each fold's questions with the model fitted without them)."""
+    out: list[Sample] = []
+    for questions, first in groups:
+        out.extend(_second_samples(questions, matcher, slugs, Decider(first), semantic, weight))
+    return out
+
+
+def _second_samples(
+    questions: Sequence[Question],
+    matcher: Matcher,
+    slugs: dict[int, str],
+    decider: Decider,
+    semantic: Semantic,
+    weight: float,
+) -> list[Sample]:
     out: list[Sample] = []
     for question in questions:
         reading = read(question.text)
@@ -279,35 +292,42 @@ def second_samples(
 
 
 def fit_second(
-    questions: Sequence[Question],
     matcher: Matcher,
     slugs: dict[int, str],
     first: DecisionModel,
+    folded: Sequence[tuple[Sequence[Question], DecisionModel]],
     semantic: Semantic,
 ) -> DecisionModel:
-    """``first`` with a semantic second opinion fitted on the questions it would not answer."""
+    """``first`` with a semantic second opinion fitted on the questions it would not answer.
+
+    As for the lexical cut-offs, which questions reach the second opinion, and how many of
+    them it may still answer wrong, is judged on out-of-fold lexical verdicts (``folded``:
+    each fold's questions with the lexical model fitted without them). Judged with ``first``
+    itself, whose trees know their own training questions, the second opinion was handed
+    the lexical model's share of the wrong-answer budget too.
+    """
     best_weight, best_hits = WEIGHTS[0], -1.0
     for weight in WEIGHTS:
-        data = second_samples(questions, matcher, slugs, first, semantic, weight)
+        data = second_samples(folded, matcher, slugs, semantic, weight)
         hits = sum(a + 0.5 * c for _, a, c in data)
         if hits > best_hits:
             best_weight, best_hits = weight, hits
-    data = second_samples(questions, matcher, slugs, first, semantic, best_weight)
+    data = second_samples(folded, matcher, slugs, semantic, best_weight)
     xs = [x for x, _, _ in data]
     answer = fit_logistic(xs, [a for _, a, _ in data])
     clarify = fit_logistic(xs, [c for _, _, c in data])
 
-    def with_second(answer_cut: float, clarify_cut: float, _ratio: float) -> DecisionModel:
+    def objective(answer_cut: float, clarify_cut: float, _ratio: float) -> tuple[float, float]:
         second = SecondOpinion(answer, clarify, answer_cut, clarify_cut, best_weight)
-        return replace(first, second=second)
+        results = []
+        for held, fold_first in folded:
+            decider = Decider(replace(fold_first, second=second))
+            results.extend(run(held, matcher, slugs, decider, semantic))
+        return _objective(results)
 
-    cuts = _choose_cuts(
-        lambda a, c, r: _objective(
-            run(questions, matcher, slugs, Decider(with_second(a, c, r)), semantic)
-        ),
-        (first.suggestion_ratio,),
-    )
-    return with_second(*cuts)
+    answer_cut, clarify_cut, _ = _choose_cuts(objective, (first.suggestion_ratio,))
+    second = SecondOpinion(answer, clarify, answer_cut, clarify_cut, best_weight)
+    return replace(first, second=second)
 
 
 def _choose_cuts(
@@ -351,16 +371,17 @@ def fit(
     semantic: Semantic | None = None,
 ) -> DecisionModel:
     """The model and cut-offs for ``questions`` (with a second opinion if ``semantic``)."""
-    first = fit_lexical(questions, matcher, slugs)
+    first, folded = fit_lexical(questions, matcher, slugs)
     if semantic is None:
         return first
-    return fit_second(questions, matcher, slugs, first, semantic)
+    return fit_second(matcher, slugs, first, folded, semantic)
 
 
 def fit_lexical(
     questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]
-) -> DecisionModel:
-    """The lexical model and its cut-offs for ``questions``.
+) -> tuple[DecisionModel, list[tuple[Sequence[Question], DecisionModel]]]:
+    """The lexical model and its cut-offs for ``questions``, and each fold's questions with
+    the model (same cut-offs) fitted without them.
 
     The trees fit their own training questions too well to pick cut-offs on them, so the
     cut-offs are chosen on out-of-fold verdicts: each fifth of the questions decided by trees
@@ -386,7 +407,11 @@ def fit_lexical(
         return _objective(results)
 
     cuts = _choose_cuts(objective, RATIOS)
-    return DecisionModel(answer, clarify, *cuts, SUGGEST_FLOOR)
+    folded: list[tuple[Sequence[Question], DecisionModel]] = [
+        (held, DecisionModel(fold_answer, fold_clarify, *cuts, SUGGEST_FLOOR))
+        for held, fold_answer, fold_clarify in inner
+    ]
+    return DecisionModel(answer, clarify, *cuts, SUGGEST_FLOOR), folded
 
 
 def cross_validate(
