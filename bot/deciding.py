@@ -42,6 +42,8 @@ EXACT = 0.97
 
 #: Decline reason for a message that tries to instruct the bot (:mod:`bot.understanding`).
 INSTRUCTIONS = "instructions"
+#: Matcher reasons for a question with nothing in it to rank.
+_NO_CONTENT = frozenset({"empty", "no_content"})
 #: Decline reason for a message that only asks about the bot itself ("who made you").
 ABOUT_ME = "about_me"
 
@@ -542,9 +544,13 @@ def consider(
         about = Decision(Outcome.DECLINE, None, (), 0.0, ABOUT_ME)
         return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(ABOUT_ME), about),), True)
     questions = reading.parts or (text,)
+    analyses = [matcher.analyze(question) for question in questions]
+    if reading.parts and all(a.reason in _NO_CONTENT for a in analyses):
+        # The questions read out of it say nothing ("pytorch foundation vs linux foundation...
+        # same thing now??"): what the message is about is in the rest of it.
+        questions, analyses = (text,), [matcher.analyze(text)]
     parts = []
-    for question in questions:
-        analysis = matcher.analyze(question)
+    for question, analysis in zip(questions, analyses, strict=True):
         scores = None if semantic is None else functools.partial(semantic, question)
         decision = decider.decide(analysis, asked=reading.asked, clarify=clarify, semantic=scores)
         parts.append(PartVerdict(question, analysis, decision))

@@ -44,7 +44,8 @@ _PEOPLE = (
 #: Words after "which" that make the question about something other than people.
 _NOT_PEOPLE_HEAD = (
     r"(?:compan\w*|firms?|orgs?|organi[sz]ations?|members?|vendors?|sponsors?|have|has|are|is"
-    r"|were|was|do|does|did|get|gets|got|will|would|can|could|send|sends|sent)"
+    r"|were|was|do|does|did|get|gets|got|will|would|can|could|send|sends|sent|changes?"
+    r"|happens?|means?|about|for|of|to|in|on|at|with|from|by|does|should)"
 )
 #: Questions asking who someone is.
 _ASKS_PERSON = re.compile(

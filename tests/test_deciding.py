@@ -48,6 +48,7 @@ from bot.understanding import read
         ("how much has changed for contributors", set()),
         ("Which companies have representatives on the governing body?", set()),
         ("How much engineering headcount has Meta put into PyTorch?", set()),
+        ("What changes for developers who use PyTorch after the transition?", set()),
         ("is pytorch still open source", set()),
     ],
 )
@@ -75,6 +76,16 @@ def test_a_question_for_a_person_the_best_entry_never_names_is_flagged() -> None
     assert not announced.unstated and announced.best is not None
     assert slugs[announced.best.entry_id] == "who-announced-it"
     assert features(ceo)[FEATURES.index("unstated")] == 1.0
+
+
+def test_a_message_whose_questions_say_nothing_is_read_whole() -> None:
+    """ "same thing now??" is the question, but what it is about came before it."""
+    matcher, _ = pack_matcher()
+    text = "pytorch foundation vs linux foundation... same thing now?? confused af"
+    verdict = consider(text, matcher, Decider())
+    assert verdict.outcome is not Outcome.DECLINE
+    assert [p.question for p in verdict.parts] == [text]
+    assert consider("thanks!", matcher, Decider()).outcome is Outcome.DECLINE
 
 
 def test_an_acronym_the_best_entry_never_names_is_a_foreign_name() -> None:
