@@ -545,10 +545,13 @@ def consider(
         return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(ABOUT_ME), about),), True)
     questions = reading.parts or (text,)
     analyses = [matcher.analyze(question) for question in questions]
-    if reading.parts and all(a.reason in _NO_CONTENT for a in analyses):
+    nothing = _NO_CONTENT | ({"off_topic"} if reading.context else set())
+    if reading.parts and all(a.reason in nothing for a in analyses):
         # The questions read out of it say nothing ("pytorch foundation vs linux foundation...
-        # same thing now??"): what the message is about is in the rest of it.
-        questions, analyses = (text,), [matcher.analyze(text)]
+        # same thing now??", "I keep seeing 'X'. What does that refer to?"): what the message
+        # is about is in the rest of it, greetings left out.
+        whole = " ".join((*reading.context, *reading.parts)) if reading.context else text
+        questions, analyses = (whole,), [matcher.analyze(whole)]
     parts = []
     for question, analysis in zip(questions, analyses, strict=True):
         scores = None if semantic is None else functools.partial(semantic, question)

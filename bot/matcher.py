@@ -69,6 +69,9 @@ PLAUSIBLE = 0.2
 
 #: Only the start of a message is read: long pastes are not questions, and latency stays flat.
 MAX_CHARS = 1000
+#: A message this long that repeats its few words (each four times or more on average) is
+#: noise, not a question.
+REPEATS_MIN_WORDS = 8
 #: Distinct terms read from one question.
 MAX_TERMS = 32
 #: Unknown words looked up for typos per question, and the longest word worth a lookup.
@@ -133,7 +136,8 @@ _STOPWORDS = """
     heard hear lately talking talk sure maybe probably
     list show
     wait nah ngl fr af legit pretty guess assume anymore eventually ballpark honestly totally
-    yeah yep nope omg bruh lowkey fam iirc afaik imho smh rly srsly
+    yeah yep nope omg bruh lowkey fam iirc afaik imho smh rly srsly bro dude kinda sorta
+    confused
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
 
@@ -773,6 +777,9 @@ class Matcher:
             # Something was there (emoji, punctuation) or only a mention.
             reason = "no_content" if clean(text).strip() else "empty"
             return Match(None, 0.0, False, reason)
+        if len(tokens) >= REPEATS_MIN_WORDS and len(set(tokens)) * 4 <= len(tokens):
+            # "pytorch pytorch pytorch ...": one or two words said over and over ask nothing.
+            return Match(None, 0.0, False, "no_content")
         fixes = self._typos(tokens)
         corrected: frozenset[str] = frozenset()
         if fixes:

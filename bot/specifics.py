@@ -30,6 +30,7 @@ class Kind(StrEnum):
     DATE = "date"
     DURATION = "duration"
     QUOTE = "quote"
+    EXACT_COUNT = "exact count"
 
 
 _ROLES = (
@@ -76,6 +77,12 @@ _ASKS_MONEY = re.compile(
     re.IGNORECASE,
 )
 _ASKS_COUNT = re.compile(r"\bhow\s+many\b|\bnumber\s+of\b|\bcount\s+of\b", re.IGNORECASE)
+#: An exact count: "exactly how many", "the precise number of".
+_ASKS_EXACT_COUNT = re.compile(
+    r"\b(?:exact(?:ly)?|precise(?:ly)?)\b(?:\W+\w+){0,3}?\W+(?:how\s+many|number|count)\b"
+    r"|\bhow\s+many\b.*\b(?:exactly|precisely)\b",
+    re.IGNORECASE,
+)
 _ASKS_DATE = re.compile(
     r"\bwhen\b|\b(?:what|which)\s+(?:year|date|day|month)\b|\bsince\s+when\b|\bdeadline\b"
     r"|\bwhat\s+time\b",
@@ -88,6 +95,15 @@ _NUMBER_WORDS = (
     r"hundreds?|thousands?|millions?|billions?"
 )
 _STATES_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
+#: A count given exactly: a number not hedged ("six companies", "150 projects"), not "more than
+#: 150,000", "150,000+", "hundreds of" or "thousands".
+_STATES_EXACT_NUMBER = re.compile(
+    r"(?<!more than )(?<!over )(?<!about )(?<!around )(?<!nearly )(?<!almost )(?<!roughly )"
+    r"(?<!some )(?<!approximately )(?<![\d,.])\b"
+    r"(?:(?!(?:19|20)\d\d\b)\d[\d,.]*(?<![,.])(?!\s*\+)(?![\d,.]?\d)"
+    r"|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty)\b(?!\s+of\b)",
+    re.IGNORECASE,
+)
 _STATES_MONEY = re.compile(
     r"[$€£]\s*\d|\b\d[\d,.]*\s*(?:dollars?|usd|euros?|eur|gbp|k|m|million|billion)\b"
     r"|\b(?:free|no\s+cost|no\s+fee|costs?\s+nothing)\b",
@@ -119,6 +135,7 @@ _ASKS: dict[Kind, re.Pattern[str]] = {
     Kind.DATE: _ASKS_DATE,
     Kind.DURATION: _ASKS_DURATION,
     Kind.QUOTE: _ASKS_QUOTE,
+    Kind.EXACT_COUNT: _ASKS_EXACT_COUNT,
 }
 _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.MONEY: (_STATES_MONEY,),
@@ -126,6 +143,7 @@ _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.DATE: (_STATES_DATE,),
     Kind.DURATION: (_STATES_DURATION, _STATES_DATE),
     Kind.QUOTE: (_STATES_QUOTE,),
+    Kind.EXACT_COUNT: (_STATES_EXACT_NUMBER,),
 }
 
 

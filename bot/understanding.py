@@ -117,7 +117,10 @@ _INSTRUCTIONS = re.compile(
     r"|\b(?:dump|output|print|reveal|paste|leak|list|show)\s+(?:[\w']+\s+){0,4}?(?:knowledge\s+base"
     r"|knowledge\s+pack|faq\s+entr\w+|raw\s+text|api\s+keys?|documents|configuration|config"
     r"|prompt|instructions|file\s+paths)\b"
-    r"|</?(?:system|context|instructions?)>|\bnew\s+instructions?\b|\bnew\s+policy\s*[:\-–—]",
+    r"|</?(?:system|context|instructions?)>|\bnew\s+instructions?\b"
+    r"|\bnew\s+(?:policy|rules?)\s*[:\-–—]"
+    r"|\b(?:start|end|begin|finish|sign|prefix|suffix)\s+(?:every|each|all|your)\s+(?:of\s+your\s+)?"
+    r"(?:reply|replies|answers?|responses?|messages?)\s+with\b",
     re.IGNORECASE | re.MULTILINE,
 )
 #: A question to the bot about itself, as the whole of a sentence: not a question for the FAQ
@@ -152,6 +155,9 @@ class Reading:
     instructions: bool = False
     #: The message only asks about the bot itself ("how old are you", "who made you").
     about_me: bool = False
+    #: The statements around the questions (none when the message asked nothing outright):
+    #: what "what does that refer to" refers to.
+    context: tuple[str, ...] = ()
 
 
 def strip_chatter(sentence: str) -> str:
@@ -239,4 +245,9 @@ def read(message: str) -> Reading:
         for part in split_questions(sentence):
             if part.casefold() not in (p.casefold() for p in parts):
                 parts.append(part)
-    return Reading(tuple(parts[:MAX_PARTS]), asked, about_me=about_me and not parts)
+    return Reading(
+        tuple(parts[:MAX_PARTS]),
+        asked,
+        about_me=about_me and not parts,
+        context=tuple(statements) if asked else (),
+    )
