@@ -212,10 +212,11 @@ def _tree_size(path: Path) -> int:
 
 
 def semantic_requirements() -> list[str]:
-    """The dependency specifiers of :data:`SEMANTIC_PACKAGES` in pyproject.toml."""
+    """The dependency specifiers of :data:`SEMANTIC_PACKAGES` in pyproject.toml (the
+    ``semantic`` extra)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = []
-    for spec in project["dependencies"]:
+    for spec in project["optional-dependencies"]["semantic"]:
         name = re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0].lower().replace("_", "-")
         if name in SEMANTIC_PACKAGES:
             wanted.append(spec)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,6 +45,8 @@ EXACT = 0.97
 INSTRUCTIONS = "instructions"
 #: Matcher reasons for a question with nothing in it to rank.
 _NO_CONTENT = frozenset({"empty", "no_content"})
+#: A question that points back at what came before it ("what does that refer to?").
+_POINTS_BACK = re.compile(r"\b(?:that|this|it|these|those|they|them)\b", re.IGNORECASE)
 #: Decline reason for a message that only asks about the bot itself ("who made you").
 ABOUT_ME = "about_me"
 
@@ -545,7 +548,8 @@ def consider(
         return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(ABOUT_ME), about),), True)
     questions = reading.parts or (text,)
     analyses = [matcher.analyze(question) for question in questions]
-    nothing = _NO_CONTENT | ({"off_topic"} if reading.context else set())
+    points_back = bool(reading.context) and all(_POINTS_BACK.search(p) for p in reading.parts)
+    nothing = _NO_CONTENT | ({"off_topic"} if points_back else set())
     if reading.parts and all(a.reason in nothing for a in analyses):
         # The questions read out of it say nothing ("pytorch foundation vs linux foundation...
         # same thing now??", "I keep seeing 'X'. What does that refer to?"): what the message
