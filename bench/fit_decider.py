@@ -437,13 +437,17 @@ def cross_validate(
 ) -> str:
     """Figures of models fitted on four folds and scored on the fifth, pooled."""
     pooled = []
-    for held, train in folds(questions, k):
+    splits = folds(questions, k)
+    by_writer = all(len({q.writer for q in held}) == 1 for held, _ in splits)
+    for held, train in splits:
         model = fit(train, matcher, slugs, semantic)
         pooled.extend(run(held, matcher, slugs, Decider(model), semantic))
     s = summarize(pooled)
     counts = {r: sum(1 for _, _, x in pooled if x is r) for r in Score}
     return (
-        f"{k}-fold cross-validation on the tuning half ({len(pooled)} messages): "
+        f"{len(splits)}-fold cross-validation"
+        f"{' (each writer held out)' if by_writer else ''} on the tuning set ({len(pooled)} "
+        "messages): "
         f"right {s.right:.1%}, right or clarified right {s.right_or_clarified:.1%}, "
         f"wrong {s.wrong_of_all:.1%} of all, must-decline answered {s.decline_answered:.1%}, "
         f"given suggestions {s.decline_suggested:.1%}\n  outcomes: "
