@@ -21,8 +21,8 @@ the graph uses them:
   the float32 original; vectors stay within cosine 0.99 of the original model's.
 
 The output is deterministic (same input, same bytes): ``--check`` rebuilds it in memory and
-fails if it differs from the vendored file, which ``tests/test_semantic.py`` also asserts
-when the development extras are installed.
+fails if it differs from the vendored file; ``tests/test_semantic.py`` asserts the same (the
+development extras are the test suite's dependencies).
 """
 
 from __future__ import annotations

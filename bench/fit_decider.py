@@ -14,13 +14,13 @@ without writing; ``--logistic`` fits the regression instead of the trees, to com
    (scikit-learn, a development dependency; written as JSON the bot evaluates with the
    standard library). The semantic second opinion stays an L2-regularised logistic
    regression (Newton's method; standard library only);
-3. picks the cut-offs by running the whole bot over the tuning messages, each fifth of them
-   decided by classifiers fitted on the other four fifths: the answer cut-off keeps wrong
-   answers at or under :data:`MAX_WRONG` of all messages, then the clarify
+3. picks the cut-offs by running the whole bot over the tuning messages, each writer's
+   decided by classifiers fitted on the other writers' (:func:`folds`): the answer cut-off
+   keeps wrong answers at or under :data:`MAX_WRONG` of all messages, then the clarify
    cut-off and the suggestion ratio maximise right answers plus clarifications with a right
    suggestion, at a cost for suggestions given to must-decline messages;
-4. reports 5-fold cross-validated figures (fit and cut-offs chosen on four folds, scored on
-   the fifth), then writes ``bot/decision_model.json``.
+4. reports cross-validated figures, one fold per writer (fit and cut-offs chosen on the
+   others, scored on that writer), then writes ``bot/decision_model.json``.
 
 The test half is never read here.
 """
@@ -398,8 +398,8 @@ def fit_lexical(
     the model (same cut-offs) fitted without them.
 
     The trees fit their own training questions too well to pick cut-offs on them, so the
-    cut-offs are chosen on out-of-fold verdicts: each fifth of the questions decided by trees
-    fitted on the other four fifths.
+    cut-offs are chosen on out-of-fold verdicts (:func:`folds`): each writer's questions
+    decided by trees fitted on the other writers' questions.
     """
     data = samples(questions, matcher, slugs)
     answer = CLASSIFIER([x for x, _, _ in data], [a for _, a, _ in data])
@@ -438,7 +438,7 @@ def cross_validate(
     """Figures of models fitted on four folds and scored on the fifth, pooled."""
     pooled = []
     splits = folds(questions, k)
-    by_writer = all(len({q.writer for q in held}) == 1 for held, _ in splits)
+    by_writer = all(len({q.writer for q in held} - {""}) == 1 for held, _ in splits)
     for held, train in splits:
         model = fit(train, matcher, slugs, semantic)
         pooled.extend(run(held, matcher, slugs, Decider(model), semantic))

@@ -124,7 +124,9 @@ class Answer:
     #: How sure the bot is of its best entry: P(answer) from the decision model.
     score: float
     #: Why: "confident", "unsure" (a clarification), "low_confidence", "off_topic",
-    #: "no_content", "empty", "too_long" or "news".
+    #: "no_content", "empty", "too_long", "instructions" (addressed to the bot), "about_me"
+    #: (a question about the bot itself), "command" (a command without its slash where
+    #: commands cannot run) or "news".
     reason: str
     #: The announcement the answer is about, for news answers.
     announcement_id: int | None = None

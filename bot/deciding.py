@@ -543,11 +543,14 @@ def consider(
         return Verdict(
             Outcome.DECLINE, (PartVerdict(text, Analysis(INSTRUCTIONS), refused),), False
         )
-    if reading.about_me:
+    questions = reading.parts or (text,)
+    analyses = [matcher.analyze(question) for question in questions] if reading.parts else []
+    if reading.about_me and all(a.reason in _NO_CONTENT for a in analyses):
+        # Only the question about the bot had anything in it ("how old are you? same here").
         about = Decision(Outcome.DECLINE, None, (), 0.0, ABOUT_ME)
         return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(ABOUT_ME), about),), True)
-    questions = reading.parts or (text,)
-    analyses = [matcher.analyze(question) for question in questions]
+    if not reading.parts:
+        analyses = [matcher.analyze(text)]
     points_back = bool(reading.context) and all(_POINTS_BACK.search(p) for p in reading.parts)
     nothing = _NO_CONTENT | ({"off_topic"} if points_back else set())
     if reading.parts and all(a.reason in nothing for a in analyses):

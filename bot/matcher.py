@@ -438,11 +438,12 @@ def _f_measure(recall: float, precision: float) -> float:
     return (1 + b2) * precision * recall / (b2 * precision + recall)
 
 
-#: Stop words worth correcting to (long enough that one slip is still recognisable), by
-#: each of their one-letter deletions.
+#: Stop words worth correcting to (five letters or more, so one slip still leaves them
+#: recognisable and a short name such as "Suse" or "Fram" is not read as "sure" or "from"),
+#: by each of their one-letter deletions.
 _STOP_VARIANTS: dict[str, frozenset[str]] = {}
 for _stop in sorted(STOPWORDS):
-    if len(_stop) >= 4:
+    if len(_stop) >= 5:
         for _variant in _deletes(_stop) | {_stop}:
             _STOP_VARIANTS[_variant] = _STOP_VARIANTS.get(_variant, frozenset()) | {_stop}
 
@@ -459,6 +460,13 @@ def _stop_word_typo(word: str) -> str | None:
         if OSA.distance(word, stop, score_cutoff=1) <= 1
     }
     return next(iter(found)) if len(found) == 1 else None
+
+
+def _written_as_name(word: str, text: str) -> bool:
+    """Whether ``word`` (lowercase) stands capitalized somewhere in ``text``."""
+    return (
+        re.search(rf"\b{re.escape(word[0].upper())}(?i:{re.escape(word[1:])})\b", text) is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,12 +732,13 @@ class Matcher:
             return Match(entry_id, score, False, "ambiguous")
         return Match(entry_id, score, True, "match")
 
-    def _typos(self, tokens: Sequence[str]) -> dict[str, str]:
+    def _typos(self, tokens: Sequence[str], text: str = "") -> dict[str, str]:
         """Misspelled words of a question and what they stand for.
 
         Only a word the pack does not use and that is not English can be a typo ("forked" is
         not "worked"). It is corrected to a pack word when one is close; else, if it is one
-        slip from a stop word ("stil", "abotu"), it is that stop word and carries no weight.
+        slip from a stop word ("stil", "abotu") and not written capitalized in ``text`` (a
+        name: "Steil"), it is that stop word and carries no weight.
         """
         fixes: dict[str, str] = {}
         looked = 0
@@ -745,7 +754,7 @@ class Matcher:
             fixed = self._correct(token)
             if fixed is not None and term_of(fixed) in self._idf:
                 fixes[token] = fixed
-            elif (stop := _stop_word_typo(token)) is not None:
+            elif (stop := _stop_word_typo(token)) is not None and not _written_as_name(token, text):
                 fixes[token] = stop
         return fixes
 
@@ -780,7 +789,7 @@ class Matcher:
         if len(tokens) >= REPEATS_MIN_WORDS and len(set(tokens)) * 4 <= len(tokens):
             # "pytorch pytorch pytorch ...": one or two words said over and over ask nothing.
             return Match(None, 0.0, False, "no_content")
-        fixes = self._typos(tokens)
+        fixes = self._typos(tokens, text)
         corrected: frozenset[str] = frozenset()
         if fixes:
             # Fold phrases again with the typos fixed ("open sorce" is "open source"); a term

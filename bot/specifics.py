@@ -30,7 +30,7 @@ class Kind(StrEnum):
     DATE = "date"
     DURATION = "duration"
     QUOTE = "quote"
-    EXACT_COUNT = "exact count"
+    EXACT_COUNT = "exact_count"
 
 
 _ROLES = (
@@ -46,7 +46,7 @@ _PEOPLE = (
 _NOT_PEOPLE_HEAD = (
     r"(?:compan\w*|firms?|orgs?|organi[sz]ations?|members?|vendors?|sponsors?|have|has|are|is"
     r"|were|was|do|does|did|get|gets|got|will|would|can|could|send|sends|sent|changes?"
-    r"|happens?|means?|about|for|of|to|in|on|at|with|from|by|does|should)"
+    r"|happens?|means?|about|for|of|to|in|on|at|with|from|by|should)"
 )
 #: Questions asking who someone is.
 _ASKS_PERSON = re.compile(
@@ -56,7 +56,8 @@ _ASKS_PERSON = re.compile(
     r"|\bwho\s+(?:exactly\s+|actually\s+|currently\s+|now\s+)?"
     r"(?:chairs|will\s+chair|represents|will\s+represent)\b"
     # "which engineers", "what Google people"; not "which companies have representatives"
-    rf"|\b(?:which|what)\s+(?:(?!{_NOT_PEOPLE_HEAD}\b)[\w']+\s+){{0,2}}(?:{_PEOPLE})\b"
+    rf"|\b(?:which|what)\s+(?:of\s+(?:the|their|its|our)\s+)?"
+    rf"(?:(?!{_NOT_PEOPLE_HEAD}\b)[\w']+\s+(?:[\w']+\s+)?)?(?:{_PEOPLE})\b"
     rf"|\b(?:the|its|their)\s+(?:{_ROLES})\s+(?:of|at|for|from)\b"
     r"|\bby\s+name\b|\bnames?\s+of\b|\b(?:their|his|her|whose)\s+names?\b"
     r"|\bwhat(?:'s|\s+is|\s+are)\s+(?:the\s+|their\s+|his\s+|her\s+)?names?\b",
@@ -72,7 +73,7 @@ _ASKS_QUOTE = re.compile(
 _ASKS_MONEY = re.compile(
     r"\bhow\s+much\b(?!\s+(?:of|has|have|will|would|does\s+(?:this|that|it)\s+(?:change|matter"
     r"|affect)|engineering|headcount|effort|time|work|support|influence|control|say|power|input"
-    r"|involvement|weight|sway))|\b(?:cost|costs|price|prices|pricing|fee|fees|dues|salary|salaries|budget"
+    r"|involvement|weight|sway)\b)|\b(?:cost|costs|price|prices|pricing|fee|fees|dues|salary|salaries|budget"
     r"|dollars?|usd|euros?|funding\s+amount)\b|[$€£]",
     re.IGNORECASE,
 )
@@ -95,15 +96,6 @@ _NUMBER_WORDS = (
     r"hundreds?|thousands?|millions?|billions?"
 )
 _STATES_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
-#: A count given exactly: a number not hedged ("six companies", "150 projects"), not "more than
-#: 150,000", "150,000+", "hundreds of" or "thousands".
-_STATES_EXACT_NUMBER = re.compile(
-    r"(?<!more than )(?<!over )(?<!about )(?<!around )(?<!nearly )(?<!almost )(?<!roughly )"
-    r"(?<!some )(?<!approximately )(?<![\d,.])\b"
-    r"(?:(?!(?:19|20)\d\d\b)\d[\d,.]*(?<![,.])(?!\s*\+)(?![\d,.]?\d)"
-    r"|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty)\b(?!\s+of\b)",
-    re.IGNORECASE,
-)
 _STATES_MONEY = re.compile(
     r"[$€£]\s*\d|\b\d[\d,.]*\s*(?:dollars?|usd|euros?|eur|gbp|k|m|million|billion)\b"
     r"|\b(?:free|no\s+cost|no\s+fee|costs?\s+nothing)\b",
@@ -127,6 +119,26 @@ _STATES_QUOTE = re.compile(r'"[^"]{12,}"|“[^”]{12,}”')
 _NAME_PAIR = re.compile(r"\b([A-Z][a-z]+)\s+([A-Z][a-z]+)\b")
 
 
+#: A count given exactly: a number before a plural noun ("six companies", "150 projects",
+#: "six founding companies"), not hedged (:data:`_HEDGE`), not a date or a version.
+_EXACT_NUMBER = re.compile(
+    r"(?<![\w.,~])(?:(?!(?:1[89]|20)\d\d\b)\d{1,3}(?:,\d{3})*(?![\d.,]?\d)(?!\s*(?:\+|-?plus\b))"
+    r"|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty)"
+    rf"\s+(?:[a-z-]+\s+)?(?!(?:{_MONTHS})\b)[a-z]+s\b",
+    re.IGNORECASE,
+)
+#: Words that make the number after them a rough one.
+_HEDGE = re.compile(
+    r"(?:more\s+than|over|about|around|nearly|almost|roughly|some|approximately|at\s+least"
+    r"|up\s+to|under|fewer\s+than|less\s+than|~)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _states_exact_count(answer: str) -> bool:
+    return any(not _HEDGE.search(answer[: m.start()]) for m in _EXACT_NUMBER.finditer(answer))
+
+
 #: What asks for each kind, and what states it.
 _ASKS: dict[Kind, re.Pattern[str]] = {
     Kind.PERSON: _ASKS_PERSON,
@@ -143,13 +155,13 @@ _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.DATE: (_STATES_DATE,),
     Kind.DURATION: (_STATES_DURATION, _STATES_DATE),
     Kind.QUOTE: (_STATES_QUOTE,),
-    Kind.EXACT_COUNT: (_STATES_EXACT_NUMBER,),
 }
 
 
 def asked_kinds(question: str) -> frozenset[Kind]:
     """The kinds of specific fact ``question`` asks for (none for most questions)."""
-    return frozenset(kind for kind, pattern in _ASKS.items() if pattern.search(question))
+    text = question.replace("’", "'")
+    return frozenset(kind for kind, pattern in _ASKS.items() if pattern.search(text))
 
 
 @lru_cache(maxsize=4096)
@@ -162,4 +174,6 @@ def stated_kinds(answer: str) -> frozenset[Kind]:
     }
     if any(not is_english_word(last.lower()) for _, last in _NAME_PAIR.findall(answer)):
         kinds.add(Kind.PERSON)
+    if _states_exact_count(answer):
+        kinds.add(Kind.EXACT_COUNT)
     return frozenset(kinds)

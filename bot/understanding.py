@@ -112,13 +112,15 @@ _INSTRUCTIONS = re.compile(
     r"|\brole-?play\b|\bjailbreak\b|\b(?:developer|admin|god|debug)\s+mode\b|(?-i:\bDAN\b)"
     r"|\b(?:no|without)\s+(?:any\s+)?(?:restrictions|guidelines|filters)\b|\bunfiltered\b"
     r"|\bunrestricted\b|\bsafety\s+filters?\b"
-    r"|\brepeat\s+after\s+me\b|\brepeat\s+(?:[\w'\"‘’“”]+\s+){0,5}?(?:forever|endlessly|infinitely"
+    r"|\brepeat\s+after\s+me\b"
+    # "Repeat the word 'foundation' forever": an order, so only at the start of a sentence.
+    r"|(?:^|(?<=[.!?]\s))\W*repeat\s+(?:[\w'\"‘’“”]+\s+){0,5}?(?:forever|endlessly|infinitely"
     r"|\d{3,}\s+times)\b|\b(?:respond|reply|answer)\s+only\s+(?:with|in)\b"
     r"|\b(?:dump|output|print|reveal|paste|leak|list|show)\s+(?:[\w']+\s+){0,4}?(?:knowledge\s+base"
     r"|knowledge\s+pack|faq\s+entr\w+|raw\s+text|api\s+keys?|documents|configuration|config"
     r"|prompt|instructions|file\s+paths)\b"
     r"|</?(?:system|context|instructions?)>|\bnew\s+instructions?\b"
-    r"|\bnew\s+(?:policy|rules?)\s*[:\-–—]"
+    r"|\bnew\s+policy\s*[:\-–—]|(?:^|(?<=[.!?]\s))\W*new\s+rules?\s*:"
     r"|\b(?:start|end|begin|finish|sign|prefix|suffix)\s+(?:every|each|all|your)\s+(?:of\s+your\s+)?"
     r"(?:reply|replies|answers?|responses?|messages?)\s+with\b",
     re.IGNORECASE | re.MULTILINE,
@@ -153,7 +155,8 @@ class Reading:
     asked: bool
     #: The message tries to instruct the bot (prompt injection): it is declined, not read.
     instructions: bool = False
-    #: The message only asks about the bot itself ("how old are you", "who made you").
+    #: The message asks about the bot itself ("how old are you", "who made you"); that
+    #: sentence is not among ``parts``.
     about_me: bool = False
     #: The statements around the questions (none when the message asked nothing outright):
     #: what "what does that refer to" refers to.
@@ -234,7 +237,9 @@ def read(message: str) -> Reading:
         content = focus(strip_chatter(sentence))
         if not _has_words(content) or _ONLY_CHATTER.match(content):
             continue
-        if _ABOUT_ME.match(content) or _ABOUT_ME.match(sentence):
+        if _ABOUT_ME.match(content.replace("’", "'")) or _ABOUT_ME.match(
+            sentence.replace("’", "'")
+        ):
             about_me = True
             continue
         (questions if asks(sentence) or asks(content) else statements).append(content)
@@ -248,6 +253,6 @@ def read(message: str) -> Reading:
     return Reading(
         tuple(parts[:MAX_PARTS]),
         asked,
-        about_me=about_me and not parts,
+        about_me=about_me,
         context=tuple(statements) if asked else (),
     )

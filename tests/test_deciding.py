@@ -8,6 +8,7 @@ import pytest
 
 from bench.eval_matcher import pack_matcher
 from bot.deciding import (
+    ABOUT_ME,
     FEATURES,
     INSTRUCTIONS,
     Boosted,
@@ -49,6 +50,8 @@ from bot.understanding import read
         ("Which companies have representatives on the governing body?", set()),
         ("How much engineering headcount has Meta put into PyTorch?", set()),
         ("What changes for developers who use PyTorch after the transition?", set()),
+        ("which of the engineers are paid by Meta", {Kind.PERSON}),
+        ("who’s the CEO of the Linux Foundation", {Kind.PERSON}),
         ("is pytorch still open source", set()),
     ],
 )
@@ -80,15 +83,17 @@ def test_a_question_for_a_person_the_best_entry_never_names_is_flagged() -> None
 
 def test_a_message_whose_questions_say_nothing_is_read_whole() -> None:
     """ "same thing now??" is the question, but what it is about came before it."""
-    matcher, _ = pack_matcher()
+    matcher, slugs = pack_matcher()
     text = "pytorch foundation vs linux foundation... same thing now?? confused af"
     verdict = consider(text, matcher, Decider())
     assert verdict.outcome is not Outcome.DECLINE
+    offered = {slugs[i] for i in (verdict.suggestions or verdict.answers)}
+    assert offered & {"what-is-linux-foundation", "what-happened", "what-is-the-pytorch-foundation"}
     [part] = verdict.parts
     assert "pytorch foundation vs linux foundation" in part.question
     assert "same thing now" in part.question
     assert consider("thanks!", matcher, Decider()).outcome is Outcome.DECLINE
-    # The greeting stays out; the sentences the question points back to come in.
+    # "Hello all" stays out; the sentences the question points back to come in.
     referring = (
         "Hello all, hope your week is going well. I've seen 'separation of business and "
         "technical governance' mentioned a few times. What does that refer to here?"
@@ -97,6 +102,12 @@ def test_a_message_whose_questions_say_nothing_is_read_whole() -> None:
     assert "separation of business and technical governance" in part.question
     assert "Hello all" not in part.question
     assert part.analysis.best is not None
+
+
+def test_a_question_about_the_bot_is_not_brought_back_by_reading_the_message_whole() -> None:
+    matcher, _ = pack_matcher()
+    verdict = consider("how old are you? same here", matcher, Decider())
+    assert verdict.outcome is Outcome.DECLINE and verdict.lead.decision.reason == ABOUT_ME
 
 
 def test_one_word_said_over_and_over_asks_nothing() -> None:
@@ -113,6 +124,16 @@ def test_an_exact_count_is_not_answered_with_a_rough_one() -> None:
     assert Kind.EXACT_COUNT not in stated_kinds(by_slug["adoption"])  # thousands, 150,000+
     assert Kind.EXACT_COUNT in stated_kinds(by_slug["governing-board"])  # six companies
     assert Kind.EXACT_COUNT not in stated_kinds("It started in 2016.")
+    for rough in (
+        "announced on 12 September 2022",
+        "PyTorch 2.0 ships today",
+        "at least 150 projects",
+        "up to 12 seats",
+        "~150 projects",
+        "150-plus projects",
+        "more than  150,000 projects",
+    ):
+        assert Kind.EXACT_COUNT not in stated_kinds(rough), rough
 
 
 def test_an_acronym_the_best_entry_never_names_is_a_foreign_name() -> None:
@@ -172,6 +193,9 @@ def test_instructions_to_the_bot_are_declined_whole(message: str) -> None:
         "who is on the pytorch board",
         "can you repeat the answer about the board?",
         "what are the new rules for joining the board?",
+        "does the board repeat votes forever?",
+        "Are there new rules - who can join the board now?",
+        "any new rules: do members pay dues?",
     ],
 )
 def test_fair_questions_are_not_taken_for_instructions(message: str) -> None:

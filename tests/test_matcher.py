@@ -222,8 +222,11 @@ def test_a_misspelled_stop_word_is_a_stop_word_not_an_unknown_word() -> None:
     assert typo.unknown == () and typo.known == right.known == 1.0
     assert typo.best is not None and right.best is not None
     assert typo.best.score == pytest.approx(right.best.score)
-    # Only an unambiguous slip: "wich" is one from "which" and from "with".
-    assert "wich" in MATCHER.analyze("wich board").unknown
+    # Only an unambiguous slip: "thse" is one from "these" and from "those".
+    assert "thse" in MATCHER.analyze("thse board members").unknown
+    # A short name is not a slip of a stop word ("Suse" is not "sure"), nor a capitalized one.
+    assert "suse" in MATCHER.analyze("does SUSE have a seat on the board").unknown
+    assert "stil" in MATCHER.analyze("is Stil on the board").unknown
 
 
 def test_chat_filler_and_tickers_are_read_as_meant() -> None:

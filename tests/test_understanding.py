@@ -65,7 +65,7 @@ def test_a_question_about_the_bot_itself_is_not_a_question_for_the_faq(message: 
 
 def test_a_question_about_the_bot_beside_a_real_one_leaves_the_real_one() -> None:
     reading = read("how old are you? and who is on the board")
-    assert not reading.about_me and reading.parts == ("who is on the board",)
+    assert reading.parts == ("who is on the board",)
     for fair in (
         "how old is pytorch",
         "are you sure meta left?",
