@@ -126,7 +126,7 @@ class Answer:
     #: Why: "confident", "unsure" (a clarification), "low_confidence", "off_topic",
     #: "no_content", "empty", "too_long", "instructions" (addressed to the bot), "about_me"
     #: (a question about the bot itself), "command" (a command without its slash where
-    #: commands cannot run) or "news".
+    #: commands cannot run), "refers_back" (points back at a question it declined) or "news".
     reason: str
     #: The announcement the answer is about, for news answers.
     announcement_id: int | None = None

@@ -47,6 +47,9 @@ INSTRUCTIONS = "instructions"
 _NO_CONTENT = frozenset({"empty", "no_content"})
 #: A question that points back at what came before it ("what does that refer to?").
 _POINTS_BACK = re.compile(r"\b(?:that|this|it|these|those|they|them)\b", re.IGNORECASE)
+#: Decline reason for a question that points back at the one before it, which was declined
+#: ("Is there a technical advisory council? Who sits on it?").
+REFERS_BACK = "refers_back"
 #: Decline reason for a message that only asks about the bot itself ("who made you").
 ABOUT_ME = "about_me"
 
@@ -559,10 +562,23 @@ def consider(
         # is about is in the rest of it, greetings left out.
         whole = " ".join((*reading.context, *reading.parts)) if reading.context else text
         questions, analyses = (whole,), [matcher.analyze(whole)]
-    parts = []
+    parts: list[PartVerdict] = []
     for question, analysis in zip(questions, analyses, strict=True):
         scores = None if semantic is None else functools.partial(semantic, question)
         decision = decider.decide(analysis, asked=reading.asked, clarify=clarify, semantic=scores)
+        before = parts[-1].decision if parts else None
+        if (
+            before is not None
+            and before.outcome is Outcome.DECLINE
+            and before.reason == "low_confidence"
+            and decision.outcome is not Outcome.DECLINE
+            and _POINTS_BACK.search(question)
+        ):
+            # "Is there a technical advisory council? Who sits on it?": "it" is the thing the
+            # pack knows nothing about, whatever else "who sits on" matches.
+            decision = Decision(
+                Outcome.DECLINE, decision.entry_id, (), decision.confidence, REFERS_BACK
+            )
         parts.append(PartVerdict(question, analysis, decision))
     outcomes = {p.decision.outcome for p in parts}
     for outcome in (Outcome.ANSWER, Outcome.CLARIFY):

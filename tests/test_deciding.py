@@ -11,6 +11,7 @@ from bot.deciding import (
     ABOUT_ME,
     FEATURES,
     INSTRUCTIONS,
+    REFERS_BACK,
     Boosted,
     Decider,
     DecisionModel,
@@ -108,6 +109,20 @@ def test_a_question_about_the_bot_is_not_brought_back_by_reading_the_message_who
     matcher, _ = pack_matcher()
     verdict = consider("how old are you? same here", matcher, Decider())
     assert verdict.outcome is Outcome.DECLINE and verdict.lead.decision.reason == ABOUT_ME
+
+
+def test_a_question_pointing_back_at_a_declined_one_is_declined_too() -> None:
+    """ "who sits on it" would match the board entry, but "it" is the council the pack
+    knows nothing about."""
+    matcher, _ = pack_matcher()
+    verdict = consider(
+        "Is there a technical advisory council, and who sits on it?", matcher, Decider()
+    )
+    assert verdict.outcome is Outcome.DECLINE
+    assert [p.decision.reason for p in verdict.parts][-1] == REFERS_BACK
+    # The same question after one the bot could answer is answered.
+    answered = consider("Is the board going to grow, and who sits on it?", matcher, Decider())
+    assert answered.outcome is Outcome.ANSWER
 
 
 def test_one_word_said_over_and_over_asks_nothing() -> None:
