@@ -32,7 +32,7 @@ import json
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,8 +63,8 @@ from bot.deciding import (
     fuse,
     second_features,
 )
-from bot.matcher import Matcher
-from bot.understanding import read
+from bot.matcher import Analysis, Matcher
+from bot.understanding import Reading, read
 
 MODEL = Path(__file__).resolve().parent.parent / "bot" / "decision_model.json"
 #: Wrong answers allowed, as a share of all messages, when the answer cut-off is chosen (the
@@ -93,9 +93,11 @@ Semantic = Callable[[str], SemanticScores | None]
 WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
 
 
-def samples(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]) -> list[Sample]:
-    """(features, best is right, a right one in the top 3) for every ranked question."""
-    out: list[Sample] = []
+def _ranked_parts(
+    questions: Sequence[Question], matcher: Matcher
+) -> Iterator[tuple[Reading, str, Analysis, frozenset[str]]]:
+    """Every question the bot would rank, read out of each message as the bot reads it:
+    (the message's reading, the question, its analysis, the slugs right for it)."""
     for question in questions:
         reading = read(question.text)
         parts = reading.parts or (question.text,)
@@ -110,15 +112,24 @@ def samples(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, st
                 right = question.expect[position]
             else:
                 right = every
-            ranked = [slugs[c.entry_id] for c in analysis.candidates]
-            out.append(
-                (
-                    features(analysis, asked=reading.asked),
-                    int(ranked[0] in right),
-                    int(bool(right.intersection(ranked[:3]))),
-                )
-            )
-    return out
+            yield reading, part, analysis, right
+
+
+def _sample(x: tuple[float, ...], ranked: Sequence[str], right: frozenset[str]) -> Sample:
+    """(features, best is right, a right one in the top 3)."""
+    return x, int(ranked[0] in right), int(bool(right.intersection(ranked[:3])))
+
+
+def samples(questions: Sequence[Question], matcher: Matcher, slugs: dict[int, str]) -> list[Sample]:
+    """(features, best is right, a right one in the top 3) for every ranked question."""
+    return [
+        _sample(
+            features(analysis, asked=reading.asked),
+            [slugs[c.entry_id] for c in analysis.candidates],
+            right,
+        )
+        for reading, _, analysis, right in _ranked_parts(questions, matcher)
+    ]
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
@@ -261,34 +272,16 @@ def _second_samples(
     weight: float,
 ) -> list[Sample]:
     out: list[Sample] = []
-    for question in questions:
-        reading = read(question.text)
-        parts = reading.parts or (question.text,)
-        every = frozenset().union(*question.expect) if question.expect else frozenset()
-        for position, part in enumerate(parts):
-            analysis = matcher.analyze(part)
-            if analysis.reason or not analysis.candidates:
-                continue
-            if decider.decide(analysis, asked=reading.asked).outcome is Outcome.ANSWER:
-                continue
-            scores = semantic(part)
-            if not scores:
-                continue
-            fused = fuse(analysis, scores, weight)
-            if not question.answerable:
-                right: frozenset[str] = frozenset()
-            elif len(parts) == len(question.expect):
-                right = question.expect[position]
-            else:
-                right = every
-            ranked = [slugs[c.entry_id] for c in fused]
-            out.append(
-                (
-                    second_features(features(analysis, asked=reading.asked), fused, scores),
-                    int(ranked[0] in right),
-                    int(bool(right.intersection(ranked[:3]))),
-                )
-            )
+    for reading, part, analysis, right in _ranked_parts(questions, matcher):
+        if decider.decide(analysis, asked=reading.asked).outcome is Outcome.ANSWER:
+            continue
+        scores = semantic(part)
+        if not scores:
+            continue
+        fused = fuse(analysis, scores, weight)
+        lexical = features(analysis, asked=reading.asked)
+        ranked = [slugs[c.entry_id] for c in fused]
+        out.append(_sample(second_features(lexical, fused, scores), ranked, right))
     return out
 
 

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from bot.deciding import ABOUT_ME, INSTRUCTIONS, Decider, Outcome, SemanticScores, Verdict, consider
+from bot.deciding import (
+    ABOUT_ME,
+    INSTRUCTIONS,
+    NO_CONTENT,
+    Decider,
+    Outcome,
+    SemanticScores,
+    Verdict,
+    consider,
+)
 from bot.matcher import FaqDoc, Matcher
 from bot.store.faq import FaqStore
 from bot.store.models import FaqEntry
@@ -32,7 +41,7 @@ log = logging.getLogger(__name__)
 COMMAND = "command"
 #: "command": a bot command typed without its slash where commands cannot be run (a public
 #: timeline), which is nobody's question.
-NOT_A_QUESTION = frozenset({"empty", "no_content", COMMAND})
+NOT_A_QUESTION = NO_CONTENT | {COMMAND}
 #: Declines the moderators' queue does not get: no question, a message refused as too long
 #: (its author was asked for one short question; there is nothing to answer yet), or one
 #: that tries to instruct the bot (no FAQ entry will ever answer it).

@@ -44,7 +44,7 @@ EXACT = 0.97
 #: Decline reason for a message that tries to instruct the bot (:mod:`bot.understanding`).
 INSTRUCTIONS = "instructions"
 #: Matcher reasons for a question with nothing in it to rank.
-_NO_CONTENT = frozenset({"empty", "no_content"})
+NO_CONTENT = frozenset({"empty", "no_content"})
 #: A question that points back at what came before it ("what does that refer to?").
 _POINTS_BACK = re.compile(r"\b(?:that|this|it|these|those|they|them)\b", re.IGNORECASE)
 #: Decline reason for a question that points back at the one before it, which was declined
@@ -527,6 +527,12 @@ class Verdict:
         return self.parts[0]
 
 
+def _declined_whole(text: str, reason: str, *, asked: bool) -> Verdict:
+    """A message declined before any ranking (``reason``: what it was instead of a question)."""
+    decision = Decision(Outcome.DECLINE, None, (), 0.0, reason)
+    return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(reason), decision),), asked)
+
+
 def consider(
     text: str,
     matcher: Matcher,
@@ -542,20 +548,16 @@ def consider(
     """
     reading = read(text)
     if reading.instructions:
-        refused = Decision(Outcome.DECLINE, None, (), 0.0, INSTRUCTIONS)
-        return Verdict(
-            Outcome.DECLINE, (PartVerdict(text, Analysis(INSTRUCTIONS), refused),), False
-        )
-    questions = reading.parts or (text,)
-    analyses = [matcher.analyze(question) for question in questions] if reading.parts else []
-    if reading.about_me and all(a.reason in _NO_CONTENT for a in analyses):
+        return _declined_whole(text, INSTRUCTIONS, asked=False)
+    analyses = [matcher.analyze(question) for question in reading.parts]
+    if reading.about_me and all(a.reason in NO_CONTENT for a in analyses):
         # Only the question about the bot had anything in it ("how old are you? same here").
-        about = Decision(Outcome.DECLINE, None, (), 0.0, ABOUT_ME)
-        return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(ABOUT_ME), about),), True)
+        return _declined_whole(text, ABOUT_ME, asked=True)
+    questions = reading.parts or (text,)
     if not reading.parts:
         analyses = [matcher.analyze(text)]
     points_back = bool(reading.context) and all(_POINTS_BACK.search(p) for p in reading.parts)
-    nothing = _NO_CONTENT | ({"off_topic"} if points_back else set())
+    nothing = NO_CONTENT | ({"off_topic"} if points_back else set())
     if reading.parts and all(a.reason in nothing for a in analyses):
         # The questions read out of it say nothing ("pytorch foundation vs linux foundation...
         # same thing now??", "I keep seeing 'X'. What does that refer to?"): what the message

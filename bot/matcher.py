@@ -431,6 +431,30 @@ def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
+def _deletion_index(words: Iterable[str]) -> dict[str, list[str]]:
+    """Each word and each of its one-letter deletions -> the words it comes from: the lookup
+    side of symmetric-delete spelling correction (:func:`_near`)."""
+    index: dict[str, list[str]] = {}
+    for word in words:
+        for variant in _deletes(word) | {word}:
+            index.setdefault(variant, []).append(word)
+    return index
+
+
+def _near(word: str, index: dict[str, list[str]], limit: int) -> dict[str, int]:
+    """The words of ``index`` (:func:`_deletion_index`) within ``limit`` (1 or 2) edits or
+    swaps of ``word``, each with its distance."""
+    probes = _deletes(word) | {word}
+    if limit == 2:
+        probes |= {d for p in _deletes(word) for d in _deletes(p)}
+    found: dict[str, int] = {}
+    for candidate in {c for probe in probes for c in index.get(probe, ())}:
+        distance = OSA.distance(word, candidate, score_cutoff=limit)
+        if distance <= limit:
+            found[candidate] = distance
+    return found
+
+
 def _f_measure(recall: float, precision: float) -> float:
     if recall <= 0.0 or precision <= 0.0:
         return 0.0
@@ -441,24 +465,14 @@ def _f_measure(recall: float, precision: float) -> float:
 #: Stop words worth correcting to (five letters or more, so one slip still leaves them
 #: recognisable and a short name such as "Suse" or "Fram" is not read as "sure" or "from"),
 #: by each of their one-letter deletions.
-_STOP_VARIANTS: dict[str, frozenset[str]] = {}
-for _stop in sorted(STOPWORDS):
-    if len(_stop) >= 5:
-        for _variant in _deletes(_stop) | {_stop}:
-            _STOP_VARIANTS[_variant] = _STOP_VARIANTS.get(_variant, frozenset()) | {_stop}
+_STOP_VARIANTS = _deletion_index(stop for stop in sorted(STOPWORDS) if len(stop) >= 5)
 
 
 def _stop_word_typo(word: str) -> str | None:
     """The stop word ``word`` is one slip (edit or swap) away from, if exactly one is."""
     if len(word) < 4 or not word.isalpha():
         return None
-    probes = _deletes(word) | {word}
-    found = {
-        stop
-        for probe in probes
-        for stop in _STOP_VARIANTS.get(probe, ())
-        if OSA.distance(word, stop, score_cutoff=1) <= 1
-    }
+    found = _near(word, _STOP_VARIANTS, 1)
     return next(iter(found)) if len(found) == 1 else None
 
 
@@ -610,15 +624,11 @@ class Matcher:
 
         # Typo correction: each known word and its one-letter deletions point at the word.
         self._word_entries = word_entries
-        variants: dict[str, list[str]] = {}
-        for word in word_entries:
-            if len(word) < 4 or len(word) > MAX_CORRECTABLE or not word.isalpha():
-                continue
-            if not term_of(word):
-                continue
-            for variant in _deletes(word) | {word}:
-                variants.setdefault(variant, []).append(word)
-        self._variants = variants
+        self._variants = _deletion_index(
+            word
+            for word in word_entries
+            if 4 <= len(word) <= MAX_CORRECTABLE and word.isalpha() and term_of(word)
+        )
         log.debug("matcher built entries=%d terms=%d", self._size, len(self._idf))
 
     @property
@@ -762,19 +772,11 @@ class Matcher:
         """The pack word that ``word`` is probably a typo of, or None."""
         if len(word) < 4 or len(word) > MAX_CORRECTABLE or not word.isalpha():
             return None
-        limit = 2 if len(word) >= 8 else 1
-        probes = _deletes(word) | {word}
-        if limit == 2:
-            probes |= {d for p in _deletes(word) for d in _deletes(p)}
-        best: tuple[int, int, str] | None = None
-        for candidate in {c for probe in probes for c in self._variants.get(probe, ())}:
-            distance = OSA.distance(word, candidate, score_cutoff=limit)
-            if distance > limit:
-                continue
-            # Closest first, then the word more entries use, then alphabetical (stable).
-            key = (distance, -self._word_entries[candidate], candidate)
-            if best is None or key < best:
-                best = key
+        found = _near(word, self._variants, 2 if len(word) >= 8 else 1)
+        # Closest first, then the word more entries use, then alphabetical (stable).
+        best = min(
+            ((distance, -self._word_entries[c], c) for c, distance in found.items()), default=None
+        )
         return None if best is None else best[2]
 
     def _query(self, text: str) -> _Query | Match:

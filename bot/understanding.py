@@ -134,7 +134,7 @@ _ABOUT_ME = re.compile(
     r"|chatgpt|gpt|llm|machine|alive|sentient)"
     r"|(?:who|what)\s+(?:made|built|created|wrote|programmed|trained|coded|runs|owns|operates"
     r"|powers)\s+(?:you|u|this\s+bot|the\s+bot|this\s+thing)"
-    r"|what(?:'s|\s+is)\s+your\s+(?:name|age|purpose|model)"
+    r"|what(?:['’]s|\s+is)\s+your\s+(?:name|age|purpose|model)"
     r"|what\s+(?:can|do)\s+(?:you|u)\s+do"
     r")\W*$",
     re.IGNORECASE,
@@ -237,9 +237,7 @@ def read(message: str) -> Reading:
         content = focus(strip_chatter(sentence))
         if not _has_words(content) or _ONLY_CHATTER.match(content):
             continue
-        if _ABOUT_ME.match(content.replace("’", "'")) or _ABOUT_ME.match(
-            sentence.replace("’", "'")
-        ):
+        if _ABOUT_ME.match(content) or _ABOUT_ME.match(sentence):
             about_me = True
             continue
         (questions if asks(sentence) or asks(content) else statements).append(content)
