@@ -492,7 +492,10 @@ class DeliveryEngine:
                     duplicate = earlier is not None and isinstance(exc, DuplicatePostError)
                     if reconciler is None or not (exc.ambiguous or duplicate):
                         raise
-                    raise PartInDoubt(marker, part, parts, exc.reason, exc.retry_after) from exc
+                    # The settling delay counts from when the client gave up, not from when
+                    # it called: a slow platform can still be posting it after a timeout.
+                    gave_up = marker.again(utcnow())
+                    raise PartInDoubt(gave_up, part, parts, exc.reason, exc.retry_after) from exc
             progress.append(posted_entry(channel, sent.message_id))
             delivery.progress = list(progress)
             if index == 0:

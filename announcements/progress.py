@@ -56,7 +56,9 @@ class Doubt:
     channel: str
     #: When the first attempt that may have posted it started: the lookup starts there.
     since: datetime
-    #: When the latest such attempt started: the lookup waits ``reconcile_after`` after it.
+    #: When the latest such attempt was last known to be under way: when it started (the
+    #: marker written before the call), then when the client gave up on it. The lookup waits
+    #: ``reconcile_after`` after it, for a post the platform was still making to show.
     last: datetime
 
     def entry(self) -> str:

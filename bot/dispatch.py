@@ -569,6 +569,11 @@ REASONS = {
     "no_content": "there was no question in it",
     "empty": "the message was empty",
     "too_long": "the message is too long",
+    "instructions": "it tells me what to do or say rather than asking something",
+    "about_me": "it asks about me, the bot, not about PyTorch's move",
+    "refers_back": "it points back at a question I could not answer",
+    "command": "it reads as a command typed without its slash",
+    "news": "it asks for news, answered from the announcements",
 }
 
 

@@ -219,8 +219,19 @@ class LookupMemory(MemoryAdapter):
         self.posted: dict[str, SentMessage] = {}
         #: Called at each lookup (tests check the delivery row at that moment).
         self.on_lookup: Callable[[], Awaitable[None]] | None = None
+        #: Posts scripted "late": the client gives up after ``hang`` seconds and the platform,
+        #: still busy with it, puts the post up ``lands_after`` seconds after that.
+        self.late: list[tuple[float, float]] = []
+        self._landing: set[asyncio.Task[None]] = set()
 
     async def send(self, message: OutgoingMessage) -> SentMessage:
+        if self.late and message.idempotency_key:
+            hang, lands_after = self.late.pop(0)
+            await asyncio.sleep(hang)
+            landing = asyncio.create_task(self._land(message, lands_after))
+            self._landing.add(landing)
+            landing.add_done_callback(self._landing.discard)
+            raise TransientPlatformError(self.platform, "read timeout", ambiguous=True)
         lost = self.time_outs.pop(0) if self.time_outs and message.idempotency_key else None
         if lost is False:
             raise TransientPlatformError(self.platform, "read timeout", ambiguous=True)
@@ -230,6 +241,11 @@ class LookupMemory(MemoryAdapter):
         if lost:
             raise TransientPlatformError(self.platform, "read timeout", ambiguous=True)
         return sent
+
+    async def _land(self, message: OutgoingMessage, after: float) -> None:
+        await asyncio.sleep(after)
+        assert message.idempotency_key
+        self.posted[message.idempotency_key] = await super().send(message)
 
     async def find_posted(
         self, message: OutgoingMessage, key: str, since: datetime
@@ -286,6 +302,36 @@ async def test_post_in_doubt_is_looked_up_after_the_delay_and_never_posted_twice
         assert delivery.progress == ["C-news|slack-1", "C-more|slack-2"]
         assert bot.posts("slack") == ["Two channels", "Two channels"]  # once per channel
         assert (await bot.runtime.announcements.require(1)).status == "done"
+
+
+async def test_a_post_that_lands_after_the_client_gave_up_is_found_not_posted_again(
+    db_url: str,
+) -> None:
+    # The client waits 0.6 s and gives up; the platform puts the post up 0.3 s after that.
+    # The lookup waits the settling delay (0.5 s) from the moment the client gave up, not
+    # from the call's start (which would have looked 0.4 s too early and posted it twice).
+    slack = LookupMemory("slack", ("C-news",))
+    async with running_bot(
+        db_url,
+        platforms={"slack": slack},
+        reconcile_after_seconds=0.5,
+        backoff_base_seconds=0.01,
+        backoff_max_seconds=0.01,
+    ) as bot:
+        slack.late = [(0.6, 0.3)]
+        before = utcnow()
+        await bot.announce("now --to slack Slow platform")
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert delivery.state == "pending" and delivery.progress[0].startswith("?C-news|")
+        _, since, gave_up = delivery.progress[0].removeprefix("?").split("|")
+        assert datetime.fromisoformat(since) < before + timedelta(seconds=0.6)
+        assert datetime.fromisoformat(gave_up) >= before + timedelta(seconds=0.6)
+        assert delivery.next_attempt_at is not None
+        assert delivery.next_attempt_at >= before + timedelta(seconds=1.1)
+        await fire_retry(bot, delivery.id)  # fired early by hand: it still waits the delay
+        [delivery] = await bot.runtime.announcements.deliveries(1)
+        assert (delivery.state, delivery.attempts) == ("sent", 2)
+        assert bot.posts("slack") == ["Slow platform"]  # once
 
 
 async def test_post_in_doubt_that_is_not_there_is_posted_and_lookup_errors_retry(
