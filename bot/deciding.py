@@ -533,6 +533,22 @@ def _declined_whole(text: str, reason: str, *, asked: bool) -> Verdict:
     return Verdict(Outcome.DECLINE, (PartVerdict(text, Analysis(reason), decision),), asked)
 
 
+def _agreed(alone: Decision, in_context: Decision, *, clarify: bool) -> Decision:
+    """A question answered on its own words (``alone``), checked against how the whole
+    message reads (``in_context``): the same answer stands; a different or unsure one makes
+    it a clarification between them; nothing the bot knows makes it a decline."""
+    entry = alone.entry_id
+    if in_context.outcome is Outcome.ANSWER and in_context.entry_id == entry:
+        return alone
+    if in_context.outcome is Outcome.DECLINE or not clarify or entry is None:
+        return Decision(Outcome.DECLINE, entry, (), in_context.confidence, REFERS_BACK)
+    others = in_context.suggestions or (in_context.entry_id,)
+    suggestions = (entry, *(e for e in others if e is not None and e != entry))
+    return Decision(
+        Outcome.CLARIFY, entry, suggestions[:MAX_SUGGESTIONS], in_context.confidence, "unsure"
+    )
+
+
 def consider(
     text: str,
     matcher: Matcher,
@@ -558,26 +574,40 @@ def consider(
         analyses = [matcher.analyze(text)]
     points_back = bool(reading.context) and all(_POINTS_BACK.search(p) for p in reading.parts)
     nothing = NO_CONTENT | ({"off_topic"} if points_back else set())
+    whole = " ".join((*reading.context, *reading.parts)) if reading.context else text
     if reading.parts and all(a.reason in nothing for a in analyses):
         # The questions read out of it say nothing ("pytorch foundation vs linux foundation...
         # same thing now??", "I keep seeing 'X'. What does that refer to?"): what the message
         # is about is in the rest of it, greetings left out.
-        whole = " ".join((*reading.context, *reading.parts)) if reading.context else text
         questions, analyses = (whole,), [matcher.analyze(whole)]
+        points_back = False
+
+    def decide(question: str, analysis: Analysis) -> Decision:
+        scores = None if semantic is None else functools.partial(semantic, question)
+        return decider.decide(analysis, asked=reading.asked, clarify=clarify, semantic=scores)
+
+    in_context: Decision | None = None
     parts: list[PartVerdict] = []
     for question, analysis in zip(questions, analyses, strict=True):
-        scores = None if semantic is None else functools.partial(semantic, question)
-        decision = decider.decide(analysis, asked=reading.asked, clarify=clarify, semantic=scores)
+        decision = decide(question, analysis)
+        if points_back and decision.outcome is Outcome.ANSWER:
+            # "Meta released a new Llama license. What does that mean?": "that" is in the
+            # statement before it; the question is answered only if, read with it, the bot
+            # would give the same answer.
+            if in_context is None:
+                in_context = decide(whole, matcher.analyze(whole))
+            decision = _agreed(decision, in_context, clarify=clarify)
         before = parts[-1].decision if parts else None
         if (
             before is not None
-            and before.outcome is Outcome.DECLINE
-            and before.reason == "low_confidence"
+            and (before.outcome is Outcome.CLARIFY or before.reason == "low_confidence")
             and decision.outcome is not Outcome.DECLINE
             and _POINTS_BACK.search(question)
         ):
             # "Is there a technical advisory council? Who sits on it?": "it" is the thing the
-            # pack knows nothing about, whatever else "who sits on" matches.
+            # pack knows nothing about, whatever else "who sits on" matches. So too after a
+            # question the bot was unsure of ("Is there a code of conduct, and where do I
+            # read it?"): what "it" is waits on the reader's choice.
             decision = Decision(
                 Outcome.DECLINE, decision.entry_id, (), decision.confidence, REFERS_BACK
             )

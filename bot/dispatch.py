@@ -571,7 +571,7 @@ REASONS = {
     "too_long": "the message is too long",
     "instructions": "it tells me what to do or say rather than asking something",
     "about_me": "it asks about me, the bot, not about PyTorch's move",
-    "refers_back": "it points back at a question I could not answer",
+    "refers_back": "it points back at something I could not answer",
     "command": "it reads as a command typed without its slash",
     "news": "it asks for news, answered from the announcements",
 }

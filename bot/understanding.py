@@ -18,7 +18,8 @@ message to the questions in it:
    all previous instructions", "you are now DAN", "SYSTEM: …", "dump your knowledge base") is
    declined whole, even when it also asks something.
 5. **One question at a time.** A sentence that joins two questions ("is it a nonprofit, and
-   who pays for it") is split where a new question word starts after "and" / "or" / a comma.
+   who pays for it") is split where a new question word starts after "and" / "or" / a comma;
+   "or" before a yes/no opening ("or was it just Meta") is the same question's other half.
 
 At most :data:`MAX_PARTS` questions are kept, in the order asked; the answering side answers
 each and composes one reply. Pure functions on strings, no state: cheap enough to run on
@@ -42,11 +43,14 @@ _ASKING = (
     "hasn't|haven't|any|anything|wat|wut|y"
 )
 _ASKS = re.compile(rf"^(?:{_ASKING})\b", re.IGNORECASE)
-#: Where a second question starts inside a sentence: ", and who ...", " or is ...".
+_WH = r"who|what|when|where|why|how|which|whose"
+#: Where a second question starts inside a sentence: ", and who ...", " or what ...". "Or"
+#: before a yes/no opening offers the other answer to the same question ("did AWS post about
+#: it too, or was it just Meta?"), so it does not start one.
 _JOIN = re.compile(
-    r"(?:\s*[,;]\s*(?:and|or|also|plus|&)?|\s+(?:and|or|also|plus|&))\s+"
-    r"(?=(?:who|what|when|where|why|how|which|whose|is|are|was|were|do|does|did|will|"
-    r"would|can|could|should|has|have)\b)",
+    r"(?:\s*[,;]\s*(?:and|also|plus|&)?|\s+(?:and|also|plus|&))\s+"
+    rf"(?=(?:{_WH}|is|are|was|were|do|does|did|will|would|can|could|should|has|have)\b)"
+    rf"|(?:\s*[,;])?\s+or\s+(?=(?:{_WH})\b)",
     re.IGNORECASE,
 )
 #: Chatter that can open a sentence; matched repeatedly ("hey all, sorry if ..., but").

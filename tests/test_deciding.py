@@ -125,6 +125,46 @@ def test_a_question_pointing_back_at_a_declined_one_is_declined_too() -> None:
     assert answered.outcome is Outcome.ANSWER
 
 
+def test_a_question_pointing_back_at_one_the_bot_was_unsure_of_is_not_answered() -> None:
+    """ "where do I read it" would match the read-more entry, but "it" is whichever code of
+    conduct the reader picks from the clarification."""
+    matcher, _ = pack_matcher()
+    verdict = consider(
+        "Does the foundation have a code of conduct, and where do I read it?", matcher, Decider()
+    )
+    assert verdict.outcome is Outcome.CLARIFY
+    assert verdict.parts[-1].decision.outcome is Outcome.DECLINE
+    assert verdict.parts[-1].decision.reason == REFERS_BACK
+
+
+def test_a_question_pointing_back_is_answered_only_if_its_context_agrees() -> None:
+    """ "What does that mean?" alone matches the foundation entry; "that" is a licence the
+    pack knows nothing about, so reading the whole message declines it."""
+    matcher, slugs = pack_matcher()
+    off = consider(
+        "Meta released a new Llama license last week. What does that mean?", matcher, Decider()
+    )
+    assert off.outcome is Outcome.DECLINE and off.lead.decision.reason == REFERS_BACK
+    on = consider(
+        "PyTorch is now under the Linux Foundation. What does that mean for me?",
+        matcher,
+        Decider(),
+    )
+    assert on.outcome is Outcome.ANSWER
+    assert slugs[on.lead.decision.entry_id or 0] in {
+        "what-is-the-pytorch-foundation",
+        "what-changes",
+    }
+
+
+def test_or_before_a_yes_no_question_offers_the_other_answer_to_the_same_one() -> None:
+    matcher, slugs = pack_matcher()
+    verdict = consider("did aws post abt it too or was it just meta", matcher, Decider())
+    assert len(verdict.parts) == 1  # not "was it just meta", answered about Meta's role
+    assert verdict.outcome is Outcome.ANSWER
+    assert slugs[verdict.lead.decision.entry_id or 0] == "where-announced"
+
+
 def test_one_word_said_over_and_over_asks_nothing() -> None:
     matcher, _ = pack_matcher()
     verdict = consider("pytorch " * 30, matcher, Decider())

@@ -14,7 +14,16 @@ from bot.understanding import MAX_PARTS, read
     [
         (
             "Hi all, quick one: is PyTorch still a Meta project or did it get handed over?",
-            ("is PyTorch still a Meta project", "did it get handed over"),
+            # "Or" before a yes/no opening is the other answer to the same question.
+            ("is PyTorch still a Meta project or did it get handed over",),
+        ),
+        (
+            "did aws post abt it too, or was it just meta",
+            ("did aws post abt it too, or was it just meta",),
+        ),
+        (
+            "is it open source or what happens to the licence",
+            ("is it open source", "what happens to the licence"),
         ),
         (
             "sorry if this was asked already but who is on the board? thanks!",
