@@ -39,8 +39,10 @@ TUNE = DATA / "questions_tune.toml"
 TUNE_MORE = DATA / "questions_tune_more.toml"
 #: The third round (one more writer; measured once as it came, then tuned on).
 TUNE_ROUND3 = DATA / "questions_tune_round3.toml"
+#: The fourth round (a sixth writer; measured once as it came, then tuned on).
+TUNE_ROUND4 = DATA / "questions_tune_round4.toml"
 #: Everything that may be tuned on.
-TUNING = (TUNE, TUNE_MORE, TUNE_ROUND3)
+TUNING = (TUNE, TUNE_MORE, TUNE_ROUND3, TUNE_ROUND4)
 TEST = DATA / "questions_test.toml"
 #: The older dev set (written partly alongside the first matcher); used by the speed benches.
 DEV = DATA / "dev_questions.toml"

@@ -590,10 +590,11 @@ def consider(
     parts: list[PartVerdict] = []
     for question, analysis in zip(questions, analyses, strict=True):
         decision = decide(question, analysis)
-        if points_back and decision.outcome is Outcome.ANSWER:
+        if points_back and decision.outcome is Outcome.ANSWER and analysis.terms <= 1:
             # "Meta released a new Llama license. What does that mean?": "that" is in the
-            # statement before it; the question is answered only if, read with it, the bot
-            # would give the same answer.
+            # statement before it, and the question says little by itself; it is answered
+            # only if, read with the statement, the bot would give the same answer. (One
+            # that says more, "who made the announcement of this change", stands alone.)
             if in_context is None:
                 in_context = decide(whole, matcher.analyze(whole))
             decision = _agreed(decision, in_context, clarify=clarify)

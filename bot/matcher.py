@@ -55,7 +55,7 @@ import snowballstemmer
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
-from bot.specifics import Kind, asked_kinds, stated_kinds
+from bot.specifics import Kind, asked_kinds, counted_thing, counted_things, stated_kinds
 from bot.wordlist import is_english_word
 
 log = logging.getLogger(__name__)
@@ -507,6 +507,8 @@ class _Entry:
     entities: frozenset[str]
     #: Kinds of specific fact its answer states (a person, a date...).
     stated: frozenset[Kind]
+    #: Terms of what its answer gives numbers of ("six companies": compani).
+    counted: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,6 +541,15 @@ class Matcher:
         capitalized: dict[str, int] = {}
         parsed: list[tuple[int, list[tuple[frozenset[str], str]], frozenset[str]]] = []
         stated = [stated_kinds(doc.answer[:MAX_CHARS]) for doc in doc_list]
+        counted = [
+            frozenset(
+                t
+                for thing in counted_things(doc.answer[:MAX_CHARS])
+                for t in map(term_of, words(thing))
+                if t
+            )
+            for doc in doc_list
+        ]
         for doc in doc_list:
             passages: list[tuple[frozenset[str], str]] = []
             seen: set[str] = set()
@@ -590,7 +601,9 @@ class Matcher:
 
         entries: list[_Entry] = []
         postings: dict[str, list[int]] = {}
-        for (entry_id, passages, answer_terms), kinds in zip(parsed, stated, strict=True):
+        for (entry_id, passages, answer_terms), kinds, counts in zip(
+            parsed, stated, counted, strict=True
+        ):
             question_terms = frozenset().union(*(p for p, _ in passages))
             everything = question_terms | answer_terms
             for term in everything:
@@ -612,6 +625,7 @@ class Matcher:
                     answer_terms - question_terms,
                     everything & entity_terms,
                     kinds,
+                    counts,
                 )
             )
         self._entries = tuple(entries)
@@ -719,9 +733,27 @@ class Matcher:
             precision=round(precision, 4),
             foreign_name=foreign,
             coverage=round(explained / query.total, 4),
-            unstated=bool(asked_kinds(text[:MAX_CHARS]) - entry.stated),
+            unstated=self._unstated(text[:MAX_CHARS], entry),
             **read,  # type: ignore[arg-type]
         )
+
+    def _unstated(self, text: str, entry: _Entry) -> bool:
+        """Whether ``text`` asks for a kind of fact ``entry``'s answer does not state; for
+        "how many X", whether the numbers the answer gives are of something else ("how many
+        GitHub stars" against "150,000 projects")."""
+        asked = asked_kinds(text)
+        if asked - entry.stated:
+            return True
+        if Kind.COUNT not in asked or not entry.counted:
+            return False
+        thing = counted_thing(text)
+        if thing is None:
+            return False
+        terms = {term_of(w) for w in words(thing)}
+        for word in words(thing):
+            if term_of(word) not in self._idf and (fixed := self._correct(word)) is not None:
+                terms.add(term_of(fixed))  # "how many projcts"
+        return not terms & entry.counted
 
     def _match(self, text: str) -> Match:
         query = self._query(text)

@@ -158,6 +158,49 @@ _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
 }
 
 
+#: "how many GitHub stars does it have": the words of the noun phrase after "how many".
+_HOW_MANY = re.compile(r"\bhow\s+many\s+([\w'-]+(?:\s+[\w'-]+){0,2})", re.IGNORECASE)
+#: Words that end that noun phrase ("how many projects *have* been built").
+_PHRASE_END_WORDS = """
+    do does did are is was were have has had will would can could should of in on at to for
+    from with there they we you i it that this these those he she get gets got work works use
+    uses
+"""
+_PHRASE_END = frozenset(_PHRASE_END_WORDS.split())
+#: A number and the words after it ("six founding companies", "hundreds of engineers").
+_COUNTED = re.compile(
+    rf"(?:\d[\d,.]*\+?|\b(?:{_NUMBER_WORDS})\b)(?:\s+of)?((?:\s+[A-Za-z-]+){{1,3}})",
+    re.IGNORECASE,
+)
+
+
+def counted_thing(question: str) -> str | None:
+    """What a "how many" question counts: the last word of the noun phrase after it
+    ("stars" in "how many GitHub stars does PyTorch have"), or None."""
+    found = _HOW_MANY.search(question)
+    if found is None:
+        return None
+    head = None
+    for word in found.group(1).split():
+        if word.lower() in _PHRASE_END:
+            break
+        head = word
+    return head
+
+
+def counted_things(answer: str) -> tuple[str, ...]:
+    """What ``answer`` gives numbers of: the first plural noun after each number ("six
+    founding companies" -> "companies", "hundreds of engineers" -> "engineers")."""
+    found = []
+    for match in _COUNTED.finditer(answer):
+        plural = next(
+            (w for w in match.group(1).split() if w.lower().endswith("s") and len(w) > 3), None
+        )
+        if plural is not None:
+            found.append(plural)
+    return tuple(found)
+
+
 def asked_kinds(question: str) -> frozenset[Kind]:
     """The kinds of specific fact ``question`` asks for (none for most questions)."""
     text = question.replace("’", "'")

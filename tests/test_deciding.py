@@ -22,7 +22,7 @@ from bot.deciding import (
     features,
 )
 from bot.faqfile import builtin_pack
-from bot.specifics import Kind, asked_kinds, stated_kinds
+from bot.specifics import Kind, asked_kinds, counted_thing, counted_things, stated_kinds
 from bot.understanding import read
 
 
@@ -189,6 +189,28 @@ def test_an_exact_count_is_not_answered_with_a_rough_one() -> None:
         "more than  150,000 projects",
     ):
         assert Kind.EXACT_COUNT not in stated_kinds(rough), rough
+
+
+def test_how_many_of_something_is_not_answered_with_a_count_of_something_else() -> None:
+    """ "150,000 projects" does not say how many GitHub stars; it does say how many projects,
+    typo or not."""
+    assert counted_thing("How many GitHub stars does PyTorch have?") == "stars"
+    assert counted_thing("how many projects have been built on it") == "projects"
+    assert counted_things("six founding companies and hundreds of engineers") == (
+        "companies",
+        "engineers",
+    )
+    matcher, slugs = pack_matcher()
+    stars = matcher.analyze("How many GitHub stars does PyTorch have?")
+    assert stars.best is not None and slugs[stars.best.entry_id] == "adoption"
+    assert stars.unstated
+    assert consider("How many GitHub stars does PyTorch have?", matcher, Decider()).outcome is not (
+        Outcome.ANSWER
+    )
+    for asked in ("how many projcts are bult on pytorch", "How many companies are on the board?"):
+        analysis = matcher.analyze(asked)
+        assert not analysis.unstated, asked
+        assert consider(asked, matcher, Decider()).outcome is Outcome.ANSWER, asked
 
 
 def test_an_acronym_the_best_entry_never_names_is_a_foreign_name() -> None:
