@@ -432,9 +432,12 @@ class Decider:
         x = features(analysis, asked=asked)
         confidence = self._model.answer.probability(x)
         runner_up = analysis.candidates[1].score if len(analysis.candidates) > 1 else 0.0
-        if analysis.similarity >= EXACT and best.score > runner_up:
+        exact = analysis.similarity >= EXACT and best.score > runner_up
+        if exact:
             confidence = max(confidence, self._answer_cut)
-        if confidence >= self._answer_cut:
+        # An answer that lacks the kind of fact asked for (a person, a date, a count of
+        # that thing...) is at most offered, however well the words match.
+        if confidence >= self._answer_cut and (exact or not analysis.unstated):
             return Decision(Outcome.ANSWER, best.entry_id, (), confidence, "confident")
         second = self._model.second
         scores = semantic() if second is not None and semantic is not None else None
@@ -458,9 +461,10 @@ class Decider:
         x = second_features(lexical, fused, scores)
         confidence = second.answer.probability(x)
         top = fused[0]
-        if confidence >= second.answer_cut:
-            return Decision(Outcome.ANSWER, top.entry_id, (), confidence, "confident")
         best = analysis.best
+        lacking = analysis.unstated and best is not None and top.entry_id == best.entry_id
+        if confidence >= second.answer_cut and not lacking:
+            return Decision(Outcome.ANSWER, top.entry_id, (), confidence, "confident")
         plausible = best is not None and best.score >= self._model.suggest_floor
         if clarify and plausible and second.clarify.probability(x) >= second.clarify_cut:
             return self._clarify(fused, confidence)

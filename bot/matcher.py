@@ -137,12 +137,12 @@ _STOPWORDS = """
     list show
     wait nah ngl fr af legit pretty guess assume anymore eventually ballpark honestly totally
     yeah yep nope omg bruh lowkey fam iirc afaik imho smh rly srsly bro dude kinda sorta
-    confused
+    confused supposed try tried trying apparently
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
 
 #: Question words (stemmed: "why" -> "whi"): kept as terms, but alone they are no content.
-QUESTION_WORDS = frozenset({"who", "when", "where", "whi", "how"})
+QUESTION_WORDS = frozenset({"who", "when", "where", "whi", "how", "howmani", "howmuch"})
 
 #: Chat spellings, folded first; a value with spaces expands to several words.
 SLANG: dict[str, str] = {
@@ -175,6 +175,18 @@ SLANG: dict[str, str] = {
     "fdn": "foundation",
     "n": "and",
     "og": "original",
+    # Slips of short stop words (too short for the stop-word slip rule) and chat shorthand.
+    "teh": "the",
+    "hte": "the",
+    "ther": "there",
+    "wil": "will",
+    "waht": "what",
+    "adn": "and",
+    "taht": "that",
+    "jsut": "just",
+    "smth": "something",
+    "sth": "something",
+    "cos": "because",
     # Company tickers and short names: the same company, named.
     "msft": "microsoft",
     "gcp": "google cloud",
@@ -191,7 +203,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     # Asking whether it goes closed source is asking whether it stays open source.
     (r"closed[\s-]?sourced?", "opensource"),
     (r"in charge", "control"),
-    (r"governing body", "board"),
+    (r"(?:governing|governance|stewardship|oversight) body", "board"),
     (r"board of directors", "board"),
     (r"code ?base", "code"),
     (r"source code", "code"),
@@ -201,6 +213,9 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"multi[\s-]stakeholders?", "multistakeholder"),
     (r"decision[\s-]making", "decision"),
     (r"set(?:ting)? up", "create"),
+    # Asking for a number is not asking how something is done ("how does a company apply").
+    (r"how many", "howmany"),
+    (r"how much", "howmuch"),
 )
 _PHRASE = re.compile("|".join(rf"(?P<p{i}>\b{p}\b)" for i, (p, _) in enumerate(_PHRASES)))
 _PHRASE_REPLACEMENT = {f"p{i}": r for i, (_, r) in enumerate(_PHRASES)}
@@ -208,6 +223,7 @@ _CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("n't", " not"))
 #: Substrings without which no phrase, mention or URL can match.
 _PHRASE_HINT = re.compile(
     "profit|source|src|charge|body|directors|code|learning|language model|stakeholder|decision|set"
+    "|how m"
 )
 _NOISE_HINT = re.compile(r"[<@`]|http|www\.")
 _MULTIWORD_SLANG = frozenset(k for k, v in SLANG.items() if " " in v)

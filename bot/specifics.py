@@ -164,7 +164,7 @@ _HOW_MANY = re.compile(r"\bhow\s+many\s+([\w'-]+(?:\s+[\w'-]+){0,2})", re.IGNORE
 _PHRASE_END_WORDS = """
     do does did are is was were have has had will would can could should of in on at to for
     from with there they we you i it that this these those he she get gets got work works use
-    uses
+    uses r u ur
 """
 _PHRASE_END = frozenset(_PHRASE_END_WORDS.split())
 #: A number and the words after it ("six founding companies", "hundreds of engineers").

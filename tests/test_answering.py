@@ -328,23 +328,22 @@ async def test_bad_input_gets_one_clean_decline(
 
 
 async def test_semantic_second_opinion_suggests_what_words_alone_miss(db_url: str) -> None:
-    """With answering.semantic on, a question the lexical model does not answer (two typos
-    the word list cannot place) is answered from the right entry once the sentence vectors
-    are built."""
+    """With answering.semantic on, a question the lexical model does not answer (three
+    typos) is answered from the right entry once the sentence vectors are built."""
     database = Database(db_url)
     try:
         await database.upgrade()
         await FaqStore(database).upsert(list(builtin_pack()))
         lexical = Knowledge(FaqStore(database))
         await lexical.reload()
-        asked = "what is the pytorhc foundation suposed to achieve"
+        asked = "is pytroch still open sorce after the trasnition"
         assert lexical.answer(asked).outcome is not Outcome.ANSWER
         semantic = Knowledge(FaqStore(database), semantic=True)
         await semantic.reload()
         assert await semantic.wait_semantic() is True
         answer = semantic.answer(asked)
         assert answer.outcome is Outcome.ANSWER
-        assert "democratize access to state-of-the-art AI tools" in answer.text
+        assert answer.text.startswith("PyTorch stays open source")
         # A reload after an edit embeds only what changed, and keeps the second opinion.
         await semantic.reload()
         assert await semantic.wait_semantic() is True
