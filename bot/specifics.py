@@ -5,11 +5,14 @@ Linux Foundation, yet that entry names no person; "How much does membership cost
 to the board entries, which give no amount. Such questions are on topic but the pack cannot
 answer them, and they are the ones most often answered wrong. The classic check of question
 answering catches them: the kind of answer the question expects (a person, an amount of
-money, a count, a date, a duration) must be something the entry's answer contains.
+money, a count, a date, a duration, someone's exact words, the steps to join) must be
+something the entry's answer contains; and "how many X" must be answered with a number of X
+(:func:`counted_thing`, :func:`counted_things`), not of something else.
 
 Both sides are read with a few patterns (English): :func:`asked_kinds` on the question,
 :func:`stated_kinds` on an answer (once, when the index is built). The decision model takes
-"asks for a kind the best entry never states" as one of its inputs (:mod:`bot.deciding`).
+"asks for a kind the best entry never states" as one of its inputs, and such an entry is
+never answered outright, only suggested (:mod:`bot.deciding`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class Kind(StrEnum):
     DURATION = "duration"
     QUOTE = "quote"
     EXACT_COUNT = "exact_count"
+    #: The steps to take part: how to join, apply, become a member or maintainer.
+    PROCESS = "process"
 
 
 _ROLES = (
@@ -90,6 +95,18 @@ _ASKS_DATE = re.compile(
     re.IGNORECASE,
 )
 _ASKS_DURATION = re.compile(r"\bhow\s+long\b", re.IGNORECASE)
+#: "how can my company join", "how do I become a maintainer", "how to apply for a seat".
+_ASKS_PROCESS = re.compile(
+    r"\bhow\s+(?:can|could|do|does|would|should|might|to|r|are|is)\b(?:\s+[\w']+){0,4}?\s+"
+    r"(?:join|joins|apply|applies|become|becomes|sign\s+up|get\s+involved|participate|enroll"
+    r"|register|nominate|get\s+(?:a\s+)?(?:seat|spot|membership)|be\s+part)\b",
+    re.IGNORECASE,
+)
+_STATES_PROCESS = re.compile(
+    r"\b(?:apply|application|sign\s+up|register|contact|e-?mail|visit|fill\s+(?:in|out)|submit"
+    r"|membership\s+(?:form|page|tiers?))\b",
+    re.IGNORECASE,
+)
 
 _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|dozens?|"
@@ -148,6 +165,7 @@ _ASKS: dict[Kind, re.Pattern[str]] = {
     Kind.DURATION: _ASKS_DURATION,
     Kind.QUOTE: _ASKS_QUOTE,
     Kind.EXACT_COUNT: _ASKS_EXACT_COUNT,
+    Kind.PROCESS: _ASKS_PROCESS,
 }
 _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.MONEY: (_STATES_MONEY,),
@@ -155,6 +173,7 @@ _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.DATE: (_STATES_DATE,),
     Kind.DURATION: (_STATES_DURATION, _STATES_DATE),
     Kind.QUOTE: (_STATES_QUOTE,),
+    Kind.PROCESS: (_STATES_PROCESS,),
 }
 
 

@@ -42,6 +42,11 @@ from bot.understanding import read
         ("when was it announced", {Kind.DATE}),
         ("how long is a board member's term", {Kind.DURATION}),
         ("what exactly did the AWS tweet say", {Kind.QUOTE}),
+        ("how can my company join the pytorch foundation", {Kind.PROCESS}),
+        ("how do i become a pytorch maintainer", {Kind.PROCESS}),
+        ("How does a company apply to get a seat on the board?", {Kind.PROCESS}),
+        ("how will the board grow", set()),
+        ("how are decisions made now", set()),
         # Questions answered by a company, a place or a fact ask for no specific kind.
         ("who is on the board", set()),
         ("who else is on the board besides meta", set()),
@@ -189,6 +194,15 @@ def test_an_exact_count_is_not_answered_with_a_rough_one() -> None:
         "more than  150,000 projects",
     ):
         assert Kind.EXACT_COUNT not in stated_kinds(rough), rough
+
+
+def test_how_to_join_is_not_answered_by_an_entry_that_gives_no_steps() -> None:
+    """The issue's "how can my company join the pytorch foundation": no entry says how; the
+    one about what the foundation is shares its words."""
+    matcher, _ = pack_matcher()
+    verdict = consider("how can my company join the pytorch foundation", matcher, Decider())
+    assert verdict.outcome is not Outcome.ANSWER
+    assert verdict.lead.analysis.unstated
 
 
 def test_how_many_of_something_is_not_answered_with_a_count_of_something_else() -> None:
