@@ -5,7 +5,8 @@ Linux Foundation, yet that entry names no person; "How much does membership cost
 to the board entries, which give no amount. Such questions are on topic but the pack cannot
 answer them, and they are the ones most often answered wrong. The classic check of question
 answering catches them: the kind of answer the question expects (a person, an amount of
-money, a count, a date, a duration, someone's exact words, the steps to join) must be
+money, a count, a date, a future date, a duration, someone's exact words, the steps to
+join) must be
 something the entry's answer contains; and "how many X" must be answered with a number of X
 (:func:`counted_thing`, :func:`counted_things`), not of something else.
 
@@ -36,6 +37,8 @@ class Kind(StrEnum):
     EXACT_COUNT = "exact_count"
     #: The steps to take part: how to join, apply, become a member or maintainer.
     PROCESS = "process"
+    #: When something still to come will happen (a release, the next member, a meeting).
+    FUTURE_DATE = "future_date"
 
 
 _ROLES = (
@@ -102,6 +105,24 @@ _ASKS_PROCESS = re.compile(
     r"|register|nominate|get\s+(?:a\s+)?(?:seat|spot|membership)|be\s+part)\b",
     re.IGNORECASE,
 )
+#: "when will PyTorch 2.0 be released", "when's the next conference", "when is the next
+#: company expected to join".
+_ASKS_FUTURE_DATE = re.compile(
+    r"\bwhen(?:'s|\s+is|\s+are|\s+does|\s+do)?\b(?:\s+[\w'.]+){0,6}?\s+(?:will|going\s+to|gonna"
+    r"|next|upcoming|planned|scheduled|expected|come\s+out|comes\s+out|be\s+released|ship)\b"
+    r"|\b(?:will|going\s+to)\b[^?!]{0,60}\band\s+when\b"
+    r"|\bwhat\s+(?:date|day|year|month)\s+will\b",
+    re.IGNORECASE,
+)
+#: A date still to come: "will ... in 2025", "next year", "later this year", "by the end of".
+_STATES_FUTURE_DATE = re.compile(
+    r"\b(?:will|expected\s+to|planned|scheduled|due)\b[^.]{0,60}?\b(?:in|by|on)\s+"
+    r"(?:(?:19|20)\d\d|(?:early|late|mid)[\s-]|the\s+end|"
+    + "(?:january|february|march|april|may|june"
+    r"|july|august|september|october|november|december))"
+    r"|\b(?:next|later\s+this)\s+(?:week|month|quarter|year)\b",
+    re.IGNORECASE,
+)
 _STATES_PROCESS = re.compile(
     r"\b(?:apply|application|sign\s+up|register|contact|e-?mail|visit|fill\s+(?:in|out)|submit"
     r"|membership\s+(?:form|page|tiers?))\b",
@@ -166,6 +187,7 @@ _ASKS: dict[Kind, re.Pattern[str]] = {
     Kind.QUOTE: _ASKS_QUOTE,
     Kind.EXACT_COUNT: _ASKS_EXACT_COUNT,
     Kind.PROCESS: _ASKS_PROCESS,
+    Kind.FUTURE_DATE: _ASKS_FUTURE_DATE,
 }
 _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.MONEY: (_STATES_MONEY,),
@@ -174,6 +196,7 @@ _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.DURATION: (_STATES_DURATION, _STATES_DATE),
     Kind.QUOTE: (_STATES_QUOTE,),
     Kind.PROCESS: (_STATES_PROCESS,),
+    Kind.FUTURE_DATE: (_STATES_FUTURE_DATE,),
 }
 
 

@@ -46,6 +46,9 @@ from bot.understanding import read
         ("how do i become a pytorch maintainer", {Kind.PROCESS}),
         ("How does a company apply to get a seat on the board?", {Kind.PROCESS}),
         ("how will the board grow", set()),
+        ("When does PyTorch 2.0 come out?", {Kind.DATE, Kind.FUTURE_DATE}),
+        ("when's the next pytorch conference?", {Kind.DATE, Kind.FUTURE_DATE}),
+        ("will pytorch 2.0 ship under the foundation and when", {Kind.DATE, Kind.FUTURE_DATE}),
         ("how are decisions made now", set()),
         # Questions answered by a company, a place or a fact ask for no specific kind.
         ("who is on the board", set()),
