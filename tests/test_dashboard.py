@@ -400,8 +400,8 @@ async def test_similar_unanswered_questions_are_grouped(bot: DashBot) -> None:
 async def test_only_questions_that_ask_the_same_thing_share_a_group(bot: DashBot) -> None:
     """The report: "is the foundation hiring" (no closest entry) sat in the group of "why
     did they pick the linux foundation", and adding a phrasing resolved it too."""
-    await bot.ask("why did they pick the linux foundation but not apache", "m1")
-    await bot.ask("Why did they pick the Linux Foundation but not Apache??", "m2")
+    await bot.ask("what are the membership fees for the linux foundation", "m1")
+    await bot.ask("What are the membership fees for the Linux Foundation??", "m2")
     await bot.ask("is the foundation hiring", "m3")
     async with client(bot.base, "mia") as moderator:
         _, page, _ = await moderator.get("/dashboard/review")
@@ -412,8 +412,8 @@ async def test_only_questions_that_ask_the_same_thing_share_a_group(bot: DashBot
     assert sorted(groups.values(), key=len) == [
         {"is the foundation hiring"},
         {
-            "why did they pick the linux foundation but not apache",
-            "Why did they pick the Linux Foundation but not Apache??",
+            "what are the membership fees for the linux foundation",
+            "What are the membership fees for the Linux Foundation??",
         },
     ]
     assert page.count('type="checkbox" name="review_id"') == 3
