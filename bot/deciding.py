@@ -33,7 +33,7 @@ from importlib import resources
 from typing import Any
 
 from bot.matcher import PLAUSIBLE, TOP_K, Analysis, Candidate, Matcher
-from bot.understanding import read
+from bot.understanding import asks_for_coding_help, read
 
 #: Suggestions offered with a clarification.
 MAX_SUGGESTIONS = 3
@@ -602,6 +602,10 @@ def consider(
             if in_context is None:
                 in_context = decide(whole, matcher.analyze(whole))
             decision = _agreed(decision, in_context, clarify=clarify)
+        if decision.outcome is Outcome.CLARIFY and asks_for_coding_help(question):
+            # Coding help shares words with the entry about code changes; suggesting that
+            # entry to someone debugging their training loop is noise.
+            decision = Decision(Outcome.DECLINE, None, (), decision.confidence, "off_topic")
         before = parts[-1].decision if parts else None
         if (
             before is not None

@@ -222,6 +222,25 @@ def _has_words(text: str) -> bool:
     return _CONTENT.search(text) is not None
 
 
+#: Help with one's own code or training run ("how do I fix CUDA out of memory in my
+#: training loop"): off topic however many of its words the FAQ shares.
+_CODING_HELP = re.compile(
+    r"^(?=.*\b(?:how\s+(?:do|can|should|would)\s+(?:i|we|you)|how\s+to|help\s+me|fix|debug"
+    r"|why\s+(?:is|does|do)\s+my|what(?:'s|\s+is)\s+a\s+good)\b)"
+    r"(?=.*\b(?:cuda|oom|out\s+of\s+memory|traceback|exception|stack\s*trace|segfault|nan"
+    r"|gradients?|backprop\w*|dataloaders?|optimi[sz]ers?|learning\s+rate|epochs?|batch\s+size"
+    r"|pip|conda|\w+error|training\s+(?:loop|script|run)|hyperparameters?|tensors?|autograd"
+    r"|cudnn|vram|numpy|num_workers)\b)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def asks_for_coding_help(question: str) -> bool:
+    """Whether ``question`` asks for help with code or training rather than about the FAQ's
+    subject: such a question is declined, never offered suggestions."""
+    return _CODING_HELP.search(question) is not None
+
+
 def split_questions(sentence: str) -> list[str]:
     """One sentence that may join several questions, cut where each new one starts. What
     comes before the first question is part of it ("According to what they said, is it

@@ -23,7 +23,7 @@ from bot.deciding import (
 )
 from bot.faqfile import builtin_pack
 from bot.specifics import Kind, asked_kinds, counted_thing, counted_things, stated_kinds
-from bot.understanding import read
+from bot.understanding import asks_for_coding_help, read
 
 
 @pytest.mark.parametrize(
@@ -197,6 +197,26 @@ def test_an_exact_count_is_not_answered_with_a_rough_one() -> None:
         "more than  150,000 projects",
     ):
         assert Kind.EXACT_COUNT not in stated_kinds(rough), rough
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "how do I fix CUDA out of memory in my training loop?",
+        "RuntimeError: CUDA out of memory, how do i fix this with batch size 64?",
+        "what's a good learning rate for adam",
+    ],
+)
+def test_coding_help_is_declined_without_suggestions(asked: str) -> None:
+    matcher, _ = pack_matcher()
+    verdict = consider(asked, matcher, Decider())
+    assert verdict.outcome is Outcome.DECLINE and verdict.suggestions == ()
+
+
+def test_a_question_about_the_move_that_mentions_code_is_not_coding_help() -> None:
+    assert not asks_for_coding_help("do i need to rewrite my training loop rn or nah")
+    assert not asks_for_coding_help("Is team green, the CUDA folks, part of the founding cohort?")
+    assert asks_for_coding_help("how do I convert a pandas DataFrame to a numpy array?")
 
 
 def test_how_to_join_is_not_answered_by_an_entry_that_gives_no_steps() -> None:
