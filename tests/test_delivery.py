@@ -324,8 +324,9 @@ async def test_a_post_that_lands_after_the_client_gave_up_is_found_not_posted_ag
         [delivery] = await bot.runtime.announcements.deliveries(1)
         assert delivery.state == "pending" and delivery.progress[0].startswith("?C-news|")
         _, since, gave_up = delivery.progress[0].removeprefix("?").split("|")
-        assert datetime.fromisoformat(since) < before + timedelta(seconds=0.6)
-        assert datetime.fromisoformat(gave_up) >= before + timedelta(seconds=0.6)
+        # The marker keeps when the call began and records when the client gave up on it.
+        began, ended = datetime.fromisoformat(since), datetime.fromisoformat(gave_up)
+        assert began >= before and ended - began >= timedelta(seconds=0.6)
         assert delivery.next_attempt_at is not None
         assert delivery.next_attempt_at >= before + timedelta(seconds=1.1)
         await fire_retry(bot, delivery.id)  # fired early by hand: it still waits the delay
