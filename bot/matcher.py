@@ -765,9 +765,11 @@ class Matcher:
         thing = counted_thing(text)
         if thing is None:
             return False
-        terms = {term_of(w) for w in words(thing)}
+        terms = set()
         for word in words(thing):
-            if term_of(word) not in self._idf and (fixed := self._correct(word)) is not None:
+            term = term_of(word)
+            terms.add(term)
+            if term not in self._idf and (fixed := self._correct(word)) is not None:
                 terms.add(term_of(fixed))  # "how many projcts"
         return not terms & entry.counted
 

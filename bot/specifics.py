@@ -6,9 +6,8 @@ to the board entries, which give no amount. Such questions are on topic but the 
 answer them, and they are the ones most often answered wrong. The classic check of question
 answering catches them: the kind of answer the question expects (a person, an amount of
 money, a count, a date, a future date, a duration, someone's exact words, the steps to
-join) must be
-something the entry's answer contains; and "how many X" must be answered with a number of X
-(:func:`counted_thing`, :func:`counted_things`), not of something else.
+join) must be something the entry's answer contains; and "how many X" must be answered with
+a number of X (:func:`counted_thing`, :func:`counted_things`), not of something else.
 
 Both sides are read with a few patterns (English): :func:`asked_kinds` on the question,
 :func:`stated_kinds` on an answer (once, when the index is built). The decision model takes
@@ -114,15 +113,6 @@ _ASKS_FUTURE_DATE = re.compile(
     r"|\bwhat\s+(?:date|day|year|month)\s+will\b",
     re.IGNORECASE,
 )
-#: A date still to come: "will ... in 2025", "next year", "later this year", "by the end of".
-_STATES_FUTURE_DATE = re.compile(
-    r"\b(?:will|expected\s+to|planned|scheduled|due)\b[^.]{0,60}?\b(?:in|by|on)\s+"
-    r"(?:(?:19|20)\d\d|(?:early|late|mid)[\s-]|the\s+end|"
-    + "(?:january|february|march|april|may|june"
-    r"|july|august|september|october|november|december))"
-    r"|\b(?:next|later\s+this)\s+(?:week|month|quarter|year)\b",
-    re.IGNORECASE,
-)
 _STATES_PROCESS = re.compile(
     r"\b(?:apply|application|sign\s+up|register|contact|e-?mail|visit|fill\s+(?:in|out)|submit"
     r"|membership\s+(?:form|page|tiers?))\b",
@@ -144,6 +134,13 @@ _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _STATES_DATE = re.compile(
     rf"\b(?:1[89]|20)\d\d\b|\b(?:{_MONTHS}|{_DAYS})\b|\b(?:today|tonight|yesterday|tomorrow)\b"
     r"|\b(?:this|next|last)\s+(?:week|weekend|month|year|quarter)\b|\b\d{1,2}(?:st|nd|rd|th)\b",
+    re.IGNORECASE,
+)
+#: A date still to come: "will ... in 2025", "next year", "later this year", "by the end of".
+_STATES_FUTURE_DATE = re.compile(
+    r"\b(?:will|expected\s+to|planned|scheduled|due)\b[^.]{0,60}?\b(?:in|by|on)\s+"
+    rf"(?:(?:19|20)\d\d|(?:early|late|mid)[\s-]|the\s+end|(?:{_MONTHS}))"
+    r"|\b(?:next|later\s+this)\s+(?:week|month|quarter|year)\b",
     re.IGNORECASE,
 )
 _STATES_DURATION = re.compile(
