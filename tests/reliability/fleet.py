@@ -301,9 +301,13 @@ class Fleet:
 
 
 @asynccontextmanager
-async def fleet(logs: Path, database: str, **chaos: Any) -> AsyncIterator[Fleet]:
+async def fleet(
+    logs: Path, database: str, discord_rate: float | None = None, **chaos: Any
+) -> AsyncIterator[Fleet]:
     """Fakes, proxies and a fresh database: a PostgreSQL URL gets a new database next to it
-    (dropped afterwards); a SQLite URL is used as it is."""
+    (dropped afterwards); a SQLite URL is used as it is. ``discord_rate``: Discord's fault
+    rate, if not the others' (discord.py sleeps 1 s, 3 s, 5 s... after each 500 while it
+    holds the channel, so at 20 % the Discord fan-out alone takes minutes)."""
     postgres = database.startswith("postgresql")
     url = await create_pg_database(database) if postgres else database
     db = Database(url)
@@ -324,6 +328,7 @@ async def fleet(logs: Path, database: str, **chaos: Any) -> AsyncIterator[Fleet]
                     **{
                         **chaos,
                         "faults": [f for f in chaos.get("faults", ()) if "timeout" not in f],
+                        "rate": chaos.get("rate", 0.0) if discord_rate is None else discord_rate,
                     },
                 )
             ),
