@@ -47,6 +47,13 @@ INSTRUCTIONS = "instructions"
 NO_CONTENT = frozenset({"empty", "no_content"})
 #: A question that points back at what came before it ("what does that refer to?").
 _POINTS_BACK = re.compile(r"\b(?:that|this|it|these|those|they|them)\b", re.IGNORECASE)
+#: A later question of a message that points back at an earlier one ("Who wrote the blog
+#: post, and what's his role there?"); "is there" / "are there" is no pointer.
+_POINTS_BACK_PART = re.compile(
+    r"\b(?:that|this|it|these|those|they|them|his|her|its|their|there)\b(?<!\bis there)"
+    r"(?<!\bare there)",
+    re.IGNORECASE,
+)
 #: Decline reason for a question that points back at the one before it, which was declined
 #: ("Is there a technical advisory council? Who sits on it?").
 REFERS_BACK = "refers_back"
@@ -607,6 +614,20 @@ def consider(
             # entry to someone debugging their training loop is noise.
             decision = Decision(Outcome.DECLINE, None, (), decision.confidence, "off_topic")
         before = parts[-1].decision if parts else None
+        if (
+            before is not None
+            and before.outcome is Outcome.ANSWER
+            and decision.outcome is Outcome.ANSWER
+            and decision.entry_id != before.entry_id
+            and analysis.terms <= 2
+            and _POINTS_BACK_PART.search(question)
+        ):
+            # "Is Microsoft on the board, and is Meta staying on it too?": "it" is the board
+            # of the question before, and "is Meta staying" alone reads as another entry. A
+            # later question that says little by itself and points back is answered only if,
+            # read after the one it points to, the bot would give the same answer.
+            joined = f"{parts[-1].question} {question}"
+            decision = _agreed(decision, decide(joined, matcher.analyze(joined)), clarify=clarify)
         if (
             before is not None
             and (before.outcome is Outcome.CLARIFY or before.reason == "low_confidence")

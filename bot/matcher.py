@@ -55,7 +55,14 @@ import snowballstemmer
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
-from bot.specifics import Kind, asked_kinds, counted_thing, counted_things, stated_kinds
+from bot.specifics import (
+    Kind,
+    asked_kinds,
+    counted_thing,
+    counted_things,
+    member_named,
+    stated_kinds,
+)
 from bot.wordlist import is_english_word
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,9 @@ TOP_K = 5
 
 #: Weight of a word the pack never uses, relative to a word used by no entry.
 UNKNOWN_WEIGHT = 1.0
+#: What a name the pack never uses stands for in a question about membership
+#: (:func:`bot.specifics.member_named`).
+MEMBER_WORD = "company"
 #: Credit for a typo-corrected word, relative to one spelled right.
 CORRECTED_CREDIT = 0.8
 #: Credit for a word found only in an entry's answer (not its questions).
@@ -841,6 +851,19 @@ class Matcher:
         if len(tokens) >= REPEATS_MIN_WORDS and len(set(tokens)) * 4 <= len(tokens):
             # "pytorch pytorch pytorch ...": one or two words said over and over ask nothing.
             return Match(None, 0.0, False, "no_content")
+        named = member_named(text)
+        if named is not None:
+            # "Is Apple on the board?": the pack's list of members answers it whichever name
+            # it asks about; a name the pack never uses stands for "a member company".
+            name = set(words(named))
+            tokens = [
+                MEMBER_WORD
+                if t in name
+                and term_of(t) not in self._idf
+                and (not is_english_word(t) or _written_as_name(t, text))
+                else t
+                for t in tokens
+            ]
         fixes = self._typos(tokens, text)
         corrected: frozenset[str] = frozenset()
         if fixes:

@@ -240,6 +240,45 @@ def counted_things(answer: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+#: Where a board, its members or a seat are named after a membership phrase.
+_MEMBERSHIP_END = r"(?:[\w'-]+\s+){0,4}?(?:board|members?|companies|founders|founding|seats?)\b"
+_MEMBERSHIP_LINK = (
+    r"(?:also\s+|still\s+|actually\s+|even\s+|really\s+|not\s+|now\s+)?"
+    r"(?:on|in|part\s+of|one\s+of|among|a\s+member\s+of|members?\s+of|represented\s+on"
+    r"|left\s+out\s+of|included\s+in|seated\s+on"
+    r"|(?:got|has|have|hold|holds|get|gets)\s+(?:a|no|any))\s+"
+)
+#: Words that start a membership phrase without naming anyone ("Who is on the board?").
+_NOT_A_NAME = (
+    r"so|and|but|who|whom|what|which|where|when|why|how|whos|who's|anyone|anybody|someone"
+    r"|everyone|nobody|there|it|this|that|they|he|she|we|you|i|the|a|an|any|some|all|more"
+)
+_AUXILIARY = r"(?:is|are|isn't|aren't|isnt|arent|was|were|does|did|do|has|have)"
+_NAME_SLOT = r"([A-Za-z][\w&.-]*(?:\s+[A-Z][\w&.-]*){0,2})"
+#: "Is Apple on the board?", "does IBM have a seat", "Intel is one of the founding members",
+#: "IBM on the board?": the name whose membership is asked about.
+_MEMBERSHIP = re.compile(
+    rf"\b(?i:{_AUXILIARY})\s+(?!(?i:{_NOT_A_NAME})\b){_NAME_SLOT}\s+(?i:{_MEMBERSHIP_LINK}{_MEMBERSHIP_END})"
+    r"|(?:^|[,.!?;:]\s*|\b(?i:heard|think|thought|believe|guess|so|and|but|about)\s+)"
+    rf"(?!(?i:{_AUXILIARY}|{_NOT_A_NAME})\b){_NAME_SLOT}\s+"
+    rf"(?i:(?:is\s+|isn't\s+|isnt\s+|was\s+|has\s+|hasn't\s+)?{_MEMBERSHIP_LINK}"
+    rf"{_MEMBERSHIP_END})",
+)
+
+
+def member_named(question: str) -> str | None:
+    """The name in a question about whether someone is a member ("Is Apple on the board?",
+    "IBM on the board?", "does Intel have a seat"), or None.
+
+    A list of members answers such a question whichever name it asks about, so the matcher
+    does not count the name against the match when the pack never mentions it.
+    """
+    found = _MEMBERSHIP.search(question.replace("’", "'"))
+    if found is None:
+        return None
+    return found.group(1) or found.group(2)
+
+
 def asked_kinds(question: str) -> frozenset[Kind]:
     """The kinds of specific fact ``question`` asks for (none for most questions)."""
     text = question.replace("’", "'")

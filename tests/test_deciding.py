@@ -22,7 +22,14 @@ from bot.deciding import (
     features,
 )
 from bot.faqfile import builtin_pack
-from bot.specifics import Kind, asked_kinds, counted_thing, counted_things, stated_kinds
+from bot.specifics import (
+    Kind,
+    asked_kinds,
+    counted_thing,
+    counted_things,
+    member_named,
+    stated_kinds,
+)
 from bot.understanding import asks_for_coding_help, read
 
 
@@ -163,6 +170,78 @@ def test_a_question_pointing_back_is_answered_only_if_its_context_agrees() -> No
         "what-is-the-pytorch-foundation",
         "what-changes",
     }
+
+
+@pytest.mark.parametrize(
+    ("message", "first", "not_second"),
+    [
+        ("Who wrote the Meta blog post, and what's his role there?", "blog-author", "meta-control"),
+        (
+            "Is Microsoft on the board, and is Meta staying on it too?",
+            "governing-board",
+            "meta-use",
+        ),
+    ],
+)
+def test_a_later_question_pointing_back_is_not_answered_on_its_own_few_words(
+    message: str, first: str, not_second: str
+) -> None:
+    """ "his role there" is the blog author's role at Meta, not who controls PyTorch: a later
+    question that says little by itself is answered only if, read after the question it
+    points to, it gets the same answer; otherwise the bot offers both."""
+    matcher, slugs = pack_matcher()
+    verdict = consider(message, matcher, Decider())
+    answered = [slugs[e] for e in verdict.answers]
+    assert answered == [first]
+    second = verdict.parts[1].decision
+    assert second.outcome is Outcome.CLARIFY
+    assert {slugs[e] for e in second.suggestions} >= {first, not_second}
+    # A later question that says enough by itself still gets its own answer.
+    both = consider("Is AWS on the board? Did they tweet about it too?", matcher, Decider())
+    assert [slugs[e] for e in both.answers] == ["governing-board", "where-announced"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Is Apple on the board?",
+        "IBM on the board?",
+        "Does Intel have a seat on the board?",
+        "Apple is one of the founding board members, right.",
+    ],
+)
+def test_membership_of_a_company_the_pack_never_names_is_answered_with_the_member_list(
+    question: str,
+) -> None:
+    """The board's member list answers "is X on the board?" for any X, so a name the pack
+    never uses does not count against the match (it was clarified or declined before)."""
+    matcher, slugs = pack_matcher()
+    verdict = consider(question, matcher, Decider())
+    assert verdict.outcome is Outcome.ANSWER
+    assert [slugs[e] for e in verdict.answers] == ["governing-board"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who is Apple's representative on the board?",
+        "How much does Apple pay for its board seat?",
+        "Is Apple joining the board next year?",
+    ],
+)
+def test_other_questions_about_an_unknown_company_are_still_not_answered(question: str) -> None:
+    matcher, _ = pack_matcher()
+    assert consider(question, matcher, Decider()).outcome is not Outcome.ANSWER
+
+
+def test_the_name_in_a_membership_question_is_found() -> None:
+    assert member_named("Is Apple on the board?") == "Apple"
+    assert member_named("IBM on the board?") == "IBM"
+    assert member_named("So AWS has no seat on the board, right?") == "AWS"
+    assert member_named("Google Cloud has a seat on the governing board.") == "Google Cloud"
+    assert member_named("Which companies are on the board?") is None
+    assert member_named("Is Meta giving up its seat on the board?") is None
+    assert member_named("Who is on the board?") is None
 
 
 def test_or_before_a_yes_no_question_offers_the_other_answer_to_the_same_one() -> None:
