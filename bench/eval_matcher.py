@@ -41,8 +41,10 @@ TUNE_MORE = DATA / "questions_tune_more.toml"
 TUNE_ROUND3 = DATA / "questions_tune_round3.toml"
 #: The fourth round (a sixth writer; measured once as it came, then tuned on).
 TUNE_ROUND4 = DATA / "questions_tune_round4.toml"
+#: The fifth round (a seventh writer; measured once as it came, then tuned on).
+TUNE_ROUND5 = DATA / "questions_tune_round5.toml"
 #: Everything that may be tuned on.
-TUNING = (TUNE, TUNE_MORE, TUNE_ROUND3, TUNE_ROUND4)
+TUNING = (TUNE, TUNE_MORE, TUNE_ROUND3, TUNE_ROUND4, TUNE_ROUND5)
 TEST = DATA / "questions_test.toml"
 #: The older dev set (written partly alongside the first matcher); used by the speed benches.
 DEV = DATA / "dev_questions.toml"

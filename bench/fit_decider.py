@@ -3,8 +3,8 @@
 Run from the repository root: ``python -m bench.fit_decider`` (``--check`` fits and reports
 without writing; ``--logistic`` fits the regression instead of the trees, to compare;
 ``--lexical`` leaves out the semantic second opinion). The tuning set is
-``tests/data/questions_tune.toml``, ``questions_tune_more.toml``,
-``questions_tune_round3.toml`` and ``questions_tune_round4.toml``. It
+``tests/data/questions_tune.toml``, ``questions_tune_more.toml`` and
+``questions_tune_round3.toml`` to ``questions_tune_round5.toml``. It
 
 1. reads every tuning question as the bot does (:mod:`bot.understanding`), ranks each
    question in it with the matcher, and labels each ranked question: is the best entry right

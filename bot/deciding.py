@@ -630,7 +630,10 @@ def consider(
             decision = _agreed(decision, decide(joined, matcher.analyze(joined)), clarify=clarify)
         if (
             before is not None
-            and (before.outcome is Outcome.CLARIFY or before.reason == "low_confidence")
+            and (
+                before.outcome is Outcome.CLARIFY
+                or before.reason in {"low_confidence", "off_topic"}
+            )
             and decision.outcome is not Outcome.DECLINE
             and _POINTS_BACK.search(question)
         ):

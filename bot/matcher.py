@@ -78,7 +78,7 @@ PLAUSIBLE = 0.2
 MAX_CHARS = 1000
 #: A message this long that repeats its few words (each four times or more on average) is
 #: noise, not a question.
-REPEATS_MIN_WORDS = 8
+REPEATS_MIN_WORDS = 4
 #: Distinct terms read from one question.
 MAX_TERMS = 32
 #: Unknown words looked up for typos per question, and the longest word worth a lookup.
@@ -226,6 +226,13 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     # Asking for a number is not asking how something is done ("how does a company apply").
     (r"how many", "howmany"),
     (r"how much", "howmuch"),
+    # A technical steering committee is not the board (the pack may not know it at all).
+    (r"technical steering (?:committee|council|group)", "tsc"),
+    # "What is the foundation (actually) for?" asks its purpose.
+    (
+        r"(?:foundation|org|organi[sz]ation)(?: actually| even| really| exactly)? for(?=\W*$)",
+        "foundation purpose",
+    ),
 )
 _PHRASE = re.compile("|".join(rf"(?P<p{i}>\b{p}\b)" for i, (p, _) in enumerate(_PHRASES)))
 _PHRASE_REPLACEMENT = {f"p{i}": r for i, (_, r) in enumerate(_PHRASES)}
@@ -233,7 +240,7 @@ _CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("n't", " not"))
 #: Substrings without which no phrase, mention or URL can match.
 _PHRASE_HINT = re.compile(
     "profit|source|src|charge|body|directors|code|learning|language model|stakeholder|decision|set"
-    "|how m"
+    "|how m|steering| for"
 )
 _NOISE_HINT = re.compile(r"[<@`]|http|www\.")
 _MULTIWORD_SLANG = frozenset(k for k, v in SLANG.items() if " " in v)
@@ -759,7 +766,10 @@ class Matcher:
             precision=round(precision, 4),
             foreign_name=foreign,
             coverage=round(explained / query.total, 4),
-            unstated=self._unstated(text[:MAX_CHARS], entry),
+            # A specific fact about a name the entry never mentions ("How many engineers does
+            # AMD commit?" against Meta's engineers) is a fact the entry does not state.
+            unstated=self._unstated(text[:MAX_CHARS], entry)
+            or (foreign and bool(asked_kinds(text[:MAX_CHARS]))),
             **read,  # type: ignore[arg-type]
         )
 

@@ -38,6 +38,9 @@ class Kind(StrEnum):
     PROCESS = "process"
     #: When something still to come will happen (a release, the next member, a meeting).
     FUTURE_DATE = "future_date"
+    #: The exact day something happened ("the exact date it was announced"): a month or a
+    #: year does not answer it.
+    DAY = "day"
 
 
 _ROLES = (
@@ -97,6 +100,11 @@ _ASKS_DATE = re.compile(
     re.IGNORECASE,
 )
 _ASKS_DURATION = re.compile(r"\bhow\s+long\b", re.IGNORECASE)
+_ASKS_DAY = re.compile(
+    r"\b(?:exact|precise|specific|actual)\s+(?:date|day)\b|\b(?:what|which)\s+day\b"
+    r"|\bon\s+what\s+date\b|\bday\s+of\s+the\s+(?:month|week)\b",
+    re.IGNORECASE,
+)
 #: "how can my company join", "how do I become a maintainer", "how to apply for a seat".
 _ASKS_PROCESS = re.compile(
     r"\bhow\s+(?:can|could|do|does|would|should|might|to|r|are|is)\b(?:\s+[\w']+){0,4}?\s+"
@@ -134,6 +142,13 @@ _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _STATES_DATE = re.compile(
     rf"\b(?:1[89]|20)\d\d\b|\b(?:{_MONTHS}|{_DAYS})\b|\b(?:today|tonight|yesterday|tomorrow)\b"
     r"|\b(?:this|next|last)\s+(?:week|weekend|month|year|quarter)\b|\b\d{1,2}(?:st|nd|rd|th)\b",
+    re.IGNORECASE,
+)
+#: A day: "12 September", "September 12th", "2022-09-12", "on Monday", "yesterday".
+_STATES_DAY = re.compile(
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b"
+    rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?![\d,]\d)|\b\d{{4}}-\d\d-\d\d\b"
+    rf"|\b(?:{_DAYS}|today|yesterday|tomorrow)\b",
     re.IGNORECASE,
 )
 #: A date still to come: "will ... in 2025", "next year", "later this year", "by the end of".
@@ -185,6 +200,7 @@ _ASKS: dict[Kind, re.Pattern[str]] = {
     Kind.EXACT_COUNT: _ASKS_EXACT_COUNT,
     Kind.PROCESS: _ASKS_PROCESS,
     Kind.FUTURE_DATE: _ASKS_FUTURE_DATE,
+    Kind.DAY: _ASKS_DAY,
 }
 _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.MONEY: (_STATES_MONEY,),
@@ -194,11 +210,19 @@ _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
     Kind.QUOTE: (_STATES_QUOTE,),
     Kind.PROCESS: (_STATES_PROCESS,),
     Kind.FUTURE_DATE: (_STATES_FUTURE_DATE,),
+    Kind.DAY: (_STATES_DAY,),
 }
 
 
 #: "how many GitHub stars does it have": the words of the noun phrase after "how many".
 _HOW_MANY = re.compile(r"\bhow\s+many\s+([\w'-]+(?:\s+[\w'-]+){0,2})", re.IGNORECASE)
+#: "how many are X": the verbs after which X is what is counted.
+_LINKING = frozenset({"are", "were", "is", "was"})
+_HOW_MANY_ARE = re.compile(
+    r"\bhow\s+many\s+(?:are|were|is|was)\s+(?:(?:actually|really|now|still|the|of\s+them)\s+)*"
+    r"([\w'-]+(?:\s+[\w'-]+){0,2})",
+    re.IGNORECASE,
+)
 #: Words that end that noun phrase ("how many projects *have* been built").
 _PHRASE_END_WORDS = """
     do does did are is was were have has had will would can could should of in on at to for
@@ -220,7 +244,13 @@ def counted_thing(question: str) -> str | None:
     if found is None:
         return None
     head = None
-    for word in found.group(1).split():
+    phrase = found.group(1).split()
+    if phrase and phrase[0].lower() in _LINKING:
+        # "Of the 150,000 projects, how many are commercial products?": the count is of
+        # what comes after the verb.
+        after = _HOW_MANY_ARE.search(question, found.start())
+        phrase = after.group(1).split() if after is not None else []
+    for word in phrase:
         if word.lower() in _PHRASE_END:
             break
         head = word
@@ -241,7 +271,10 @@ def counted_things(answer: str) -> tuple[str, ...]:
 
 
 #: Where a board, its members or a seat are named after a membership phrase.
-_MEMBERSHIP_END = r"(?:[\w'-]+\s+){0,4}?(?:board|members?|companies|founders|founding|seats?)\b"
+_MEMBERSHIP_END = (
+    r"(?:[\w'-]+\s+){0,4}?(?:board|members?|companies|founders|founding|seats?|body|directors"
+    r"|committee|lineup|roster)\b"
+)
 _MEMBERSHIP_LINK = (
     r"(?:also\s+|still\s+|actually\s+|even\s+|really\s+|not\s+|now\s+)?"
     r"(?:on|in|part\s+of|one\s+of|among|a\s+member\s+of|members?\s+of|represented\s+on"
