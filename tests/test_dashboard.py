@@ -466,7 +466,7 @@ async def test_a_picked_suggestion_is_one_click_from_becoming_a_phrasing(bot: Da
 
 
 async def test_add_as_phrasing_reaches_the_bot_at_once(bot: DashBot) -> None:
-    question = "who sits on the money tribunal of the thing"
+    question = "where is the money tribunal of the thing located"
     assert bot.runtime.knowledge.answer(question).outcome.value == "decline"
     await bot.ask(question, "m1")
     ids = await _review_ids(bot)
