@@ -240,7 +240,7 @@ _CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("n't", " not"))
 #: Substrings without which no phrase, mention or URL can match.
 _PHRASE_HINT = re.compile(
     "profit|source|src|charge|body|directors|code|learning|language model|stakeholder|decision|set"
-    "|how m|steering| for"
+    "|how m|steering"
 )
 _NOISE_HINT = re.compile(r"[<@`]|http|www\.")
 _MULTIWORD_SLANG = frozenset(k for k, v in SLANG.items() if " " in v)
@@ -436,7 +436,7 @@ def clean(text: str) -> str:
         text = text.replace("’", "'").replace("‘", "'")
         for short, long in _CONTRACTIONS:
             text = text.replace(short, long)
-    if _PHRASE_HINT.search(text):
+    if _PHRASE_HINT.search(text) or text.rstrip(" ?!.").endswith(" for"):
         text = _PHRASE.sub(lambda m: " " + _PHRASE_REPLACEMENT[m.lastgroup or ""] + " ", text)
     return text
 
