@@ -46,12 +46,13 @@ INSTRUCTIONS = "instructions"
 #: Matcher reasons for a question with nothing in it to rank.
 NO_CONTENT = frozenset({"empty", "no_content"})
 #: A question that points back at what came before it ("what does that refer to?").
-_POINTS_BACK = re.compile(r"\b(?:that|this|it|these|those|they|them)\b", re.IGNORECASE)
+_POINTERS = "that|this|it|these|those|they|them"
+_POINTS_BACK = re.compile(rf"\b(?:{_POINTERS})\b", re.IGNORECASE)
 #: A later question of a message that points back at an earlier one ("Who wrote the blog
-#: post, and what's his role there?"); "is there" / "are there" is no pointer.
+#: post, and what's his role there?"): possessives and "there" point back too, but "is
+#: there" / "are there" is no pointer.
 _POINTS_BACK_PART = re.compile(
-    r"\b(?:that|this|it|these|those|they|them|his|her|its|their|there)\b(?<!\bis there)"
-    r"(?<!\bare there)",
+    rf"\b(?:{_POINTERS}|his|her|its|their|there)\b(?<!\bis there)(?<!\bare there)",
     re.IGNORECASE,
 )
 #: Decline reason for a question that points back at the one before it, which was declined

@@ -766,19 +766,21 @@ class Matcher:
             precision=round(precision, 4),
             foreign_name=foreign,
             coverage=round(explained / query.total, 4),
-            # A specific fact about a name the entry never mentions ("How many engineers does
-            # AMD commit?" against Meta's engineers) is a fact the entry does not state.
-            unstated=self._unstated(text[:MAX_CHARS], entry)
-            or (foreign and bool(asked_kinds(text[:MAX_CHARS]))),
+            unstated=self._unstated(text[:MAX_CHARS], entry, foreign=foreign),
             **read,  # type: ignore[arg-type]
         )
 
-    def _unstated(self, text: str, entry: _Entry) -> bool:
+    def _unstated(self, text: str, entry: _Entry, *, foreign: bool) -> bool:
         """Whether ``text`` asks for a kind of fact ``entry``'s answer does not state; for
         "how many X", whether the numbers the answer gives are of something else ("how many
-        GitHub stars" against "150,000 projects")."""
+        GitHub stars" against "150,000 projects").
+
+        ``foreign``: the question names someone the entry never mentions; a specific fact
+        about them ("How many engineers does AMD commit?" against Meta's engineers) is one
+        the entry does not state.
+        """
         asked = asked_kinds(text)
-        if asked - entry.stated:
+        if asked - entry.stated or (foreign and asked):
             return True
         if Kind.COUNT not in asked or not entry.counted:
             return False

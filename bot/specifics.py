@@ -214,13 +214,11 @@ _STATES: dict[Kind, tuple[re.Pattern[str], ...]] = {
 }
 
 
-#: "how many GitHub stars does it have": the words of the noun phrase after "how many".
-_HOW_MANY = re.compile(r"\bhow\s+many\s+([\w'-]+(?:\s+[\w'-]+){0,2})", re.IGNORECASE)
-#: "how many are X": the verbs after which X is what is counted.
-_LINKING = frozenset({"are", "were", "is", "was"})
-_HOW_MANY_ARE = re.compile(
-    r"\bhow\s+many\s+(?:are|were|is|was)\s+(?:(?:actually|really|now|still|the|of\s+them)\s+)*"
-    r"([\w'-]+(?:\s+[\w'-]+){0,2})",
+#: "how many GitHub stars does it have": the words of the noun phrase after "how many"; in
+#: "Of the 150,000 projects, how many are commercial products?", after the verb.
+_HOW_MANY = re.compile(
+    r"\bhow\s+many\s+(?:(?:are|were|is|was)\s+(?:(?:actually|really|now|still|the|of\s+them)"
+    r"\s+)*)?([\w'-]+(?:\s+[\w'-]+){0,2})",
     re.IGNORECASE,
 )
 #: Words that end that noun phrase ("how many projects *have* been built").
@@ -244,13 +242,7 @@ def counted_thing(question: str) -> str | None:
     if found is None:
         return None
     head = None
-    phrase = found.group(1).split()
-    if phrase and phrase[0].lower() in _LINKING:
-        # "Of the 150,000 projects, how many are commercial products?": the count is of
-        # what comes after the verb.
-        after = _HOW_MANY_ARE.search(question, found.start())
-        phrase = after.group(1).split() if after is not None else []
-    for word in phrase:
+    for word in found.group(1).split():
         if word.lower() in _PHRASE_END:
             break
         head = word
